@@ -1,0 +1,45 @@
+"""cnnlab: convolutional networks from the convolution up.
+
+Public interface::
+
+    import cnnlab
+    cnnlab.list_models("resnet*")
+    cnnlab.model_info("vgg16")
+    cnnlab.create_model("vgg16", num_classes=10, in_channels=1)
+    cnnlab.analyze("alexnet", input_size=(3, 227, 227), batch_size=1)
+    cnnlab.load_dataset("fashion-mnist", "train")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+from cnnlab.registry import ModelInfo, create_model, list_models, model_info, register_model
+
+__version__ = "0.1.0"
+
+# Heavier parts load on first use, so `import cnnlab` and `cnnlab --help` stay fast.
+_LAZY = {
+    "analyze": "cnnlab.analysis",
+    "load_dataset": "cnnlab.data",
+}
+
+__all__ = [
+    "CnnlabError",
+    "ModelInfo",
+    "__version__",
+    "analyze",
+    "create_model",
+    "list_models",
+    "load_dataset",
+    "model_info",
+    "register_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")

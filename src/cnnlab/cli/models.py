@@ -1,0 +1,63 @@
+"""``cnnlab models [PATTERN]``: the zoo as a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cnnlab.registry import list_models, model_info
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list the architecture zoo",
+        description="List registered models: name, family, paper, default input and parameters "
+        "(at the default input channels and 1000 classes, biases included).",
+    )
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list_models(args.pattern)
+    infos = [model_info(n) for n in names]
+    if args.format == "json":
+        rows = [
+            {
+                "name": i.name,
+                "family": i.family,
+                "paper": i.paper,
+                "input_size": list(i.input_size),
+                "min_input_size": list(i.min_input_size),
+                "params": i.num_params,
+                "torchvision": i.torchvision,
+                "description": i.description,
+            }
+            for i in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not infos:
+        print(f"no model matches {args.pattern!r}; try `cnnlab models` for the full list")
+        return 1
+    header = ("name", "family", "paper", "input", "params", "torchvision")
+    table = [
+        (
+            i.name,
+            i.family,
+            i.paper,
+            "x".join(map(str, i.input_size)),
+            f"{i.num_params:,}",
+            "identical" if i.torchvision else "",
+        )
+        for i in infos
+    ]
+    widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
+    right = {4}  # numbers align right
+    for r in [header, *table]:
+        cells = [c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths))]
+        print("  ".join(cells).rstrip())
+    print(f"\n{len(infos)} models; params at default input channels and 1000 classes, biases included")
+    return 0

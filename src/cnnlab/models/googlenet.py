@@ -1,0 +1,1 @@
+"""Placeholder: the googlenet family is being written."""

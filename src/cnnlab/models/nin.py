@@ -1,0 +1,1 @@
+"""Placeholder: the nin family is being written."""
