@@ -66,6 +66,7 @@ def register_model(
     min_input_size: tuple[int, int],
     num_params: int,
     num_classes: int = 1000,
+    fixed_input: bool = False,
     torchvision: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator that registers a builder under its function name.
