@@ -33,11 +33,18 @@ def small_input(name: str, channels: int | None = None, batch: int = 2) -> torch
 
 def test_registry_lists_the_lecture_models() -> None:
     assert len(ALL) >= 40
-    assert cnnlab.list_models("resnet1*") == ["resnet101", "resnet101_paper", "resnet110", "resnet152", "resnet152_paper", "resnet18"]
+    assert cnnlab.list_models("resnet1*") == [
+        "resnet101",
+        "resnet101_paper",
+        "resnet110",
+        "resnet152",
+        "resnet152_paper",
+        "resnet18",
+    ]
 
 
 def test_unknown_name_suggests_close_names() -> None:
-    with pytest.raises(UnknownModelError, match="did you mean.*resnet18"):
+    with pytest.raises(UnknownModelError, match=r"did you mean.*resnet18"):
         cnnlab.model_info("resnet-18")
 
 
@@ -47,7 +54,7 @@ def test_duplicate_registration_raises() -> None:
         @register_model(
             family="resnet", paper="x", input_size=(3, 8, 8), min_input_size=(8, 8), num_params=0
         )
-        def resnet18(**kwargs):  # noqa: ANN003
+        def resnet18(**kwargs):
             raise AssertionError("never built")
 
 
@@ -74,7 +81,7 @@ def test_minimum_input_is_the_true_minimum(name: str) -> None:
                 checked(torch.empty(1, c, h + 8, w + 8))
         else:
             # Derived, not transcribed: the raw model itself cannot take one pixel less.
-            with pytest.raises(Exception):  # noqa: B017, PT011  (torch's own shape error)
+            with pytest.raises(Exception):  # noqa: B017  (torch's own shape error)
                 raw(torch.empty(1, c, h - 1, w - 1))
             with pytest.raises(InputSizeError, match=f"at least {c}x{h}x{w}"):
                 checked(torch.empty(1, c, h - 1, w - 1))

@@ -57,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
     right = {4}  # numbers align right
     for r in [header, *table]:
-        cells = [c.rjust(w) if k in right else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths))]
+        cells = [
+            c.rjust(w) if k in right else c.ljust(w)
+            for k, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
         print("  ".join(cells).rstrip())
-    print(f"\n{len(infos)} models; params at default input channels and 1000 classes, biases included")
+    print(
+        f"\n{len(infos)} models; params at default input channels and 1000 classes, biases included"
+    )
     return 0
