@@ -1,0 +1,386 @@
+"""Finding a dataset on disk, and downloading it with a checksum when it is nowhere.
+
+Lookup order (DESIGN.md, "Data"), first match wins, per split:
+
+1. ``root=`` / ``--data-dir DIR``, then ``$CNNLAB_DATA``: ``DIR/<dataset>/`` or ``DIR`` itself
+   (so you can point at the folder that holds the files), or torchvision's layout
+   ``DIR/FashionMNIST/raw`` / ``DIR/MNIST/raw``;
+2. the user cache ``$XDG_CACHE_HOME/cnnlab/<dataset>`` (``~/.cache/cnnlab/<dataset>``);
+3. system copies ``/usr/share/datasets/<dataset>`` (Debian's ``dataset-fashion-mnist``);
+4. a download from the dataset's canonical address into the first writable place of
+   ``root``/``$CNNLAB_DATA``/the cache, with a progress bar and a SHA-256 check.
+
+A download goes to a temporary file in the destination folder that is renamed into place only
+after its length and SHA-256 digest check out, so an interrupted or damaged download never
+leaves a file that looks complete. ``$CNNLAB_DATA_URL`` (or ``base_url=``) replaces the canonical
+addresses by a mirror that serves ``<base>/<dataset>/<file name>``; the tests use it to point at a
+local HTTP server. ``$CNNLAB_DOWNLOAD_TIMEOUT`` sets the socket timeout in seconds (default 30).
+
+Found files are not hashed on every load (that would cost more than reading them): the readers
+validate structure instead, and ``cnnlab data info`` reports each file's checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnlab.data.datasets import DataFile, DatasetInfo
+from cnnlab.errors import DataError
+
+__all__ = [
+    "Location",
+    "cache_dir",
+    "download",
+    "fetch_dataset",
+    "file_status",
+    "locate",
+    "search_dirs",
+    "sha256_file",
+]
+
+ENV_DATA = "CNNLAB_DATA"
+ENV_URL = "CNNLAB_DATA_URL"
+ENV_TIMEOUT = "CNNLAB_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0  # seconds without a byte before a download gives up
+#: Where distributions install datasets (Debian: /usr/share/datasets/fashion-mnist).
+SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+#: torchvision's folder names, so an existing torchvision download is found too.
+_TORCHVISION_DIRS = {"fashion-mnist": "FashionMNIST/raw", "mnist": "MNIST/raw"}
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """The user cache root, ``$XDG_CACHE_HOME/cnnlab`` or ``~/.cache/cnnlab``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "cnnlab"
+
+
+def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """Directories searched for dataset ``name``, in order, each with the step that gave it."""
+    dirs: list[tuple[Path, str]] = []
+    explicit = [(root, "--data-dir")] if root is not None else []
+    if os.environ.get(ENV_DATA):
+        explicit.append((os.environ[ENV_DATA], f"${ENV_DATA}"))
+    for base, step in explicit:
+        base = Path(base).expanduser()
+        dirs.append((base / name, step))
+        dirs.append((base, step))
+        if name in _TORCHVISION_DIRS:
+            dirs.append((base / _TORCHVISION_DIRS[name], step))
+    dirs.append((cache_dir() / name, "user cache"))
+    dirs.extend((d / name, "system copy") for d in SYSTEM_DIRS)
+    return dirs
+
+
+@dataclass
+class Location:
+    """Where the files of one split were found.
+
+    Attributes:
+        directory: The folder that holds them.
+        step: Which lookup step found it (``"--data-dir"``, ``"$CNNLAB_DATA"``, ``"user cache"``,
+            ``"system copy"``, ``"download"``).
+        paths: For each :class:`DataFile` name, the file on disk (a raw IDX copy may stand in for
+            a ``.gz``). Empty when the split is read out of ``archive``.
+        archive: A CIFAR-10 tarball to read the split from when it was not unpacked.
+    """
+
+    directory: Path
+    step: str
+    paths: dict[str, Path] = field(default_factory=dict)
+    archive: Path | None = None
+
+
+def _candidates(directory: Path, f: DataFile) -> list[Path]:
+    out = [directory / f.name]
+    if f.name.endswith(".gz"):  # an uncompressed copy is as good
+        out.append(directory / f.name[: -len(".gz")])
+    if f.member:  # unpacked archive: the member's folder, or the file loose in the directory
+        out.insert(0, directory / f.member)
+    return out
+
+
+def _find_in(info: DatasetInfo, directory: Path, split: str) -> Location | None:
+    paths: dict[str, Path] = {}
+    for f in info.split_files(split):
+        hit = next((p for p in _candidates(directory, f) if p.is_file()), None)
+        if hit is None:
+            break
+        paths[f.name] = hit
+    else:
+        return Location(directory, "", paths)
+    archive = next((f for f in info.files if f.role == "archive"), None)
+    if archive is not None and (directory / archive.name).is_file():
+        return Location(directory, "", {}, directory / archive.name)
+    return None
+
+
+def locate(info: DatasetInfo, split: str, root: str | os.PathLike | None = None) -> Location | None:
+    """Find the files of ``split`` following the lookup order, or ``None``."""
+    for directory, step in search_dirs(info.name, root):
+        loc = _find_in(info, directory, split)
+        if loc is not None:
+            loc.step = step
+            return loc
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_status(f: DataFile, path: Path) -> str:
+    """``"ok"``, ``"MISMATCH (sha256 ...)"`` or why the file could not be checked."""
+    if path.name != f.name and f.name.endswith(".gz") and not path.name.endswith(".gz"):
+        return "not checked (uncompressed copy; digests are published for the .gz file)"
+    digest = sha256_file(path)
+    return "ok" if digest in f.sha256 else f"MISMATCH (sha256 {digest[:16]}...)"
+
+
+def _timeout(timeout: float | None) -> float:
+    if timeout is not None:
+        return timeout
+    raw = os.environ.get(ENV_TIMEOUT)
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DataError(
+            f"${ENV_TIMEOUT}={raw!r} is not a number of seconds; set it to e.g. 60"
+        ) from None
+    if value <= 0:
+        raise DataError(f"${ENV_TIMEOUT}={raw!r} must be positive; set it to e.g. 60")
+    return value
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: tuple[str, ...],
+    *,
+    timeout: float | None = None,
+    progress: bool | None = None,
+    offline_fix: str = "",
+) -> Path:
+    """Download ``url`` to ``dest`` through a temporary file, checking length and SHA-256.
+
+    Args:
+        url: Address to fetch (http, https or file).
+        dest: Final path; its folder is created. Replaced only by a verified download.
+        sha256: Accepted hex digests; an empty tuple skips the check (not used by cnnlab).
+        timeout: Socket timeout in seconds (default ``$CNNLAB_DOWNLOAD_TIMEOUT`` or 30).
+        progress: Show a tqdm bar on stderr; ``None`` shows it only on a terminal.
+        offline_fix: Extra advice appended when the address cannot be reached.
+
+    Returns:
+        ``dest`` as a Path.
+
+    Raises:
+        DataError: unreachable address, HTTP error, timeout, truncated body, checksum mismatch,
+            unwritable destination. The message names the address and the fix.
+    """
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    seconds = _timeout(timeout)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
+            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
+        )
+    except OSError as err:
+        raise DataError(
+            f"cannot write to {dest.parent} ({err.strerror}); pass --data-dir DIR (or set "
+            f"${ENV_DATA}) to a writable folder"
+        ) from None
+    tmp_path = Path(tmp.name)
+    fix_offline = offline_fix or f"check your connection, or copy {dest.name} into {dest.parent}"
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
+        try:
+            response = urllib.request.urlopen(request, timeout=seconds)
+        except urllib.error.HTTPError as err:
+            raise DataError(
+                f"download of {url} failed: HTTP {err.code} {err.reason}; {fix_offline}"
+            ) from None
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                reason = f"no answer within {seconds:g} s"
+            raise DataError(f"cannot reach {url} ({reason}); {fix_offline}") from None
+        digest = hashlib.sha256()
+        received = 0
+        with response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            bar = tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=dest.name,
+                disable=None if progress is None else not progress,
+                leave=False,
+            )
+            with bar, tmp:
+                try:
+                    while chunk := response.read(_CHUNK):
+                        digest.update(chunk)
+                        tmp.write(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                except http.client.IncompleteRead as err:
+                    received += len(err.partial)
+                    total = total or received + (err.expected or 1)
+                except TimeoutError:
+                    raise DataError(
+                        f"download of {url} stalled: no data within {seconds:g} s after "
+                        f"{received} bytes; try again, or raise ${ENV_TIMEOUT}"
+                    ) from None
+                except OSError as err:
+                    raise DataError(
+                        f"download of {url} broke off after {received} bytes ({err}); try again"
+                    ) from None
+                tmp.flush()
+                os.fsync(tmp.fileno())
+        if total is not None and received != total:
+            raise DataError(
+                f"download of {url} is truncated: {received} of {total} bytes; try again"
+            )
+        got = digest.hexdigest()
+        if sha256 and got not in sha256:
+            raise DataError(
+                f"checksum mismatch for {url}: sha256 {got}, expected {sha256[0]}; the file is "
+                f"damaged or the server sends a different file: try again, or use another mirror "
+                f"with ${ENV_URL}"
+            )
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return dest
+
+
+def base_url_for(info: DatasetInfo, base_url: str | None = None) -> str:
+    """The address files are fetched from: ``base_url``/``$CNNLAB_DATA_URL`` or canonical."""
+    override = base_url or os.environ.get(ENV_URL)
+    if override:
+        return f"{override.rstrip('/')}/{info.name}/"
+    return info.url
+
+
+def download_dir(info: DatasetInfo, root: str | os.PathLike | None = None) -> Path:
+    """Where a download goes: ``root/<dataset>``, ``$CNNLAB_DATA/<dataset>`` or the cache."""
+    if root is not None:
+        return Path(root).expanduser() / info.name
+    if os.environ.get(ENV_DATA):
+        return Path(os.environ[ENV_DATA]).expanduser() / info.name
+    return cache_dir() / info.name
+
+
+def _unpack(info: DatasetInfo, archive: Path, directory: Path) -> None:
+    """Extract the known members of a verified archive (nothing else, no path from the tar)."""
+    wanted = {f.member: f for f in info.files if f.member}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                f = wanted.get(member.name)
+                if f is None or not member.isfile():
+                    continue
+                dest = directory / f.member
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                assert src is not None  # isfile() members always have data
+                fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+                digest = hashlib.sha256()
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        while chunk := src.read(_CHUNK):
+                            digest.update(chunk)
+                            out.write(chunk)
+                    if digest.hexdigest() not in f.sha256:
+                        raise DataError(
+                            f"{archive}: member {member.name} fails its checksum; delete the "
+                            f"archive and run `cnnlab data fetch {info.name}`"
+                        )
+                    os.replace(tmp, dest)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+                del wanted[member.name]
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise DataError(
+            f"{archive}: cannot unpack ({err}); delete it and run `cnnlab data fetch {info.name}`"
+        ) from None
+    if wanted:
+        raise DataError(
+            f"{archive}: lacks {', '.join(sorted(wanted))}; delete it and run "
+            f"`cnnlab data fetch {info.name}`"
+        )
+
+
+def fetch_dataset(
+    info: DatasetInfo,
+    root: str | os.PathLike | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+) -> Path:
+    """Make sure both splits of ``info`` are on disk; download what is missing.
+
+    Files already present anywhere in the lookup order are used as they are unless ``force``.
+    Downloads go to :func:`download_dir`; an archive (CIFAR-10) is unpacked there and removed.
+
+    Returns:
+        The directory that now holds the dataset (the first found, or the download folder).
+    """
+    if not force:
+        train, test = locate(info, "train", root), locate(info, "test", root)
+        if train is not None and test is not None and train.directory == test.directory:
+            return train.directory
+    directory = download_dir(info, root)
+    base = base_url_for(info, base_url)
+    offline = (
+        f"if this machine is offline, copy the files of {info.name} ({info.homepage}) into "
+        f"{directory} or point --data-dir / ${ENV_DATA} at them"
+    )
+    archive = next((f for f in info.files if f.role == "archive"), None)
+    if archive is not None:
+        have = all((directory / f.member).is_file() for f in info.files if f.member)
+        if force or not have:
+            path = download(
+                base + archive.name,
+                directory / archive.name,
+                archive.sha256,
+                timeout=timeout,
+                progress=progress,
+                offline_fix=offline,
+            )
+            _unpack(info, path, directory)
+            path.unlink()
+        return directory
+    for f in info.files:
+        path = directory / f.name
+        if not force and path.is_file() and sha256_file(path) in f.sha256:
+            continue
+        download(
+            base + f.name, path, f.sha256, timeout=timeout, progress=progress, offline_fix=offline
+        )
+    return directory
