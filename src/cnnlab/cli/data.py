@@ -1,0 +1,145 @@
+"""``cnnlab data fetch|info|list``: get a dataset, and see what is known and found about it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cnnlab.data import DATASETS, dataset_info, fetch, find_dataset, resolve
+from cnnlab.data.datasets import DatasetInfo
+from cnnlab.data.fetch import ENV_DATA, ENV_URL, file_status
+
+_LOOKUP = (
+    f"Lookup order: --data-dir, ${ENV_DATA}, the user cache (~/.cache/cnnlab/DATASET), system "
+    "copies (/usr/share/datasets/DATASET), then a download with a SHA-256 check."
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "data",
+        help="fetch datasets and show what is known about them",
+        description="Datasets: " + ", ".join(DATASETS) + ", or the path of an image folder "
+        "(one sub-folder per class, optionally under train/ and test/). " + _LOOKUP,
+    )
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    f = sub.add_parser(
+        "fetch",
+        help="download a dataset unless it is already found",
+        description="Download a dataset unless it is already found. " + _LOOKUP + " Downloads "
+        f"go to --data-dir/DATASET, ${ENV_DATA}/DATASET or the user cache. ${ENV_URL}=URL "
+        "(or --base-url) fetches URL/DATASET/FILE from a mirror instead.",
+    )
+    f.add_argument("dataset", help=", ".join(DATASETS))
+    f.add_argument("--data-dir", type=Path, help="folder searched first and downloaded into")
+    f.add_argument("--base-url", help="mirror serving BASE_URL/DATASET/FILE")
+    f.add_argument("--force", action="store_true", help="download again even if found")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(run=run_fetch)
+
+    i = sub.add_parser(
+        "info",
+        help="classes, sizes, statistics, where the files were found and their checksums",
+        description="Show classes, image size, sample counts, mean/std, where each split was "
+        "found and whether each file's SHA-256 matches. Exit status 1 if a split is not found "
+        "or a checksum does not match. " + _LOOKUP,
+    )
+    i.add_argument("dataset", help=", ".join(DATASETS) + " or an image folder")
+    i.add_argument("--data-dir", type=Path, help="folder searched first")
+    i.add_argument("--format", choices=("text", "json"), default="text")
+    i.set_defaults(run=run_info)
+
+    ls = sub.add_parser("list", help="the named datasets and whether each is found")
+    ls.add_argument("--data-dir", type=Path, help="folder searched first")
+    ls.set_defaults(run=run_list)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    directory = fetch(
+        args.dataset,
+        args.data_dir,
+        base_url=args.base_url,
+        progress=False if args.quiet else None,
+        force=args.force,
+    )
+    print(f"{resolve(args.dataset).name}: ready in {directory}")
+    return 0
+
+
+def _split_report(info: DatasetInfo, split: str, root: Path | None) -> dict:
+    loc = find_dataset(info.name, split, root)
+    if loc is None:
+        return {"found": False, "fix": f"run `cnnlab data fetch {info.name}`"}
+    files = []
+    if loc.archive is not None:
+        archive = next(f for f in info.files if f.role == "archive")
+        files.append({"file": str(loc.archive), "sha256": file_status(archive, loc.archive)})
+    for f in info.split_files(split):
+        if f.name in loc.paths:
+            files.append(
+                {"file": str(loc.paths[f.name]), "sha256": file_status(f, loc.paths[f.name])}
+            )
+    return {"found": True, "directory": str(loc.directory), "step": loc.step, "files": files}
+
+
+def run_info(args: argparse.Namespace) -> int:
+    target = resolve(args.dataset)
+    info = dataset_info(args.dataset)
+    out = {
+        "name": info.name,
+        "title": info.title,
+        "format": info.format,
+        "classes": list(info.classes),
+        "channels": info.channels,
+        "size": list(info.size),
+        "num_train": info.num_train,
+        "num_test": info.num_test,
+        "mean": list(info.mean),
+        "std": list(info.std),
+    }
+    ok = True
+    if isinstance(target, DatasetInfo):
+        out["url"] = info.url
+        out["homepage"] = info.homepage
+        for split in ("train", "test"):
+            rep = _split_report(info, split, args.data_dir)
+            out[split] = rep
+            ok &= rep["found"] and all(
+                f["sha256"] == "ok" or "not checked" in f["sha256"] for f in rep["files"]
+            )
+    if args.format == "json":
+        print(json.dumps(out, indent=2))
+        return 0 if ok else 1
+    print(f"{info.name}: {info.title}")
+    print(f"  classes   {info.num_classes}: {', '.join(info.classes)}")
+    print(f"  images    {info.channels}x{info.size[0]}x{info.size[1]} uint8")
+    print(f"  samples   train {info.num_train:,}  test {info.num_test:,}")
+    mean = ", ".join(f"{m:.4f}" for m in info.mean)
+    std = ", ".join(f"{s:.4f}" for s in info.std)
+    print(f"  mean/std  ({mean}) / ({std})  per channel, training split, pixels in [0, 1]")
+    if isinstance(target, DatasetInfo):
+        print(f"  source    {info.url}  ({info.homepage})")
+        for split in ("train", "test"):
+            rep = out[split]
+            if not rep["found"]:
+                print(f"  {split:<9} not found; {rep['fix']}")
+                continue
+            print(f"  {split:<9} found in {rep['directory']} ({rep['step']})")
+            for f in rep["files"]:
+                print(f"            {Path(f['file']).name}  sha256 {f['sha256']}")
+    else:
+        print(f"  folder    {info.root}")
+    return 0 if ok else 1
+
+
+def run_list(args: argparse.Namespace) -> int:
+    for name, info in DATASETS.items():
+        where = []
+        for split in ("train", "test"):
+            loc = find_dataset(name, split, args.data_dir)
+            where.append(f"{split}: {loc.directory} ({loc.step})" if loc else f"{split}: not found")
+        size = f"{info.channels}x{info.size[0]}x{info.size[1]}"
+        print(f"{name:<14} {size:<8} {info.num_classes} classes  " + "; ".join(where))
+    return 0

@@ -1,0 +1,176 @@
+"""Reading one image file into a tensor, the same way for ``cnnlab predict`` and image folders.
+
+Decoding is Pillow's. What ``read_image`` does on top, and why:
+
+- **Orientation.** The EXIF orientation tag is applied (``ImageOps.exif_transpose``), so a phone
+  photo comes out the way every viewer shows it, not rotated.
+- **Modes.** ``1`` and ``L`` are grayscale; ``P`` (palette), ``RGB``, ``CMYK``, ``YCbCr`` and the
+  other colour modes are converted to RGB; 16-bit grayscale (``I;16``, ``I``) is scaled from
+  0-65535 to 0-255 (an ``I`` image whose values all fit in 0-255 is taken as 8-bit); ``F`` is
+  clipped to 0-255. RGB to grayscale uses Pillow's ITU-R 601-2 luma weights.
+- **Transparency.** An alpha channel (``RGBA``, ``LA``, ``PA``, or a palette/colour key with a
+  ``transparency`` entry) is composited on a **white** background, as a transparent PNG looks on a
+  page, then dropped. Draw dark digits on a transparent canvas and you get dark-on-white.
+- **Animations.** GIF, APNG and WebP animations give their **first frame**.
+- **Size limit.** Images over :data:`MAX_IMAGE_PIXELS` pixels (89,478,485: Pillow's own default,
+  about 256 MiB decoded as RGB) are refused from their header, before decoding, as decompression
+  bombs. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is left untouched.
+- **Damage.** Truncated files, broken streams, non-images and unreadable files raise
+  :class:`~cnnlab.errors.DataError` naming the file; truncated images are never padded with grey
+  (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays off).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnnlab.errors import DataError
+
+__all__ = ["MAX_IMAGE_PIXELS", "image_header", "read_image"]
+
+#: Largest image accepted, in pixels: Pillow's default, 1 GiB / (4 bytes x 3 channels).
+MAX_IMAGE_PIXELS = (1 << 30) // (4 * 3)
+
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_FIX = "replace the file or remove it"
+#: What Pillow raises on damaged data, besides OSError: broken PNG chunks are SyntaxError,
+#: bad headers ValueError/struct.error/EOFError, broken zlib streams zlib.error.
+_DAMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _is_gray(img: Image.Image) -> bool:
+    return img.mode in _GRAY_MODES or img.mode.startswith("I;16")
+
+
+def _open(path: Path) -> Image.Image:
+    """Open (header only) with the size limit enforced as an error, not a warning."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found; check the path") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not an image; pass an image file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; make it readable") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(
+            f"{path}: refused as a possible decompression bomb ({_one_line(err)}); "
+            f"shrink it below {MAX_IMAGE_PIXELS:,} pixels"
+        ) from None
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path}: not an image Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM, ...); "
+            f"{_FIX}"
+        ) from None
+    except _DAMAGE as err:
+        raise DataError(f"{path}: damaged image header ({_one_line(err)}); {_FIX}") from None
+    w, h = img.size
+    if w * h > MAX_IMAGE_PIXELS:
+        img.close()
+        raise DataError(
+            f"{path}: {w}x{h} = {w * h:,} pixels exceeds the limit of {MAX_IMAGE_PIXELS:,} "
+            "(decompression-bomb guard); shrink the image first"
+        )
+    return img
+
+
+def image_header(path: str | os.PathLike) -> tuple[int, int, bool]:
+    """``(height, width, is_grayscale)`` from the header alone, after EXIF orientation.
+
+    Used by image folders to choose a common size and channel count before decoding anything.
+    """
+    path = Path(path)
+    img = _open(path)
+    with img:
+        w, h = img.size
+        try:
+            orientation = img.getexif().get(0x0112, 1)  # EXIF Orientation tag
+        except _DAMAGE:
+            orientation = 1
+        gray = _is_gray(img)
+    if orientation in (5, 6, 7, 8):  # transposed or rotated by 90 degrees
+        w, h = h, w
+    return h, w, gray
+
+
+def _to_8bit_gray(img: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grayscale to mode L with a documented scale (Pillow would clip)."""
+    arr = np.asarray(img)
+    if img.mode == "F":
+        out = np.clip(np.rint(arr), 0, 255)
+    elif img.mode == "I" and arr.size and int(arr.max()) <= 255 and int(arr.min()) >= 0:
+        out = arr
+    else:  # I;16*, or I holding 16-bit values: 0-65535 -> 0-255, rounded
+        wide = np.clip(arr.astype(np.int64), 0, 65535)
+        out = (wide * 255 + 32767) // 65535
+    return Image.fromarray(out.astype(np.uint8), mode="L")
+
+
+def read_image(
+    path: str | os.PathLike,
+    channels: int | None = None,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Decode an image file to a uint8 tensor.
+
+    Args:
+        path: Image file (anything Pillow reads).
+        channels: 1 (grayscale) or 3 (RGB); ``None`` keeps the file's own: 1 for grayscale
+            modes, 3 otherwise.
+        size: ``(H, W)`` to resize to with Pillow's bilinear filter (antialiased when
+            shrinking); the aspect ratio is not kept. ``None`` keeps the file's size.
+
+    Returns:
+        The image, values 0-255.
+
+    Shape:
+        (C, H, W), torch.uint8.
+
+    Raises:
+        DataError: missing, unreadable, damaged, not an image, or over the pixel limit.
+    """
+    path = Path(path)
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels={channels} for {path}: use 1 (grayscale) or 3 (RGB)")
+    img = _open(path)
+    try:
+        with img:
+            img.load()  # decodes the first frame; damaged data raises here
+            img = ImageOps.exif_transpose(img)
+            want = channels or (1 if _is_gray(img) else 3)
+            if img.mode == "P" or (img.mode in ("L", "RGB") and "transparency" in img.info):
+                img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+            if img.mode in _ALPHA_MODES:  # composite on white, then drop alpha
+                rgba = img.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(white, rgba).convert("RGB")
+            elif img.mode == "F" or img.mode == "I" or img.mode.startswith("I;16"):
+                img = _to_8bit_gray(img)
+            img = img.convert("L" if want == 1 else "RGB")
+            if size is not None:
+                h, w = size
+                if img.size != (w, h):
+                    img = img.resize((w, h), Image.Resampling.BILINEAR)
+            arr = np.asarray(img)
+    except DataError:
+        raise
+    except _DAMAGE as err:
+        raise DataError(f"{path}: truncated or damaged image ({_one_line(err)}); {_FIX}") from None
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
+    return torch.from_numpy(np.array(arr, order="C"))  # a writable copy of Pillow's buffer
