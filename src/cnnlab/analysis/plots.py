@@ -1,0 +1,151 @@
+"""Figures of the analyzer: the AlexNet slides' three per-layer charts, and a model comparison.
+
+* :func:`plot_layers` draws, for one :class:`~cnnlab.analysis.report.Report`, per-layer bars of
+  activation memory (KB), parameters (thousands) and multiply-adds (millions), as the slides
+  do for AlexNet ("most memory is in the early convolutions, nearly all parameters in the
+  fully connected layers, most operations in the convolutions").
+* :func:`plot_comparison` draws multiply-adds against parameters for several models, and
+  ImageNet top-1 accuracy against multiply-adds with the marker area proportional to the
+  parameters, after Canziani, Paszke & Culurciello, "An Analysis of Deep Neural Network Models
+  for Practical Applications", 2017 (Fig. 2). Accuracies are torchvision's published figures
+  for its pretrained weights (metadata only, nothing is downloaded).
+
+matplotlib runs on the non-interactive Agg backend, so the figures work without a display.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnlab.analysis import arith
+from cnnlab.analysis.report import Report, Row, fold
+
+# Layers that carry the lecture's figures; activations, norms and views are folded out of the
+# charts because their bars would only repeat the layer before them.
+_CHART_KINDS = {"conv", "linear", "pool", "adaptive_pool", "lrn", "group", "cat", "matmul"}
+MAX_BARS = 60
+
+
+def _chart_rows(report: Report) -> list[Row]:
+    rows = [r for r in report.rows if r.kind in _CHART_KINDS]
+    depth = 4
+    while len(rows) > MAX_BARS and depth >= 1:  # too many bars to read: fold deeper modules
+        types = {r.name: r.type for r in report.all_rows}
+        rows = [r for r in fold(report.all_rows, depth, types) if r.kind in _CHART_KINDS]
+        depth -= 1
+    return rows
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_layers(report: Report, path: str | Path) -> Path:
+    """Write three stacked bar charts (memory KB, params K, MACs M) per layer to ``path``.
+
+    Returns:
+        The path written.
+    """
+    plt = _pyplot()
+    rows = _chart_rows(report)
+    names = [f"{r.name} ({r.type})" for r in rows]
+    series = [
+        ("activation memory (KB)", [r.activation_bytes / arith.KB for r in rows], "tab:blue"),
+        ("parameters (thousands)", [r.params / 1e3 for r in rows], "tab:orange"),
+        (f"multiply-adds (millions, {report.count})", [r.macs / 1e6 for r in rows], "tab:green"),
+    ]
+    width = max(6.0, 0.32 * len(rows) + 2)
+    fig, axes = plt.subplots(3, 1, figsize=(width, 8), sharex=True)
+    for ax, (label, values, color) in zip(axes, series, strict=True):
+        ax.bar(range(len(rows)), values, color=color)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        total = sum(values)
+        ax.text(
+            0.99, 0.92, f"sum of bars {total:,.1f}", transform=ax.transAxes, ha="right", va="top",
+            fontsize=8,
+        )  # fmt: skip
+    axes[-1].set_xticks(range(len(rows)))
+    axes[-1].set_xticklabels(names, rotation=90, ha="center", fontsize=7)
+    size = "x".join(map(str, report.input_size))
+    axes[0].set_title(
+        f"{report.model}, input {size}, batch {report.batch_size}\nwhere the memory, the "
+        "parameters and the multiply-adds are",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+@dataclass(frozen=True)
+class Point:
+    """One model in a comparison: name, parameters, multiply-adds, top-1 (or None)."""
+
+    name: str
+    params: int
+    macs: int
+    top1: float | None
+
+
+def plot_comparison(points: list[Point], path: str | Path, count: str = "lecture") -> Path:
+    """Multiply-adds vs parameters, and top-1 vs multiply-adds (marker area ~ parameters)."""
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
+    for p in points:
+        ax1.scatter(p.macs / 1e9, p.params / 1e6, s=30, color="tab:blue")
+        ax1.annotate(p.name, (p.macs / 1e9, p.params / 1e6), fontsize=7, xytext=(3, 3),
+                     textcoords="offset points")  # fmt: skip
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel(f"multiply-adds per image, G ({count} count, log scale)")
+    ax1.set_ylabel("parameters, millions (log scale)")
+    ax1.set_title("cost: multiply-adds vs parameters", fontsize=10)
+    ax1.grid(alpha=0.3, which="both")
+
+    known = [p for p in points if p.top1 is not None]
+    if known:
+        biggest = max(p.params for p in known)
+        for p in known:
+            area = 40 + 1500 * p.params / biggest
+            ax2.scatter(p.macs / 1e9, p.top1, s=area, alpha=0.45, edgecolors="k")
+            ax2.annotate(p.name, (p.macs / 1e9, p.top1), fontsize=7, xytext=(4, -3),
+                         textcoords="offset points")  # fmt: skip
+        ax2.set_xscale("log")
+        lo = min(p.top1 for p in known)
+        hi = max(p.top1 for p in known)
+        ax2.set_ylim(math.floor(lo - 2), math.ceil(hi + 2))
+        ax2.set_title(
+            "ImageNet top-1 (torchvision weights) vs multiply-adds;\nmarker area ~ parameters "
+            "(after Canziani et al. 2017, Fig. 2)",
+            fontsize=10,
+        )
+    else:
+        ax2.text(0.5, 0.5, "no published top-1 for these models", ha="center",
+                 transform=ax2.transAxes)  # fmt: skip
+    missing = [p.name for p in points if p.top1 is None]
+    if missing:
+        ax2.text(
+            0.01, 0.01, textwrap.fill("no published top-1: " + ", ".join(missing), 80),
+            transform=ax2.transAxes, fontsize=7, va="bottom",
+        )  # fmt: skip
+    ax2.set_xlabel("multiply-adds per image, G (log scale)")
+    ax2.set_ylabel("top-1 accuracy, %")
+    ax2.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
