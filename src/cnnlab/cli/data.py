@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnlab.data import DATASETS, dataset_info, fetch, find_dataset, resolve
+from cnnlab.data import DATASETS, dataset_info, fetch_dataset, find_dataset, resolve
 from cnnlab.data.datasets import DatasetInfo
 from cnnlab.data.fetch import ENV_DATA, ENV_URL, file_status
 
@@ -57,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    directory = fetch(
+    directory = fetch_dataset(
         args.dataset,
         args.data_dir,
         base_url=args.base_url,

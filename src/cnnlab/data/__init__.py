@@ -21,7 +21,7 @@ import torch
 
 from cnnlab.data import augment
 from cnnlab.data.datasets import ALIASES, DATASETS, DataFile, DatasetInfo
-from cnnlab.data.fetch import Location, fetch_dataset, locate
+from cnnlab.data.fetch import Location, fetch_files, locate
 from cnnlab.errors import DataError
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
     "DatasetInfo",
     "augment",
     "dataset_info",
-    "fetch",
+    "fetch_dataset",
     "find_dataset",
     "load_dataset",
     "resolve",
@@ -98,7 +98,7 @@ def find_dataset(
     return locate(target, split, root)
 
 
-def fetch(
+def fetch_dataset(
     name: str,
     root: str | os.PathLike | None = None,
     *,
@@ -110,7 +110,7 @@ def fetch(
     target = resolve(name)
     if isinstance(target, Path):
         raise DataError(f"{target} is an image folder on disk; there is nothing to fetch")
-    return fetch_dataset(target, root, base_url=base_url, progress=progress, force=force)
+    return fetch_files(target, root, base_url=base_url, progress=progress, force=force)
 
 
 def _read(info: DatasetInfo, loc: Location, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,7 +187,7 @@ def load_dataset(
                 f"{target.name} ({split}) not found in --data-dir, $CNNLAB_DATA, the user "
                 f"cache or system copies; run `cnnlab data fetch {target.name}`"
             )
-        fetch_dataset(target, root)
+        fetch_files(target, root)
         loc = locate(target, split, root)
         if loc is None:  # fetched into a folder the lookup does not search: cannot happen
             raise DataError(f"{target.name} was fetched but not found; report this as a bug")

@@ -40,7 +40,7 @@ __all__ = [
     "Location",
     "cache_dir",
     "download",
-    "fetch_dataset",
+    "fetch_files",
     "file_status",
     "locate",
     "search_dirs",
@@ -334,7 +334,7 @@ def _unpack(info: DatasetInfo, archive: Path, directory: Path) -> None:
         )
 
 
-def fetch_dataset(
+def fetch_files(
     info: DatasetInfo,
     root: str | os.PathLike | None = None,
     *,

@@ -18,6 +18,7 @@ The array is read with one ``readinto`` into a NumPy buffer; there is no per-sam
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -87,7 +88,7 @@ def read_idx(path: str | os.PathLike, magic: int, *, fix: str = DEFAULT_FIX) -> 
             if got_magic != magic:
                 kind = "images" if magic == IMAGES_MAGIC else "labels"
                 hint = ""
-                if got_magic >> 8 == 0 and got_magic & 0xFF00 == _UBYTE << 8:
+                if got_magic >> 16 == 0 and (got_magic >> 8) & 0xFF == _UBYTE:
                     hint = f" (an IDX file with {got_magic & 0xFF} dimensions)"
                 raise _fail(
                     path,
@@ -101,7 +102,7 @@ def read_idx(path: str | os.PathLike, magic: int, *, fix: str = DEFAULT_FIX) -> 
             for name, d in zip(names, dims, strict=True):
                 if d == 0:
                     raise _fail(path, f"header field {name} is 0", fix)
-            payload = int(np.prod(dims, dtype=np.int64))
+            payload = math.prod(dims)  # Python ints: no overflow on a garbage header
             if payload > MAX_IDX_BYTES:
                 raise _fail(path, f"header dimensions {dims} claim {payload} bytes", fix)
             expected = len(header) + payload
