@@ -19,6 +19,13 @@ from cnnlab.errors import CnnlabError
 # data, training and use).
 COMMANDS = (
     "models",
+    "filter",
+    "summary",
+    "compare",
+    "data",
+    "train",
+    "eval",
+    "predict",
 )
 
 

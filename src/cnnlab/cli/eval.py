@@ -1,0 +1,77 @@
+"""``cnnlab eval RUN_DIR|CHECKPOINT``: top-1, top-5, loss, per-class accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cnnlab.errors import DataError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a trained model on a test set",
+        description="Evaluate a model trained by `cnnlab train` (a run directory, its "
+        "model.safetensors or a checkpoint) on the test split of its dataset or of --data. "
+        "JSON output has the keys top1, top5, loss (fractions and mean cross-entropy), "
+        "per_class and confusion ([true][predicted] counts).",
+    )
+    p.add_argument("path", metavar="RUN_DIR|CHECKPOINT", help="what `cnnlab train` wrote")
+    p.add_argument("--data", help="dataset to evaluate on (default: the one it was trained on)")
+    p.add_argument("--data-dir", help="where datasets are looked up first")
+    p.add_argument(
+        "--split", choices=("test", "train"), default="test", help="which split (default: test)"
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="images per forward pass (default: 500)",
+    )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.data import load_dataset
+    from cnnlab.train import load_trained
+    from cnnlab.train.inputs import make_prepare
+    from cnnlab.train.loop import pick_device
+    from cnnlab.train.metrics import evaluate, format_result
+
+    device = pick_device(args.device)
+    model, meta = load_trained(args.path, device=device)
+    data = args.data or meta.get("dataset") or "fashion-mnist"
+    images, labels = load_dataset(data, args.split, root=args.data_dir)
+    if args.limit is not None:
+        images, labels = images[: args.limit], labels[: args.limit]
+    if images.shape[1] != meta["in_channels"]:
+        raise DataError(
+            f"{data} has {images.shape[1]}-channel images but {meta['model']} was trained on "
+            f"{meta['in_channels']} channels: evaluate on a dataset like its training data"
+        )
+    if len(labels) and int(labels.max()) >= meta["num_classes"]:
+        raise DataError(
+            f"{data} has labels up to {int(labels.max())} but the model knows "
+            f"{meta['num_classes']} classes: evaluate on a dataset with the same classes"
+        )
+    size = tuple(meta["input_size"][1:])
+    prepare = make_prepare(size, meta["mean"], meta["std"], device)
+    result = evaluate(model, images, labels, prepare, meta["num_classes"], args.batch_size)
+    if args.format == "json":
+        out = {
+            "model": meta["model"],
+            "source": meta["source"],
+            "data": data,
+            "split": args.split,
+            **result.to_dict(meta["classes"]),
+        }
+        print(json.dumps(out))
+        return 0
+    print(f"{meta['model']} from {meta['source']} on {data} ({args.split})")
+    print(format_result(result, meta["classes"]))
+    return 0

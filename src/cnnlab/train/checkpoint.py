@@ -1,0 +1,431 @@
+"""Checkpoints and trained models on disk: safetensors + JSON, written atomically, no pickle.
+
+Two kinds of file, both readable without running any code from them:
+
+* ``model.safetensors`` -- the final weights, with cnnlab's metadata (model name, classes, input
+  size, normalisation, dataset) as a JSON string under the safetensors metadata key ``cnnlab``.
+* ``checkpoints/step-XXXXXXXX.safetensors`` + ``.json`` -- the weights *and* the training state.
+  Tensors (weights, optimizer buffers, RNG states as uint8 tensors) go into the safetensors file;
+  everything scalar (step, epoch, config, optimizer hyperparameters, scheduler state, NumPy and
+  Python RNG positions, the metrics so far) into the JSON file. The JSON is written last and
+  records the size and SHA-256 of its safetensors file, so a pair is valid only when both halves
+  were completely written: it is the commit marker.
+
+Every file is written to a temporary name in the same directory, flushed and fsynced, renamed over
+the final name, and the directory is fsynced, so a crash (or SIGKILL) at any point leaves either the
+old file or the new one. The last :data:`KEEP_CHECKPOINTS` checkpoints are kept.
+
+Loading never uses ``pickle`` or ``torch.load``: a file that is not a well-formed safetensors file
+written by cnnlab is refused with a :class:`~cnnlab.errors.CheckpointError` before any of it is
+interpreted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from cnnlab.errors import CheckpointError
+
+KEEP_CHECKPOINTS = 2
+MODEL_FORMAT = "cnnlab.model/1"
+CHECKPOINT_FORMAT = "cnnlab.checkpoint/1"
+MODEL_FILE = "model.safetensors"
+CHECKPOINT_DIR = "checkpoints"
+_STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
+# A safetensors header larger than this is not one we wrote (ours are a few kB to a few MB).
+_MAX_HEADER_BYTES = 100 * 2**20
+# Keys every model metadata block must have for eval/predict/export to rebuild the model.
+META_KEYS = ("model", "num_classes", "in_channels", "input_size", "classes", "mean", "std")
+
+
+# --- atomic writes ------------------------------------------------------------------------------
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    """fsync ``tmp``, rename it to ``final`` and fsync the directory: all or nothing."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; give the usual mode
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    _commit(tmp, path)
+
+
+def write_safetensors_atomic(
+    path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(meta)})
+    _commit(tmp, path)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --- reading safetensors safely -----------------------------------------------------------------
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """Validate a safetensors file's framing and return its cnnlab metadata, reading no tensors.
+
+    Raises:
+        CheckpointError: the file is missing, is a pickle or ``torch.save`` archive, is truncated,
+            or carries no cnnlab metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file: pass a run directory or a .safetensors file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:1] == b"\x80" or head[:2] == b"PK":
+            raise CheckpointError(
+                f"{path} is a pickle/torch.save file, which can run code when loaded; cnnlab "
+                "only reads the safetensors files it writes: retrain with `cnnlab train`"
+            )
+        if len(head) < 8:
+            raise CheckpointError(f"{path} is truncated ({size} bytes): use another checkpoint")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(_MAX_HEADER_BYTES, size - 8):
+            raise CheckpointError(
+                f"{path} is not a safetensors file (or is truncated): header claims {n} bytes "
+                f"in a {size}-byte file; use a file written by `cnnlab train`"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(
+            f"{path} has a damaged safetensors header: use a file written by `cnnlab train`"
+        ) from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path} has a malformed safetensors header: not written by cnnlab")
+    end = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            end = max(end, int(entry["data_offsets"][1]))
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise CheckpointError(f"{path}: malformed entry {key!r} in the header") from None
+    if 8 + n + end != size:
+        raise CheckpointError(
+            f"{path} is truncated or padded ({size} bytes, header describes {8 + n + end}): "
+            "use another checkpoint or retrain"
+        )
+    meta_raw = (header.get("__metadata__") or {}).get("cnnlab")
+    if meta_raw is None:
+        raise CheckpointError(
+            f"{path} has no cnnlab metadata (not written by `cnnlab train`): cnnlab needs the "
+            "model name, classes and input size it records"
+        )
+    try:
+        meta = json.loads(meta_raw)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: its cnnlab metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its cnnlab metadata is not a JSON object")
+    return meta
+
+
+def read_tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
+    """All tensors of a validated safetensors file whose names start with ``prefix`` (stripped)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: cannot read tensors ({err}); use another file") from None
+
+
+# --- the final model ----------------------------------------------------------------------------
+
+
+def save_model(path: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
+    """Write a trained model's ``state_dict`` (torchvision-compatible keys) and its metadata."""
+    write_safetensors_atomic(path, dict(model.state_dict()), {"format": MODEL_FORMAT, **meta})
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise CheckpointError(
+            f"{path}: cnnlab metadata lacks {', '.join(missing)}: not a complete cnnlab model; "
+            "retrain with `cnnlab train`"
+        )
+
+
+def resolve_model_file(path: Path) -> Path:
+    """The weights file a user means by ``path``: a file, or a run directory's model/checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        final = path / MODEL_FILE
+        if final.exists():
+            return final
+        latest, _ = latest_valid_checkpoint(path / CHECKPOINT_DIR)
+        if latest is not None:
+            return latest.with_suffix(".safetensors")
+        raise CheckpointError(
+            f"{path} holds no {MODEL_FILE} and no valid checkpoint: pass a run directory written "
+            "by `cnnlab train`"
+        )
+    if path.suffix == ".json" and _STEP_NAME.match(path.name):
+        return path.with_suffix(".safetensors")
+    return path
+
+
+def load_trained(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load a model cnnlab trained, for evaluation, prediction or export.
+
+    Args:
+        path: a run directory (its ``model.safetensors``, or its newest valid checkpoint when
+            training has not finished), a ``model.safetensors`` or a checkpoint file.
+        device: where to put the model.
+
+    Returns:
+        ``(model, meta)``: the model in eval mode, and its metadata (``model``, ``num_classes``,
+        ``in_channels``, ``input_size`` as ``[C, H, W]``, ``classes``, ``mean``, ``std``,
+        ``dataset``, ``source`` = the file read).
+
+    Raises:
+        CheckpointError: anything cnnlab did not write, or whose weights do not fit the recorded
+            architecture. Nothing in the file is executed: only safetensors is read.
+    """
+    from cnnlab.errors import UnknownModelError
+    from cnnlab.registry import create_model
+
+    file = resolve_model_file(Path(path))
+    meta = read_header(file)
+    prefix = "model." if meta.get("format") == CHECKPOINT_FORMAT else ""
+    if meta.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise CheckpointError(f"{file}: unknown cnnlab format {meta.get('format')!r}")
+    meta = meta.get("model_meta", meta)
+    _check_meta(file, meta)
+    try:
+        model = create_model(
+            meta["model"],
+            num_classes=int(meta["num_classes"]),
+            in_channels=int(meta["in_channels"]),
+            **meta.get("model_kwargs", {}),
+        )
+    except UnknownModelError as err:
+        raise CheckpointError(f"{file}: {err}") from None
+    state = read_tensors(file, prefix)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise CheckpointError(
+            f"{file}: its weights do not fit {meta['model']} ({first}); the file is damaged or "
+            "was not written for this architecture"
+        ) from None
+    model.to(device).eval()
+    return model, {**meta, "source": str(file)}
+
+
+# --- training state: optimizer, RNG -------------------------------------------------------------
+
+
+def optimizer_state_to_files(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into tensors (for safetensors) and scalars (for JSON)."""
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in sd["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "state_scalars": scalars}
+
+
+def optimizer_state_from_files(
+    tensors: dict[str, torch.Tensor], data: dict[str, Any]
+) -> dict[str, Any]:
+    """Rebuild a ``state_dict`` for ``optimizer.load_state_dict`` from the two halves."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, entry in data["state_scalars"].items():
+        state.setdefault(int(index), {}).update(entry)
+    # JSON has no tuples; optimizers keep pairs such as Adam's betas as tuples.
+    groups = [
+        {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
+        for g in data["param_groups"]
+    ]
+    return {"state": state, "param_groups": groups}
+
+
+def capture_rng() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The global torch (CPU and CUDA), NumPy and Python RNG states, as tensors + JSON."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = s
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.uint32).view(np.uint8).copy())
+    version, internal, gauss_next = random.getstate()
+    tensors["python"] = torch.tensor(internal, dtype=torch.int64)
+    scalars = {
+        "numpy": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss), "cached": cached},
+        "python": {"version": version, "gauss_next": gauss_next},
+    }
+    return tensors, scalars
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(tensors["torch"])
+    cuda = sorted(k for k in tensors if k.startswith("cuda."))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    n = scalars["numpy"]
+    keys = tensors["numpy"].numpy().view(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
+    p = scalars["python"]
+    random.setstate((p["version"], tuple(int(v) for v in tensors["python"]), p["gauss_next"]))
+
+
+# --- checkpoint pairs ---------------------------------------------------------------------------
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def save_checkpoint(
+    directory: Path,
+    step: int,
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    model_meta: dict[str, Any],
+    keep: int = KEEP_CHECKPOINTS,
+) -> Path:
+    """Write one checkpoint pair for ``step`` and delete all but the newest ``keep`` pairs.
+
+    Args:
+        directory: the run's ``checkpoints/`` directory (created if needed).
+        step: optimizer steps done; names the files.
+        tensors: every tensor of the training state, names prefixed by their part (``model.``,
+            ``optim.``, ``rng.``).
+        state: the JSON-ready rest (epoch, config, scheduler, RNG scalars, history).
+        model_meta: what :func:`load_trained` needs to rebuild the model from this file alone.
+
+    Returns:
+        The path of the JSON half.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    base = directory / checkpoint_name(step)
+    weights = base.with_suffix(".safetensors")
+    write_safetensors_atomic(
+        weights, tensors, {"format": CHECKPOINT_FORMAT, "step": step, "model_meta": model_meta}
+    )
+    record = {
+        "format": CHECKPOINT_FORMAT,
+        "step": step,
+        "tensors_file": weights.name,
+        "tensors_bytes": weights.stat().st_size,
+        "tensors_sha256": _sha256(weights),
+        **state,
+    }
+    write_json_atomic(base.with_suffix(".json"), record)
+    for old in list_checkpoints(directory)[:-keep]:
+        old.with_suffix(".safetensors").unlink(missing_ok=True)
+        old.unlink(missing_ok=True)
+    return base.with_suffix(".json")
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """JSON halves of the checkpoints in ``directory``, oldest first (by step)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP_NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def validate_checkpoint(json_path: Path) -> dict[str, Any]:
+    """Check a checkpoint pair completely; return its JSON record or raise CheckpointError."""
+    json_path = Path(json_path)
+    try:
+        record = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{json_path.name}: unreadable JSON ({err})") from None
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{json_path.name}: not a cnnlab checkpoint record")
+    step = int(_STEP_NAME.match(json_path.name).group(1))  # type: ignore[union-attr]
+    if record.get("step") != step:
+        raise CheckpointError(f"{json_path.name}: records step {record.get('step')}, not {step}")
+    weights = json_path.with_suffix(".safetensors")
+    if not weights.is_file():
+        raise CheckpointError(f"{json_path.name}: its {weights.name} is missing")
+    if weights.stat().st_size != record.get("tensors_bytes"):
+        raise CheckpointError(f"{weights.name}: size differs from the record (truncated?)")
+    meta = read_header(weights)
+    if meta.get("step") != step:
+        raise CheckpointError(f"{weights.name}: header says step {meta.get('step')}, not {step}")
+    if _sha256(weights) != record.get("tensors_sha256"):
+        raise CheckpointError(f"{weights.name}: SHA-256 differs from the record (damaged)")
+    return record
+
+
+def latest_valid_checkpoint(directory: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint that passes :func:`validate_checkpoint`, and why newer ones failed."""
+    rejected = []
+    for json_path in reversed(list_checkpoints(directory)):
+        try:
+            validate_checkpoint(json_path)
+        except CheckpointError as err:
+            rejected.append(str(err))
+            continue
+        return json_path, rejected
+    return None, rejected
+
+
+def load_checkpoint(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and JSON record of a validated checkpoint pair."""
+    record = validate_checkpoint(json_path)
+    return read_tensors(Path(json_path).with_suffix(".safetensors")), record

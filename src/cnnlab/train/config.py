@@ -1,0 +1,243 @@
+"""One configuration dataclass for a training run; the ``cnnlab train`` flags are generated from it.
+
+Every setting lives in :class:`TrainConfig`, with its unit in the field's help text. Fields whose
+default is ``None`` are *recipe* fields: :func:`cnnlab.train.recipes.resolve` fills them from the
+chosen recipe (``paper`` or ``fast``) unless the user set them. The resolved config is what a run
+writes to ``config.json`` and what ``--resume`` compares against.
+
+The command line is derived from the fields (:func:`add_config_arguments`), so a new setting is one
+field here and nothing else: its help text, type, choices and ``--no-`` form for booleans all come
+from the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnlab.errors import ConfigError
+
+
+def _opt(help: str, default: Any = None, **extra: Any) -> Any:
+    """A dataclass field whose metadata carries its command-line help (and choices)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``None`` means "from the recipe"."""
+
+    # --- what to train on what ------------------------------------------------------------------
+    model: str | None = _opt(
+        "registered model name (see `cnnlab models`); default: the fast default model",
+        positional=True,
+    )
+    data: str = _opt(
+        "dataset: fashion-mnist, mnist, cifar10, or a path to an image folder",
+        "fashion-mnist",
+        metavar="NAME|PATH",
+    )
+    data_dir: str | None = _opt(
+        "where datasets are looked up first (default: $CNNLAB_DATA)", metavar="DIR"
+    )
+    recipe: str = _opt(
+        "hyperparameter recipe: 'paper' follows the lectures per family, 'fast' is the tuned "
+        "modern recipe",
+        "fast",
+        choices=("paper", "fast"),
+    )
+
+    # --- optimisation (recipe fields) -----------------------------------------------------------
+    epochs: int | None = _opt("passes over the training split")
+    batch_size: int | None = _opt(
+        "global batch in images per optimizer step (under torchrun each rank takes an equal slice)"
+    )
+    optimizer: str | None = _opt("optimizer", choices=("sgd", "adamw"))
+    lr: float | None = _opt("initial (peak, for onecycle) learning rate")
+    momentum: float | None = _opt("SGD momentum (beta1 for adamw)")
+    nesterov: bool | None = _opt("use Nesterov momentum (SGD only)")
+    weight_decay: float | None = _opt("L2 weight decay (decoupled for adamw)")
+    schedule: str | None = _opt(
+        "learning-rate schedule: plateau = divide by 10 when validation accuracy stops improving; "
+        "onecycle = linear warm-up then linear decay to 0, per step; step = multiply by "
+        "--lr-decay every --step-epochs; multistep = divide by 10 at 50%% and 75%% of the epochs",
+        choices=("plateau", "onecycle", "step", "multistep", "constant"),
+    )
+    lr_decay: float | None = _opt("factor applied to the lr by plateau and step schedules")
+    plateau_patience: int | None = _opt("epochs without validation improvement before a decay")
+    step_epochs: int | None = _opt("epochs between decays of the step schedule")
+    warmup: float | None = _opt("fraction of all steps spent warming up (onecycle)")
+    label_smoothing: float | None = _opt("label smoothing of the cross-entropy, 0 to 1")
+    aux_loss_weight: float | None = _opt(
+        "weight of auxiliary classifier losses (GoogLeNet: 0.3, Szegedy et al. 2014)"
+    )
+    dropout: float | None = _opt(
+        "dropout probability passed to the model (the model's own, the paper's, when unset)"
+    )
+    augment: str | None = _opt(
+        "training augmentation on whole batches",
+        choices=("none", "crop", "flip", "crop+flip"),
+    )
+    crop_padding: int | None = _opt("pixels of zero padding before a random crop")
+    precision: str | None = _opt(
+        "compute precision: fp32, or bf16 autocast (weights stay fp32)", choices=("fp32", "bf16")
+    )
+    channels_last: bool | None = _opt("channels-last memory format (faster convolutions on CPU)")
+    image_size: int | None = _opt(
+        "side in pixels the images are resized to (default: the data's own size, or the model's "
+        "minimum/fixed input when that is larger)"
+    )
+
+    # --- data splits ----------------------------------------------------------------------------
+    val_size: int = _opt(
+        "training images held out (fixed by --seed) for validation and plateau decisions", 5000
+    )
+    limit_train: int | None = _opt("use only the first N training images (quick experiments)")
+    limit_test: int | None = _opt("evaluate only the first N test images")
+    seed: int = _opt("seed of weights, data order, split and augmentation", 0)
+
+    # --- run directory and checkpoints ----------------------------------------------------------
+    out: str | None = _opt("run directory (default: runs/MODEL-DATA)", metavar="RUN_DIR")
+    resume: bool = _opt("continue the run in --out from its newest valid checkpoint", False)
+    checkpoint_every: int = _opt(
+        "also checkpoint every N optimizer steps (0: about every 5 minutes, measured)", 0
+    )
+
+    # --- machine --------------------------------------------------------------------------------
+    device: str = _opt(
+        "where to train: cpu, cuda, or auto (cuda when available)",
+        "auto",
+        choices=("auto", "cpu", "cuda"),
+    )
+    threads: int = _opt("CPU threads for torch (0: all cores this process may use)", 0)
+    progress: bool = _opt("show a progress bar per epoch", True)
+
+
+# Fields a resumed run may change without changing the result: where it runs and how it reports.
+RESUME_MAY_DIFFER = frozenset(
+    {"out", "resume", "device", "threads", "progress", "checkpoint_every", "data_dir"}
+)
+
+
+def recipe_fields() -> list[str]:
+    """Names of the fields a recipe fills (those whose default is ``None``, except the model)."""
+    skip = {"model", "data_dir", "out", "limit_train", "limit_test"}
+    return [
+        f.name for f in dataclasses.fields(TrainConfig) if f.default is None and f.name not in skip
+    ]
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    """The config as a JSON-ready dict (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Rebuild a config from :func:`to_dict`'s output; unknown keys are a :class:`ConfigError`."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"config has unknown settings {', '.join(unknown)}: it was written by another "
+            "cnnlab version; start a new run with --out"
+        )
+    return TrainConfig(**data)
+
+
+def differences(old: TrainConfig, new: TrainConfig) -> list[str]:
+    """Settings that differ between two resolved configs and would change the result."""
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in RESUME_MAY_DIFFER:
+            continue
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        if a != b:
+            out.append(f"{f.name}: {a!r} in the run, {b!r} now")
+    return out
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def _base_type(annotation: Any) -> type:
+    """``int | None`` -> ``int``; ``bool`` -> ``bool``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0]
+    return annotation
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one argument per :class:`TrainConfig` field, named ``--field-name``.
+
+    Every argument defaults to ``argparse.SUPPRESS`` so :func:`config_from_args` can tell the
+    settings the user gave from the ones left to the recipe or the field default.
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        kind = _base_type(hints[f.name])
+        help_text = meta["help"]
+        if f.default is not None:
+            help_text += f" (default: {f.default})"
+        elif f.name in recipe_fields():
+            help_text += " (default: from the recipe)"
+        kwargs: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS}
+        if meta.get("positional"):
+            parser.add_argument(f.name, nargs="?", metavar=f.name.upper(), **kwargs)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if "choices" not in meta:
+            kwargs["metavar"] = meta.get("metavar", {int: "N", float: "X"}.get(kind, "S"))
+        parser.add_argument(flag, type=kind, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
+    """The :class:`TrainConfig` the user asked for, and the names of the fields they set."""
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if hasattr(args, f.name)
+    }
+    config = TrainConfig(**given)
+    validate(config)
+    return config, set(given)
+
+
+def validate(config: TrainConfig) -> None:
+    """Reject values no recipe could make sense of, naming the setting and the fix."""
+    positive = ("epochs", "batch_size", "step_epochs", "limit_train", "limit_test", "image_size")
+    for name in positive:
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+    nonneg = (
+        "lr",
+        "weight_decay",
+        "momentum",
+        "crop_padding",
+        "val_size",
+        "checkpoint_every",
+        "threads",
+        "plateau_patience",
+    )
+    for name in nonneg:
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"--{name.replace('_', '-')} must not be negative (got {value})")
+    unit = ("label_smoothing", "dropout", "warmup", "lr_decay")
+    for name in unit:
+        value = getattr(config, name)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1 (got {value})")
+    if config.lr is not None and config.lr == 0:
+        raise ConfigError("--lr must be positive (got 0): try the recipe's value by leaving it out")

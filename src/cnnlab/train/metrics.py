@@ -1,0 +1,158 @@
+"""Classification metrics: loss, top-1, top-5, per-class accuracy and the confusion matrix.
+
+Evaluation accumulates exact integer counts (a confusion matrix) plus a float64 loss sum, so the
+tallies of several processes (DDP ranks) or batches add up to the same numbers as one pass over
+all the data. Top-1 accuracy is the trace of the confusion matrix over its total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+TOP_K = 5  # the ImageNet convention the lectures' comparison tables use (top-5 error)
+
+
+@dataclass
+class Tally:
+    """Running sums of one evaluation.
+
+    Attributes:
+        confusion: ``(K, K)`` int64, ``confusion[true, predicted]``.
+        sums: float64 ``[loss_sum, topk_correct]``.
+    """
+
+    confusion: torch.Tensor
+    sums: torch.Tensor
+
+    @classmethod
+    def zeros(cls, num_classes: int) -> Tally:
+        return cls(
+            torch.zeros(num_classes, num_classes, dtype=torch.int64),
+            torch.zeros(2, dtype=torch.float64),
+        )
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count one batch. Shape: logits ``(N, K)``, labels ``(N,)``."""
+        logits, labels = logits.detach().float().cpu(), labels.cpu()
+        k = logits.shape[1]
+        loss = F.cross_entropy(logits, labels, reduction="sum")
+        top = logits.topk(min(TOP_K, k), dim=1).indices  # (N, min(5, K))
+        self.sums += torch.tensor(
+            [loss.item(), (top == labels[:, None]).any(dim=1).sum().item()], dtype=torch.float64
+        )
+        self.confusion += torch.bincount(labels * k + top[:, 0], minlength=k * k).view(k, k)
+
+    def result(self) -> EvalResult:
+        n = int(self.confusion.sum())
+        per_class_total = self.confusion.sum(dim=1)
+        per_class = torch.where(
+            per_class_total > 0,
+            self.confusion.diagonal().double() / per_class_total.clamp(min=1),
+            torch.full_like(per_class_total, float("nan"), dtype=torch.float64),
+        )
+        return EvalResult(
+            count=n,
+            loss=float(self.sums[0]) / max(n, 1),
+            top1=float(self.confusion.diagonal().sum()) / max(n, 1),
+            top5=float(self.sums[1]) / max(n, 1),
+            per_class=[float(v) for v in per_class],
+            confusion=self.confusion.tolist(),
+        )
+
+
+@dataclass
+class EvalResult:
+    """Metrics over a dataset; accuracies are fractions in [0, 1], loss is mean cross-entropy."""
+
+    count: int
+    loss: float
+    top1: float
+    top5: float
+    per_class: list[float]  # accuracy of each true class (NaN for a class with no samples)
+    confusion: list[list[int]]  # [true][predicted] counts
+
+    def to_dict(self, classes: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The JSON form ``cnnlab eval --format json`` prints: top1, top5, loss, per_class..."""
+        names = list(classes) if classes else [str(i) for i in range(len(self.per_class))]
+        return {
+            "count": self.count,
+            "top1": self.top1,
+            "top5": self.top5,
+            "loss": self.loss,
+            "per_class": {
+                n: (None if v != v else v) for n, v in zip(names, self.per_class, strict=True)
+            },
+            "confusion": self.confusion,
+        }
+
+
+def batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices covering ``range(n)``, the last one possibly shorter."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    num_classes: int,
+    batch_size: int = 500,
+    reduce: Callable[[Tally], None] | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` (switched to eval mode, then back) on uint8 images.
+
+    Args:
+        model: the network; its output (or first output, for auxiliary-head models) is logits.
+        images: ``(N, C, H, W)`` uint8 on the CPU.
+        labels: ``(N,)`` int64.
+        prepare: turns a uint8 batch into the model's float input on its device.
+        num_classes: K, the confusion matrix side.
+        batch_size: images per forward pass.
+        reduce: called on the local tally before the result is computed (DDP all-reduce).
+    """
+    was_training = model.training
+    model.eval()
+    tally = Tally.zeros(num_classes)
+    try:
+        for s in batches(len(images), batch_size):
+            out = model(prepare(images[s]))
+            tally.add(out[0] if isinstance(out, tuple) else out, labels[s])
+    finally:
+        model.train(was_training)
+    if reduce is not None:
+        reduce(tally)
+    return tally.result()
+
+
+def format_result(result: EvalResult, classes: list[str] | tuple[str, ...]) -> str:
+    """A human-readable report: headline numbers, then per-class accuracy and the confusion."""
+    lines = [
+        f"images  {result.count}",
+        f"top-1   {100 * result.top1:.2f}%",
+        f"top-{TOP_K}   {100 * result.top5:.2f}%"
+        if len(classes) > TOP_K
+        else f"top-{len(classes)}   {100 * result.top5:.2f}% (only {len(classes)} classes)",
+        f"loss    {result.loss:.4f} (mean cross-entropy)",
+        "",
+        "per-class accuracy:",
+    ]
+    width = max(len(c) for c in classes)
+    for name, acc in zip(classes, result.per_class, strict=True):
+        lines.append(
+            f"  {name.ljust(width)}  " + ("   n/a" if acc != acc else f"{100 * acc:6.2f}%")
+        )
+    lines += ["", "confusion matrix (rows: true class, columns: predicted):"]
+    cell = max(5, max(len(str(v)) for row in result.confusion for v in row) + 1)
+    lines.append(" " * (width + 2) + "".join(str(j).rjust(cell) for j in range(len(classes))))
+    for i, row in enumerate(result.confusion):
+        lines.append(f"  {classes[i].ljust(width)}" + "".join(str(v).rjust(cell) for v in row))
+    return "\n".join(lines)

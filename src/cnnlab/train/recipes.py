@@ -1,0 +1,179 @@
+"""Training recipes: the lectures' hyperparameters per architecture family, and the fast recipe.
+
+``--recipe paper`` follows what the lecture slides (``shared/seeds/001``, slides 109 and 122;
+``002``, the AlexNet slide) and the papers they cite say about training each family:
+
+* AlexNet / ZFNet / VGG (Krizhevsky et al. 2012, Sec. 5; Simonyan & Zisserman 2014, Sec. 3.1):
+  SGD, momentum 0.9, batch 128, learning rate 0.01 divided by 10 when the validation accuracy
+  plateaus, L2 weight decay 5e-4, dropout 0.5 (built into the models), crop and flip augmentation.
+* ResNet (He et al. 2015, Sec. 3.4): SGD, momentum 0.9, batch 256, learning rate 0.1 divided by
+  10 when the validation error plateaus, weight decay 1e-4, no dropout, crop and flip.
+* GoogLeNet (Szegedy et al. 2014, Sec. 6): SGD, momentum 0.9, learning rate decreased by 4% every
+  8 epochs, auxiliary classifier losses weighted 0.3.
+* DenseNet (Huang et al. 2017, Sec. 4.2): SGD, Nesterov momentum 0.9, batch 64, learning rate 0.1
+  divided by 10 at 50% and 75% of the epochs, weight decay 1e-4.
+* Network in Network (Lin et al. 2014, Sec. 4.1) says it follows AlexNet's protocol: same recipe.
+* LeNet-5 and anything else: LeCun et al. 1998 trained with a stochastic diagonal Levenberg-
+  Marquardt method that nobody uses any more, so cnnlab gives LeNet SGD with momentum 0.9,
+  learning rate 0.01 divided by 10 on a plateau, weight decay 5e-4, batch 128, no augmentation
+  (documented default, not the paper's).
+
+Deviations, on purpose:
+
+* The slides say ResNet used weight decay 1e-5; He et al. 2015 (Sec. 3.4) say 0.0001. The paper
+  wins.
+* "Divided by 10 when it plateaus" was done by hand in the papers; here it is
+  ``ReduceLROnPlateau(mode="max", factor=0.1)`` on the held-out validation accuracy, with a
+  patience of 2 epochs (our choice: the papers do not state one).
+* The papers trained ImageNet for 74-90 epochs; the paper recipe defaults to 30 epochs, enough for
+  the plateau rule to fire on Fashion-MNIST or CIFAR-10. Pass ``--epochs`` for more.
+* GoogLeNet's weight decay is not in the paper; 2e-4 is our choice.
+* AlexNet's PCA colour augmentation is not reproduced (the datasets here are small and mostly
+  grayscale); random crops (zero padding, then a crop of the original size) and horizontal flips
+  stand in for the 224-of-256 crops.
+* Horizontal flips are dropped for MNIST: a mirrored digit is a different symbol or none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cnnlab.errors import ConfigError
+from cnnlab.train.config import TrainConfig, recipe_fields
+
+# Lecture hyperparameters, named (seeds/001 slides 109 and 122).
+SGD_MOMENTUM = 0.9  # all families
+LR_DIVISOR_ON_PLATEAU = 10  # "reduced by 10 manually when val accuracy plateaus"
+GOOGLENET_AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2014, Sec. 5: "weighted by 0.3"
+GOOGLENET_LR_DECAY = 0.96  # "decreasing the learning rate by 4% every 8 epochs"
+GOOGLENET_LR_DECAY_EPOCHS = 8
+
+# What every recipe starts from; a family changes only what its paper says.
+_BASE: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "momentum": SGD_MOMENTUM,
+    "nesterov": False,
+    "weight_decay": 5e-4,
+    "schedule": "plateau",
+    "lr_decay": 1 / LR_DIVISOR_ON_PLATEAU,
+    "plateau_patience": 2,
+    "step_epochs": GOOGLENET_LR_DECAY_EPOCHS,
+    "warmup": 0.0,
+    "label_smoothing": 0.0,
+    "aux_loss_weight": GOOGLENET_AUX_LOSS_WEIGHT,
+    "dropout": None,  # the model's own (the papers' 0.5 where they use dropout)
+    "augment": "crop+flip",
+    "crop_padding": 4,
+    "precision": "fp32",
+    "channels_last": False,
+    "image_size": None,
+}
+
+# Paper recipes by registry family: only the settings that differ from _BASE.
+PAPER_RECIPES: dict[str, dict[str, Any]] = {
+    # Krizhevsky et al. 2012, Sec. 5 (and the lecture slide): exactly _BASE.
+    "alexnet": {},
+    "zfnet": {},
+    # Simonyan & Zisserman 2014, Sec. 3.1: batch 256 in the paper, 128 on the slide; slide wins
+    # here because it is the course's specification and the difference is only the batch.
+    "vgg": {},
+    # Lin et al. 2014, Sec. 4.1: "the same as Krizhevsky et al."
+    "nin": {},
+    # He et al. 2015, Sec. 3.4.
+    "resnet": {"batch_size": 256, "lr": 0.1, "weight_decay": 1e-4},
+    # Szegedy et al. 2014, Sec. 6; the step schedule is per epoch.
+    "googlenet": {"schedule": "step", "lr_decay": GOOGLENET_LR_DECAY, "weight_decay": 2e-4},
+    # Huang et al. 2017, Sec. 4.2 (CIFAR): 300 epochs there; 50%/75% milestones kept.
+    "densenet": {
+        "batch_size": 64,
+        "lr": 0.1,
+        "nesterov": True,
+        "weight_decay": 1e-4,
+        "schedule": "multistep",
+    },
+    # Documented default (the 1998 optimiser is not reproducible with SGD): see module docstring.
+    "lenet": {"augment": "none"},
+}
+# Families that inherit another family's recipe (variants registered under their own family).
+FAMILY_ALIASES = {
+    "resnext": "resnet",
+    "wide_resnet": "resnet",
+    "plain": "resnet",
+    "resnet_cifar": "resnet",
+    "inception": "googlenet",
+}
+DEFAULT_PAPER_FAMILY = "lenet"
+
+# ---------------------------------------------------------------------------------------------
+# FAST RECIPE -- owned by the performance work (benchmarks/time_to_accuracy.py); edit freely.
+# One entry, applied to every model: one-cycle schedule, label smoothing, bf16 autocast and
+# channels-last (both measured faster on this CPU, shared/REFERENCE.md), short run.
+FAST_DEFAULT_MODEL = "lenet5"
+FAST_RECIPE: dict[str, Any] = {
+    "epochs": 5,
+    "batch_size": 256,
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": SGD_MOMENTUM,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "schedule": "onecycle",
+    "warmup": 0.2,
+    "label_smoothing": 0.1,
+    "augment": "flip",
+    "crop_padding": 2,
+    "precision": "bf16",
+    "channels_last": True,
+}
+# ---------------------------------------------------------------------------------------------
+
+NO_FLIP_DATASETS = frozenset({"mnist"})
+
+
+def paper_recipe(family: str) -> dict[str, Any]:
+    """The complete paper recipe for a registry family (unknown families get LeNet's default)."""
+    family = FAMILY_ALIASES.get(family, family)
+    return {**_BASE, **PAPER_RECIPES.get(family, PAPER_RECIPES[DEFAULT_PAPER_FAMILY])}
+
+
+def recipe_settings(recipe: str, family: str) -> dict[str, Any]:
+    """Every recipe field's value for ``recipe`` ("paper" or "fast") and a model family."""
+    if recipe == "paper":
+        return paper_recipe(family)
+    if recipe == "fast":
+        return {**_BASE, **FAST_RECIPE}
+    raise ConfigError(f"unknown recipe {recipe!r}: use --recipe paper or --recipe fast")
+
+
+def resolve(config: TrainConfig, given: set[str] | None = None) -> tuple[TrainConfig, list[str]]:
+    """Fill the recipe fields the user left unset.
+
+    Args:
+        config: the config as parsed; ``None`` recipe fields are filled in.
+        given: names of the fields the user set explicitly (default: every non-``None`` field).
+
+    Returns:
+        The resolved config and notes to print (settings the recipe changed for this data).
+    """
+    from cnnlab.registry import model_info
+
+    model = config.model or FAST_DEFAULT_MODEL
+    family = model_info(model).family
+    settings = recipe_settings(config.recipe, family)
+    given = (
+        {k for k in recipe_fields() if getattr(config, k) is not None} if given is None else given
+    )
+    values = {k: (getattr(config, k) if k in given else settings[k]) for k in recipe_fields()}
+    notes = []
+    data_name = str(config.data).lower()
+    if data_name in NO_FLIP_DATASETS and "augment" not in given and "flip" in values["augment"]:
+        values["augment"] = "crop" if "crop" in values["augment"] else "none"
+        notes.append(
+            f"note: no horizontal flips for {data_name} (a mirrored digit is another "
+            "symbol); pass --augment to override"
+        )
+    return dataclasses.replace(config, model=model, **values), notes

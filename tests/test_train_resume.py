@@ -1,0 +1,108 @@
+"""Exact resume: a run killed with SIGKILL at a random point and resumed ends bitwise equal.
+
+Two training subprocesses on the same small Fashion-MNIST subset and seed: one runs through; the
+other is killed (SIGKILL, no chance to clean up) at a random moment after its first checkpoint,
+then restarted with ``--resume``. On the CPU the two final ``model.safetensors`` must hold the same
+tensors bit for bit, and the metrics history must agree on everything but timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from test_train import TINY_RUNNER, needs_fashion_mnist
+
+ARGS = [
+    "train",
+    "tinynet",
+    "--limit-train",
+    "1024",
+    "--val-size",
+    "500",
+    "--limit-test",
+    "500",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "64",
+    "--checkpoint-every",
+    "5",
+    "--seed",
+    "7",
+    "--no-progress",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+]
+
+
+def _cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-c", TINY_RUNNER, *ARGS, "--out", str(out), *extra]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0"}
+
+
+@needs_fashion_mnist
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    first = subprocess.Popen(
+        _cmd(straight), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    victim = subprocess.Popen(
+        _cmd(killed), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    # Kill at a random moment once the first checkpoint exists (possibly mid-write of the next).
+    deadline = time.monotonic() + 120
+    while not list((killed / "checkpoints").glob("step-*.json")):
+        assert victim.poll() is None, victim.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.0, 1.0))
+    assert victim.poll() is None, "the run finished before it could be killed; slow it down"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (killed / "model.safetensors").exists()
+    steps_at_kill = sorted(p.name for p in (killed / "checkpoints").glob("step-*.json"))
+
+    resumed = subprocess.run(
+        _cmd(killed, "--resume"), env=_env(), capture_output=True, text=True, timeout=180
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed" in resumed.stdout, resumed.stdout
+    assert first.wait(timeout=180) == 0, first.stderr.read().decode()
+
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype
+        bits_a, bits_b = (t.reshape(-1).view(torch.uint8) for t in (a[name], b[name]))
+        assert bits_a.equal(bits_b), f"{name} differs after resume (killed after {steps_at_kill})"
+    timing = {"seconds", "images_per_s"}
+    history = [
+        [
+            {k: v for k, v in json.loads(line).items() if k not in timing}
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+        ]
+        for run in (straight, killed)
+    ]
+    assert history[0] == history[1], f"killed after {steps_at_kill}"
+    assert len(history[0]) == 3
+    # Only the last two checkpoints are kept, and no temporary file is left behind.
+    assert len(list((killed / "checkpoints").glob("step-*.json"))) == 2
+    assert not list((killed / "checkpoints").glob(".*.tmp"))
