@@ -1,0 +1,100 @@
+"""The real Fashion-MNIST (Debian's copy) and the ``cnnlab data`` command."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.data import DATASETS, dataset_info, load_dataset
+
+SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+needs_fmnist = pytest.mark.skipif(
+    not (SYSTEM / "train-images-idx3-ubyte.gz").is_file(),
+    reason=f"Fashion-MNIST not installed in {SYSTEM} (Debian package dataset-fashion-mnist)",
+)
+
+
+@pytest.fixture
+def no_user_data(tmp_path: Path, monkeypatch) -> Path:
+    """Only the system copy is visible: no cache, no $CNNLAB_DATA, no downloads."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setenv("CNNLAB_DATA_URL", "http://127.0.0.1:9/")  # nothing listens on port 9
+    monkeypatch.setenv("CNNLAB_DOWNLOAD_TIMEOUT", "2")
+    return tmp_path
+
+
+@needs_fmnist
+def test_real_fashion_mnist(no_user_data: Path) -> None:
+    start = time.perf_counter()
+    x, y = load_dataset("fashion-mnist", "train")
+    seconds = time.perf_counter() - start
+    assert x.shape == (60_000, 1, 28, 28) and x.dtype == torch.uint8
+    assert y.shape == (60_000,) and y.dtype == torch.int64
+    assert torch.equal(torch.bincount(y), torch.full((10,), 6_000))  # balanced by design
+    assert seconds < 5.0, f"loading took {seconds:.2f} s"  # ~0.3 s; generous for a busy CI box
+    xt, yt = load_dataset("fashion-mnist", "test")
+    assert xt.shape == (10_000, 1, 28, 28) and torch.equal(
+        torch.bincount(yt), torch.full((10,), 1_000)
+    )
+    # the stored statistics are what the training split gives (4 decimals)
+    info = dataset_info("fashion-mnist")
+    f = x.to(torch.float64) / 255
+    assert abs(f.mean().item() - info.mean[0]) < 5e-5
+    assert abs(f.std(unbiased=False).item() - info.std[0]) < 5e-5
+    # Published figure cross-check: the first training image is an ankle boot (label 9).
+    assert int(y[0]) == 9 and info.classes[9] == "Ankle boot"
+
+
+def test_registry_statistics_are_sane() -> None:
+    for info in DATASETS.values():
+        assert len(info.classes) == 10 == len(set(info.classes))
+        assert len(info.mean) == len(info.std) == info.channels
+        assert all(0 < m < 1 for m in info.mean) and all(0 < s < 0.5 for s in info.std)
+        for f in info.files:
+            assert all(len(d) == 64 and int(d, 16) >= 0 for d in f.sha256), f.name
+
+
+@needs_fmnist
+def test_cli_data_info(no_user_data: Path, capsys) -> None:
+    assert main(["data", "info", "fashion-mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "Ankle boot" in out and "60,000" in out and str(SYSTEM) in out
+    assert out.count("sha256 ok") == 4
+    assert main(["data", "info", "fmnist", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["name"] == "fashion-mnist" and doc["train"]["step"] == "system copy"
+
+
+def test_cli_errors_exit_nonzero_with_one_line(no_user_data: Path, capsys) -> None:
+    assert main(["data", "info", "imagenet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnlab: error: unknown dataset 'imagenet'") and err.count("\n") == 1
+    # not found anywhere: info says so and exits 1
+    assert main(["data", "info", "mnist"]) == 1
+    assert "not found; run `cnnlab data fetch mnist`" in capsys.readouterr().out
+    # offline fetch: a clear one-line error, exit 2, no traceback
+    assert main(["data", "fetch", "mnist", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach http://127.0.0.1:9/mnist/" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_cli_fetch_finds_existing_and_folder_info(no_user_data: Path, capsys) -> None:
+    from PIL import Image
+
+    root = no_user_data / "shapes"
+    for name in ("circle", "square"):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("L", (5, 4), 40 * i).save(root / name / f"{i}.png")
+    assert main(["data", "info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "circle, square" in out and "1x4x5" in out
+    assert main(["data", "fetch", str(root)]) == 2
+    assert "nothing to fetch" in capsys.readouterr().err
