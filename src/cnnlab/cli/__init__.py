@@ -26,6 +26,7 @@ COMMANDS = (
     "train",
     "eval",
     "predict",
+    "export",
 )
 
 
