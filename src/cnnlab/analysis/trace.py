@@ -230,7 +230,8 @@ class _Tracer(TorchFunctionMode):
         self.stack.append((module, len(self.ops)))
 
     def post_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
-        self.stack.pop()
+        if self.stack and self.stack[-1][0] is module:  # its pre-hook may not have run
+            self.stack.pop()
         self.open_leaf.pop(id(module), None)
 
     # -- the function mode --------------------------------------------------------------------
