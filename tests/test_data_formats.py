@@ -277,3 +277,50 @@ def test_cifar_pickled_python_version_is_not_read(tmp_path: Path, monkeypatch) -
     with pytest.raises(DataError) as err:
         load_dataset("cifar10", "train", root=tmp_path, download=False)
     assert_one_line(err, "cnnlab data fetch cifar10")
+
+
+# --- robustness: any damage is a DataError, never a crash or a huge allocation -----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_VALID_IMAGES = idx_bytes(np.random.default_rng(1).integers(0, 256, (3, 4, 5), dtype=np.uint8))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cut=st.integers(0, len(_VALID_IMAGES)),
+    flips=st.lists(
+        st.tuples(st.integers(0, len(_VALID_IMAGES) - 1), st.integers(1, 255)), max_size=3
+    ),
+    gz=st.booleans(),
+)
+def test_idx_damage_never_crashes(tmp_path: Path, cut: int, flips, gz: bool) -> None:
+    blob = bytearray(_VALID_IMAGES[:cut])
+    for pos, xor in flips:
+        if pos < len(blob):
+            blob[pos] ^= xor
+    p = write(tmp_path / "fuzz", bytes(blob), gz)
+    try:
+        arr = read_idx(p, IMAGES_MAGIC)
+    except DataError as err:
+        assert str(p) in str(err) and "\n" not in str(err)
+    else:  # only an intact header with the exact length can succeed
+        assert arr.size == len(blob) - 16
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(blob=st.binary(max_size=4000))
+def test_cifar_random_bytes_never_crash(tmp_path: Path, blob: bytes) -> None:
+    p = tmp_path / "batch.bin"
+    p.write_bytes(blob)
+    try:
+        x, y = read_cifar_files([p])
+    except DataError as err:
+        assert str(p) in str(err)
+    else:
+        assert len(blob) % RECORD == 0 and x.shape[0] == len(y) and int(y.max()) < 10

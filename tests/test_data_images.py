@@ -245,3 +245,20 @@ def test_folder_info_measures_mean_std(tmp_path: Path) -> None:
     assert info.num_train == len(x)
     assert np.allclose(info.mean, f.mean(dim=(0, 2, 3)).numpy(), atol=1e-4)
     assert np.allclose(info.std, f.std(dim=(0, 2, 3), unbiased=False).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "gif", "bmp", "webp", "tiff"])
+def test_every_truncation_is_a_data_error_or_a_full_image(tmp_path: Path, fmt: str) -> None:
+    src = tmp_path / f"full.{fmt}"
+    Image.fromarray(rgb(12, 10)).save(src, format=fmt)
+    blob = src.read_bytes()
+    step = max(1, len(blob) // 40)
+    for cut in range(0, len(blob), step):
+        p = tmp_path / f"cut{cut}.{fmt}"
+        p.write_bytes(blob[:cut])
+        try:
+            x = read_image(p)
+        except DataError as err:
+            assert str(p) in str(err) and "\n" not in str(err)
+        else:
+            assert x.shape[1:] == (12, 10)  # only trailing metadata was cut

@@ -22,8 +22,10 @@ Decoding is Pillow's. What ``read_image`` does on top, and why:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -42,6 +44,7 @@ MAX_IMAGE_PIXELS = (1 << 30) // (4 * 3)
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _FIX = "replace the file or remove it"
+_WARNINGS_LOCK = threading.Lock()
 #: What Pillow raises on damaged data, besides OSError: broken PNG chunks are SyntaxError,
 #: bad headers ValueError/struct.error/EOFError, broken zlib streams zlib.error.
 _DAMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
@@ -59,9 +62,16 @@ def _is_gray(img: Image.Image) -> bool:
 def _open(path: Path) -> Image.Image:
     """Open (header only) with the size limit enforced as an error, not a warning."""
     try:
-        with warnings.catch_warnings():
+        # Header parsing, EXIF included (getexif caches it for exif_transpose later), with
+        # Pillow's warnings silenced (damage is reported as an error, not a warning) and its
+        # bomb warning turned into an error. warnings.catch_warnings edits process-wide state,
+        # hence the lock: image folders call this from a thread pool.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
+            with contextlib.suppress(*_DAMAGE):  # broken EXIF: orientation taken as normal
+                img.getexif()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; check the path") from None
     except IsADirectoryError:
@@ -152,7 +162,8 @@ def read_image(
     try:
         with img:
             img.load()  # decodes the first frame; damaged data raises here
-            img = ImageOps.exif_transpose(img)
+            with contextlib.suppress(*_DAMAGE):  # broken EXIF is no reason to refuse pixels
+                img = ImageOps.exif_transpose(img)
             want = channels or (1 if _is_gray(img) else 3)
             if img.mode == "P" or (img.mode in ("L", "RGB") and "transparency" in img.info):
                 img = img.convert("RGBA" if "transparency" in img.info else "RGB")
