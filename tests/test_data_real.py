@@ -98,3 +98,64 @@ def test_cli_fetch_finds_existing_and_folder_info(no_user_data: Path, capsys) ->
     assert "circle, square" in out and "1x4x5" in out
     assert main(["data", "fetch", str(root)]) == 2
     assert "nothing to fetch" in capsys.readouterr().err
+
+
+@needs_fmnist
+def test_verification_accepts_raw_and_recompressed_copies(no_user_data: Path) -> None:
+    import gzip
+    import shutil
+
+    from cnnlab.data import find_dataset
+    from cnnlab.data.fetch import file_status
+
+    root = no_user_data / "copies"
+    (root / "fashion-mnist").mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        with (
+            gzip.open(SYSTEM / f"{name}.gz") as src,
+            open(root / "fashion-mnist" / name, "wb") as dst,
+        ):
+            shutil.copyfileobj(src, dst)  # a raw, uncompressed copy
+    loc = find_dataset("fashion-mnist", "test", root)
+    assert loc.step == "--data-dir" and all(not p.name.endswith(".gz") for p in loc.paths.values())
+    files = {f.name: f for f in DATASETS["fashion-mnist"].files}
+    assert {file_status(files[k], p) for k, p in loc.paths.items()} == {"ok (content)"}
+    x, y = load_dataset("fashion-mnist", "test", root)
+    ref_x, ref_y = load_dataset("fashion-mnist", "test")  # the system copy
+    assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+    # re-compressed with other settings: a different .gz, the same content
+    raw = root / "fashion-mnist" / "t10k-labels-idx1-ubyte"
+    regz = root / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz"
+    regz.write_bytes(gzip.compress(raw.read_bytes(), compresslevel=1, mtime=0))
+    assert file_status(files[regz.name], regz) == "ok (content)"
+
+
+def test_mnist_files_under_the_fashion_mnist_name_are_refused(no_user_data: Path) -> None:
+    # MNIST and Fashion-MNIST share file names; structure alone cannot tell them apart.
+    import gzip
+    import struct
+
+    import numpy as np
+
+    from cnnlab.errors import DataError
+
+    d = no_user_data / "wrong" / "fashion-mnist"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 8), ("t10k", 4)):
+        imgs = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labs = rng.integers(0, 10, n, dtype=np.uint8)
+        (d / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">IIII", 0x803, n, 28, 28) + imgs.tobytes())
+        )
+        (d / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(struct.pack(">II", 0x801, n) + labs.tobytes())
+        )
+    with pytest.raises(DataError) as err:
+        load_dataset("fashion-mnist", "test", no_user_data / "wrong")
+    text = str(err.value)
+    assert "not the published fashion-mnist file" in text and "t10k-images" in text
+    assert "verify=False" in text and "\n" not in text
+    x, _ = load_dataset("fashion-mnist", "test", no_user_data / "wrong", verify=False)
+    assert x.shape == (4, 1, 28, 28)
+    assert main(["data", "info", "fashion-mnist", "--data-dir", str(no_user_data / "wrong")]) == 1

@@ -106,9 +106,7 @@ def run_info(args: argparse.Namespace) -> int:
         for split in ("train", "test"):
             rep = _split_report(info, split, args.data_dir)
             out[split] = rep
-            ok &= rep["found"] and all(
-                f["sha256"] == "ok" or "not checked" in f["sha256"] for f in rep["files"]
-            )
+            ok &= rep["found"] and not any(f["sha256"].startswith("MISMATCH") for f in rep["files"])
     if args.format == "json":
         print(json.dumps(out, indent=2))
         return 0 if ok else 1

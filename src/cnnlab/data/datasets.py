@@ -39,6 +39,8 @@ class DataFile:
             or ``"archive"`` (downloaded, then unpacked into the ``records`` files).
         sha256: Accepted SHA-256 digests, the upstream file's first, then known repackagings.
         member: For a file that comes out of an archive, its path inside the archive.
+        content_sha256: Digests of the file's uncompressed content, so that a raw or
+            re-compressed copy of the right data is recognised too.
     """
 
     name: str
@@ -46,6 +48,7 @@ class DataFile:
     role: str
     sha256: tuple[str, ...]
     member: str | None = None
+    content_sha256: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,16 @@ class DatasetInfo:
         return tuple(f for f in self.files if f.split == split and f.role != "archive")
 
 
-def _idx_files(digests: dict[str, tuple[str, ...]]) -> tuple[DataFile, ...]:
+def _idx_files(
+    digests: dict[str, tuple[str, ...]], content: dict[str, str] | None = None
+) -> tuple[DataFile, ...]:
     """The four IDX files of MNIST-style datasets, in the order images, labels per split."""
     files = []
     for split, prefix in (("train", "train"), ("test", "t10k")):
         for role, stem in (("images", "images-idx3-ubyte"), ("labels", "labels-idx1-ubyte")):
             name = f"{prefix}-{stem}.gz"
-            files.append(DataFile(name, split, role, digests[name]))
+            raw = (content[name],) if content else ()
+            files.append(DataFile(name, split, role, digests[name], content_sha256=raw))
     return tuple(files)
 
 
@@ -147,7 +153,23 @@ FASHION_MNIST = DatasetInfo(
                 "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
                 "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
             ),
-        }
+        },
+        # SHA-256 of the uncompressed IDX files (computed here from Debian's copy, whose
+        # content is the upstream content: same lengths, and its .gz differ only in header).
+        {
+            "train-images-idx3-ubyte.gz": (
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"
+            ),
+            "train-labels-idx1-ubyte.gz": (
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"
+            ),
+            "t10k-images-idx3-ubyte.gz": (
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"
+            ),
+            "t10k-labels-idx1-ubyte.gz": (
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+            ),
+        },
     ),
 )
 

@@ -16,12 +16,14 @@ leaves a file that looks complete. ``$CNNLAB_DATA_URL`` (or ``base_url=``) repla
 addresses by a mirror that serves ``<base>/<dataset>/<file name>``; the tests use it to point at a
 local HTTP server. ``$CNNLAB_DOWNLOAD_TIMEOUT`` sets the socket timeout in seconds (default 30).
 
-Found files are not hashed on every load (that would cost more than reading them): the readers
-validate structure instead, and ``cnnlab data info`` reports each file's checksum.
+Found files are checked by :func:`verify_files` before every load (hashing costs a fraction of
+decompressing): the published SHA-256, or the digest of the uncompressed content where it is on
+record, so a raw copy passes too. ``cnnlab data info`` reports each file's status.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -30,6 +32,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +48,7 @@ __all__ = [
     "locate",
     "search_dirs",
     "sha256_file",
+    "verify_files",
 ]
 
 ENV_DATA = "CNNLAB_DATA"
@@ -143,12 +147,62 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _content_sha256(path: Path) -> str:
+    """SHA-256 of the file's content, gunzipped if it is gzip (detected by its first bytes)."""
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+    if not compressed:
+        return sha256_file(path)
+    h = hashlib.sha256()
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_status(f: DataFile, path: Path) -> str:
-    """``"ok"``, ``"MISMATCH (sha256 ...)"`` or why the file could not be checked."""
-    if path.name != f.name and f.name.endswith(".gz") and not path.name.endswith(".gz"):
-        return "not checked (uncompressed copy; digests are published for the .gz file)"
-    digest = sha256_file(path)
-    return "ok" if digest in f.sha256 else f"MISMATCH (sha256 {digest[:16]}...)"
+    """Check one found file against the published digests.
+
+    A file passes if its SHA-256 is one of ``f.sha256`` (the published file, or a known
+    repackaging), or else if the SHA-256 of its (gunzipped) content is one of
+    ``f.content_sha256``, so a raw or re-compressed copy of the right data passes too.
+
+    Returns:
+        ``"ok"``, ``"ok (content)"``, ``"MISMATCH (...)"`` or ``"not checked (...)"`` when no
+        digest applies (a raw copy of a file whose content digest is not on record).
+    """
+    try:
+        if sha256_file(path) in f.sha256:
+            return "ok"
+        if f.content_sha256:
+            digest = _content_sha256(path)
+            if digest in f.content_sha256:
+                return "ok (content)"
+            return f"MISMATCH (content sha256 {digest[:16]}...)"
+    except (OSError, EOFError, zlib.error) as err:
+        return f"MISMATCH (unreadable: {err})"
+    if path.name != f.name:
+        return "not checked (no digest on record for this uncompressed copy)"
+    return f"MISMATCH (sha256 {sha256_file(path)[:16]}...)"
+
+
+def verify_files(info: DatasetInfo, loc: Location, split: str) -> None:
+    """Raise DataError unless every file ``load_dataset`` is about to read passes
+    :func:`file_status`. Catches the other dataset's files under the same names (MNIST and
+    Fashion-MNIST share all four) as well as damage that leaves the headers intact."""
+    checks: list[tuple[DataFile, Path]] = []
+    if loc.archive is not None:
+        checks.append((next(f for f in info.files if f.role == "archive"), loc.archive))
+    else:
+        checks.extend((f, loc.paths[f.name]) for f in info.split_files(split))
+    for f, path in checks:
+        status = file_status(f, path)
+        if status.startswith("MISMATCH"):
+            raise DataError(
+                f"{path}: not the published {info.name} file {f.name} ({status.lower()}); it "
+                f"may be another dataset's file of the same name, or damaged: delete it and run "
+                f"`cnnlab data fetch {info.name}` (or load with verify=False to use it anyway)"
+            )
 
 
 def _timeout(timeout: float | None) -> float:
