@@ -40,10 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
     from cnnlab.train import load_trained
     from cnnlab.train.inputs import make_prepare
-    from cnnlab.train.loop import pick_device
+    from cnnlab.train.loop import pick_device, set_threads
     from cnnlab.train.metrics import evaluate, format_result
 
     device = pick_device(args.device)
+    if device.type == "cpu":
+        set_threads(0)
     model, meta = load_trained(args.path, device=device)
     data = args.data or meta.get("dataset") or "fashion-mnist"
     images, labels = load_dataset(data, args.split, root=args.data_dir)

@@ -15,7 +15,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "input size (aspect ratio not kept), normalised as in training, and the top-k classes "
         "are printed with their softmax probabilities.",
     )
-    p.add_argument("path", metavar="RUN_DIR|CHECKPOINT", help="what `cnnlab train` wrote")
+    p.add_argument(
+        "path",
+        metavar="RUN_DIR|CHECKPOINT|MODEL.onnx",
+        help="what `cnnlab train` wrote, or an ONNX file from `cnnlab export`",
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument(
         "--top-k", type=int, default=3, metavar="K", help="classes to show per image (default: 3)"
@@ -32,12 +36,21 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
     from cnnlab.train import load_trained
     from cnnlab.train.inputs import make_prepare
-    from cnnlab.train.loop import pick_device
+    from cnnlab.train.loop import pick_device, set_threads
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
     device = pick_device(args.device)
-    model, meta = load_trained(args.path, device=device)
+    if device.type == "cpu":
+        set_threads(0)
+    if str(args.path).endswith(".onnx"):  # a `cnnlab export` file: ONNX Runtime on the CPU
+        from cnnlab.export import OnnxClassifier
+
+        device = torch.device("cpu")
+        model = OnnxClassifier(args.path, require_meta=True)
+        meta = model.meta
+    else:
+        model, meta = load_trained(args.path, device=device)
     prepare = make_prepare(tuple(meta["input_size"][1:]), meta["mean"], meta["std"], device)
     classes = meta["classes"]
     k = min(args.top_k, len(classes))

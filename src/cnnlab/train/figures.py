@@ -18,19 +18,31 @@ import matplotlib.pyplot as plt
 DPI = 120
 
 
-def plot_curves(history: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
-    """``loss.png`` and ``accuracy.png``: train and validation per epoch, lr drops marked."""
+def plot_curves(
+    history: list[dict[str, Any]],
+    out_dir: Path,
+    title: str,
+    mark_lr_drops: bool = True,
+    train_label: str = "train (mean over the epoch)",
+) -> list[Path]:
+    """``loss.png`` and ``accuracy.png``: train and validation per epoch.
+
+    With ``mark_lr_drops`` (epoch-wise schedules such as plateau), a dotted line marks each epoch
+    that started with a learning rate at most half the previous one; a per-step schedule such as
+    one-cycle decays continuously and gets no marks.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     epochs = [h["epoch"] for h in history]
-    drops = [h["epoch"] for prev, h in itertools.pairwise(history) if h["lr"] < prev["lr"] * 0.5]
+    pairs = itertools.pairwise(history) if mark_lr_drops else []
+    drops = [h["epoch"] for prev, h in pairs if h["lr"] <= prev["lr"] * 0.5]
     paths = []
     for key, label, scale in (("loss", "cross-entropy loss", 1), ("acc", "accuracy (%)", 100)):
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(epochs, [scale * h[f"train_{key}"] for h in history], "o-", label="train")
+        ax.plot(epochs, [scale * h[f"train_{key}"] for h in history], "o-", label=train_label)
         ax.plot(epochs, [scale * h[f"val_{key}"] for h in history], "s-", label="validation")
         for i, e in enumerate(drops):
-            ax.axvline(e - 0.5, color="grey", ls=":", lw=1, label="lr / 10" if i == 0 else None)
+            ax.axvline(e - 0.5, color="grey", ls=":", lw=1, label="lr dropped" if i == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(title)

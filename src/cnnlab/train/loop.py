@@ -87,16 +87,34 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def set_threads(requested: int) -> int:
-    """Intra-op threads: the cores this process may use, split between local DDP ranks."""
+def set_threads(requested: int) -> tuple[int, str | None]:
+    """Intra-op threads: the cores this process may use, split between local DDP ranks.
+
+    On a machine that is already busy (1-minute load average at or above the core count) more
+    than one thread makes PyTorch's OpenMP workers wait on each other: LeNet-5 trained at 270
+    images/s with 2 threads and 2,800 with 1 on a loaded 2-core machine (measured here). Then
+    one thread is used, with a note. Bitwise-exact resume needs the same thread count as the
+    interrupted run; pass ``--threads`` to pin it.
+
+    Returns:
+        The thread count set, and a note to print when the machine was busy.
+    """
+    note = None
     if requested:
         n = requested
     else:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         n = max(1, (cores or 1) // local_ranks)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        if n > 1 and load >= (cores or 1):
+            note = (
+                f"note: the machine is busy (load {load:.1f} on {cores} cores): training "
+                f"with 1 thread instead of {n}; pass --threads {n} to override"
+            )
+            n = 1
     torch.set_num_threads(n)
-    return n
+    return n, note
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -107,8 +125,9 @@ def model_kwargs_for(config: TrainConfig) -> dict[str, Any]:
     """Named model settings the config passes to the builder (only ``dropout`` for now)."""
     if config.dropout is None:
         return {}
-    builder = model_info(config.model).builder
-    if "dropout" not in inspect.signature(builder).parameters:
+    params = inspect.signature(model_info(config.model).builder).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if "dropout" not in params and not takes_any:
         raise ConfigError(f"{config.model} has no dropout setting: leave out --dropout")
     return {"dropout": config.dropout}
 
@@ -231,7 +250,9 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
     device = ddp.device_for(device, dist)
     dist = ddp.setup(device)
     main = dist.is_main
-    threads = set_threads(config.threads) if device.type == "cpu" else torch.get_num_threads()
+    threads, threads_note = (
+        set_threads(config.threads) if device.type == "cpu" else (torch.get_num_threads(), None)
+    )
     try:
         if config.batch_size % dist.world_size:
             raise ConfigError(
@@ -239,7 +260,7 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
                 f"ranks: use a multiple of {dist.world_size}"
             )
         run_dir, resume_from = _prepare_run_dir(config, main)
-        for n in notes:
+        for n in [*notes, threads_note] if threads_note else notes:
             log(n, main)
 
         # --- data: everything in memory as uint8; the validation split is fixed by the seed ----
@@ -269,9 +290,12 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
             log(resize_note, main)
         torch.manual_seed(config.seed + dist.rank)  # weights are broadcast from rank 0 by DDP
         kwargs = model_kwargs_for(config)
-        model = create_model(
-            config.model, num_classes=num_classes, in_channels=in_channels, **kwargs
-        )
+        try:
+            model = create_model(
+                config.model, num_classes=num_classes, in_channels=in_channels, **kwargs
+            )
+        except TypeError as err:  # a **kwargs builder that has no such setting after all
+            raise ConfigError(f"{config.model} does not take {sorted(kwargs)} ({err})") from None
         memory = torch.channels_last if config.channels_last else torch.contiguous_format
         model.to(device=device, memory_format=memory)
         meta = {
@@ -345,7 +369,11 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
             f"{len(test_x)} test images, {size[0]}x{size[1]}) with the {config.recipe} recipe: "
             f"{config.optimizer} lr {config.lr:g} {config.schedule}, batch {config.batch_size}, "
             f"{config.epochs} epochs, {config.precision}, {device}"
-            + (f" x{dist.world_size} ranks" if dist.enabled else f", {threads} threads"),
+            + (
+                f" x{dist.world_size} ranks"
+                if dist.enabled
+                else f", {threads} thread{'s' * (threads > 1)}"
+            ),
             main,
         )
 
@@ -489,7 +517,11 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
             title = f"{config.model} on {config.data}"
             figures = run_dir / "figures"
             if history:
-                plot_curves(history, figures, title)
+                smoothing = config.label_smoothing
+                train_label = "train (mean over the epoch" + (
+                    f", label smoothing {smoothing:g})" if smoothing else ")"
+                )
+                plot_curves(history, figures, title, config.schedule != "onecycle", train_label)
             plot_confusion(
                 test.confusion,
                 info.classes,
