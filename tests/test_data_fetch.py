@@ -282,3 +282,14 @@ def test_download_into_unwritable_place(isolated: Path, server: Server) -> None:
     server.routes["/a"] = (b"a", "ok")
     with pytest.raises(DataError, match=r"cannot write to .*--data-dir"):
         download(f"{server.url}/a", blocker / "sub" / "a", (sha(b"a"),), progress=False)
+
+
+def test_fetch_replaces_a_foreign_copy(isolated: Path, server: Server, monkeypatch) -> None:
+    good, foreign = fake_idx_dataset(seed=1), fake_idx_dataset(seed=2)
+    with_digests(monkeypatch, "mnist", good)
+    put(isolated / "cache" / "cnnlab" / "mnist", foreign)  # same names, other content
+    for name, blob in good.items():
+        server.routes[f"/mnist/{name}"] = (blob, "ok")
+    directory = fetch_dataset("mnist", base_url=server.url, progress=False)
+    assert len(server.hits) == 4
+    assert all((directory / n).read_bytes() == b for n, b in good.items())

@@ -399,7 +399,8 @@ def fetch_files(
 ) -> Path:
     """Make sure both splits of ``info`` are on disk; download what is missing.
 
-    Files already present anywhere in the lookup order are used as they are unless ``force``.
+    Files already present anywhere in the lookup order are kept if they pass
+    :func:`verify_files`, unless ``force``.
     Downloads go to :func:`download_dir`; an archive (CIFAR-10) is unpacked there and removed.
 
     Returns:
@@ -408,7 +409,12 @@ def fetch_files(
     if not force:
         train, test = locate(info, "train", root), locate(info, "test", root)
         if train is not None and test is not None and train.directory == test.directory:
-            return train.directory
+            try:
+                verify_files(info, train, "train")
+                verify_files(info, test, "test")
+                return train.directory
+            except DataError:
+                pass  # a damaged or foreign copy: download a good one (found first from now on)
     directory = download_dir(info, root)
     base = base_url_for(info, base_url)
     offline = (
