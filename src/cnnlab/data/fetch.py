@@ -198,10 +198,16 @@ def verify_files(info: DatasetInfo, loc: Location, split: str) -> None:
     for f, path in checks:
         status = file_status(f, path)
         if status.startswith("MISMATCH"):
+            fix = (
+                f"run `cnnlab data fetch {info.name}` for a good copy in your cache, which is "
+                "searched before system copies"
+                if loc.step == "system copy"
+                else f"delete it and run `cnnlab data fetch {info.name}`"
+            )
             raise DataError(
                 f"{path}: not the published {info.name} file {f.name} ({status.lower()}); it "
-                f"may be another dataset's file of the same name, or damaged: delete it and run "
-                f"`cnnlab data fetch {info.name}` (or load with verify=False to use it anyway)"
+                f"may be another dataset's file of the same name, or damaged: {fix} (or load "
+                "with verify=False to use it anyway)"
             )
 
 
