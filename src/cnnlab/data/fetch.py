@@ -424,8 +424,8 @@ def fetch_files(
     directory = download_dir(info, root)
     base = base_url_for(info, base_url)
     offline = (
-        f"if this machine is offline, copy the files of {info.name} ({info.homepage}) into "
-        f"{directory} or point --data-dir / ${ENV_DATA} at them"
+        f"if this machine is offline, copy {', '.join(f.name for f in info.files if not f.member)}"
+        f" ({info.homepage}) into {directory} or point --data-dir / ${ENV_DATA} at them"
     )
     archive = next((f for f in info.files if f.role == "archive"), None)
     if archive is not None:
