@@ -262,3 +262,13 @@ def test_every_truncation_is_a_data_error_or_a_full_image(tmp_path: Path, fmt: s
             assert str(p) in str(err) and "\n" not in str(err)
         else:
             assert x.shape[1:] == (12, 10)  # only trailing metadata was cut
+
+
+def test_folder_symlink_loop_and_memory_guard(tmp_path: Path) -> None:
+    make_folder(tmp_path, classes=("a", "b"), per_class=3)
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)
+    _, train = list_folder(tmp_path, "train")
+    _, test = list_folder(tmp_path, "test")
+    assert len(train) + len(test) == 6  # the loop is walked once, not forever
+    with pytest.raises(DataError, match=r"GiB.*smaller size"):
+        load_dataset(tmp_path, "train", size=(200_000, 200_000))

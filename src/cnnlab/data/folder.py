@@ -54,7 +54,13 @@ def _class_dirs(directory: Path) -> list[Path]:
 
 def _images_under(directory: Path) -> list[Path]:
     found = []
+    seen: set[str] = set()  # real paths walked: symlinked folders are followed, loops are not
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS:
@@ -143,6 +149,21 @@ def _signature(samples: list[tuple[Path, int]]) -> tuple:
     return tuple(out)
 
 
+def _check_memory(root: Path, n: int, channels: int, size: tuple[int, int]) -> None:
+    """Refuse, before decoding, a split that cannot fit in half of the physical memory."""
+    need = n * channels * size[0] * size[1]
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return
+    if need > total // 2:
+        raise DataError(
+            f"{root}: {n:,} images of {channels}x{size[0]}x{size[1]} need {need / 2**30:.1f} GiB "
+            f"as uint8, more than half of this machine's {total / 2**30:.1f} GiB; pass a smaller "
+            "size=(H, W)"
+        )
+
+
 @lru_cache(maxsize=4)
 def _decode(signature: tuple, channels: int, size: tuple[int, int]):
     n = len(signature)
@@ -182,6 +203,7 @@ def load_folder(
     root = Path(root).expanduser()
     channels, size = _shape_from_train(root, channels, size)
     _, samples = list_folder(root, split)
+    _check_memory(root, len(samples), channels, size)
     images, labels = _decode(_signature(samples), channels, size)
     return images.clone(), labels.clone()
 
