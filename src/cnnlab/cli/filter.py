@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.scratch.filters import FILTERS, apply_filter
+from cnnlab.scratch.filters import FILTERS, apply_filter, get_filter
 from cnnlab.scratch.io import write_image
 from cnnlab.scratch.padding import PAD_MODES
 
@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to write; pass -o OUT.png with --kernel, and/or --grid OUT.png")
     if args.output is not None and args.kernel is None:
         raise ConfigError(f"-o needs --kernel NAME; choose one of: {', '.join(FILTERS)}")
+    if args.kernel is not None:
+        get_filter(args.kernel)  # an unknown name fails before the image is decoded
     image = _read(args.image, args.gray, args.max_pixels)
     if args.output is not None:
         out = apply_filter(image, args.kernel, args.padding)
