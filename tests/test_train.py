@@ -303,7 +303,9 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-@pytest.mark.parametrize("kind", ["pickle", "torch.save", "truncated", "no-metadata", "garbage"])
+@pytest.mark.parametrize(
+    "kind", ["pickle", "pickle-in-dir", "torch.save", "truncated", "no-metadata", "garbage"]
+)
 def test_load_trained_refuses_files_cnnlab_did_not_write(
     tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -320,6 +322,9 @@ def test_load_trained_refuses_files_cnnlab_did_not_write(
         target.write_bytes(target.read_bytes()[:-10])
     elif kind == "no-metadata":
         save_file({"w": torch.zeros(2)}, str(target))
+    elif kind == "pickle-in-dir":
+        target = run / "model.pt"
+        target.write_bytes(pickle.dumps(_Payload(marker)))
     else:
         target.write_bytes(struct.pack("<Q", 2**40) + b"x" * 64)
     assert main(["eval", str(run)]) == 2
@@ -327,8 +332,11 @@ def test_load_trained_refuses_files_cnnlab_did_not_write(
     assert err.startswith("cnnlab: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err
     assert not marker.exists(), "the payload ran"
+    if kind.startswith("pickle"):
+        assert "pickle" in err
     with pytest.raises(CheckpointError):
         ckpt.load_trained(target)
+    assert not marker.exists(), "the payload ran"
 
 
 def test_load_trained_refuses_weights_of_another_architecture(tmp_path: Path) -> None:

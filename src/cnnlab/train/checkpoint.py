@@ -46,6 +46,8 @@ CHECKPOINT_DIR = "checkpoints"
 _STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
 # A safetensors header larger than this is not one we wrote (ours are a few kB to a few MB).
 _MAX_HEADER_BYTES = 100 * 2**20
+# Weight files of other tools, named in the refusal so the user knows why they were not used.
+_FOREIGN_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"})
 # Keys every model metadata block must have for eval/predict/export to rebuild the model.
 META_KEYS = ("model", "num_classes", "in_channels", "input_size", "classes", "mean", "std")
 
@@ -201,9 +203,16 @@ def resolve_model_file(path: Path) -> Path:
         latest, _ = latest_valid_checkpoint(path / CHECKPOINT_DIR)
         if latest is not None:
             return latest.with_suffix(".safetensors")
+        foreign = sorted(p.name for p in path.iterdir() if p.suffix in _FOREIGN_SUFFIXES)
+        hint = (
+            f" ({', '.join(foreign)}: pickle/torch.save files, which cnnlab never loads because "
+            "unpickling can run code)"
+            if foreign
+            else ""
+        )
         raise CheckpointError(
-            f"{path} holds no {MODEL_FILE} and no valid checkpoint: pass a run directory written "
-            "by `cnnlab train`"
+            f"{path} holds no {MODEL_FILE} and no valid checkpoint{hint}: pass a run directory "
+            "written by `cnnlab train`"
         )
     if path.suffix == ".json" and _STEP_NAME.match(path.name):
         return path.with_suffix(".safetensors")

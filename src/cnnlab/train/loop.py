@@ -582,5 +582,6 @@ def _progress(config: TrainConfig, epoch: int, total: int, initial: int, main: b
         unit="step",
         leave=False,
         dynamic_ncols=True,
+        disable=None,  # no bar when stderr is not a terminal (logs, CI): the epoch lines remain
         file=sys.stderr,
     )
