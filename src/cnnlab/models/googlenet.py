@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnlab.errors import InputSizeError
 from cnnlab.registry import register_model
 
 PAPER_V1 = "Szegedy et al. 2014, Going Deeper with Convolutions"
@@ -572,7 +573,20 @@ class InceptionV3Aux(nn.Module):
         self.conv1 = ConvBlock(128, 768, 5)
         self.fc = nn.Linear(768, num_classes)
 
+    # The 5x5 conv needs a 5x5 map after the 5x5/3 pool, i.e. a 17x17 Mixed_6e map; in
+    # training mode the whole network therefore needs 299x299 input (checked in the tests).
+    min_map = 17
+    min_train_input = 299
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.min_map:
+            h, w = x.shape[-2:]
+            raise InputSizeError(
+                f"inception_v3's auxiliary classifier needs a {self.min_map}x{self.min_map} "
+                f"Mixed_6e map (got {h}x{w}), i.e. input of at least {self.min_train_input}x"
+                f"{self.min_train_input} in training mode: resize the images to "
+                f"{self.min_train_input}x{self.min_train_input} or pass aux_logits=False"
+            )
         x = F.avg_pool2d(x, kernel_size=5, stride=3)  # (N, C, 5, 5) at 17x17
         x = self.conv1(self.conv0(x))  # (N, 768, 1, 1)
         x = F.adaptive_avg_pool2d(x, (1, 1))
@@ -663,5 +677,5 @@ def _init_inception_v3(model: Inception3) -> None:
     torchvision="inception_v3",
 )
 def inception_v3(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: Any) -> Inception3:
-    """Inception v3, torchvision's (299x299 input, auxiliary head on Mixed_6e included)."""
+    """Inception v3, torchvision's (299x299 input; the auxiliary head needs 299 to train)."""
     return Inception3(num_classes=num_classes, in_channels=in_channels, **kwargs)
