@@ -503,3 +503,21 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path: Pat
     kept = [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert kept == ["step-00000002.json", "step-00000004.json"]
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_auxiliary_losses_are_weighted_like_googlenet() -> None:
+    from collections import namedtuple
+
+    from cnnlab.train.loop import loss_and_logits
+
+    out_type = namedtuple("Out", "logits aux_logits2 aux_logits1")
+    g = torch.Generator().manual_seed(1)
+    main_, aux2, aux1 = (torch.randn(6, 4, generator=g) for _ in range(3))
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    cfg = TrainConfig(aux_loss_weight=0.3, label_smoothing=0.0)
+    loss, logits = loss_and_logits(out_type(main_, aux2, aux1), labels, cfg)
+    ce = torch.nn.functional.cross_entropy
+    expected = ce(main_, labels) + 0.3 * (ce(aux2, labels) + ce(aux1, labels))
+    assert torch.allclose(loss, expected) and logits is main_
+    loss, _ = loss_and_logits(out_type(main_, None, None), labels, cfg)  # aux_logits=False
+    assert torch.allclose(loss, ce(main_, labels))
