@@ -26,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 from cnnlab.data import dataset_info, load_dataset
+from cnnlab.errors import CnnlabError
 from cnnlab.scratch import (
     fast,
     softmax_cross_entropy_backward,
@@ -98,4 +99,7 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CnnlabError as err:  # e.g. Fashion-MNIST not found: one line, not a traceback
+        raise SystemExit(f"scratch_lenet: error: {err}") from None

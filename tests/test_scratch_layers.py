@@ -222,6 +222,16 @@ def test_pooling_default_stride_is_the_kernel_and_gradients_check() -> None:
         assert res.ok, (fwd.__name__, res.errors)
 
 
+def test_max_pool_ties_and_nan_follow_torch() -> None:
+    x = np.array([[[[1.0, 1.0], [0.0, 1.0]], [[2.0, np.nan], [5.0, 3.0]]]])  # (1, 2, 2, 2)
+    out, cache = max_pool2d_forward(x, 2)
+    xt = _t(x)
+    out_t = F.max_pool2d(xt, 2)
+    np.testing.assert_array_equal(out, out_t.detach().numpy())  # NaN in the second channel
+    out_t.backward(torch.ones_like(out_t))
+    np.testing.assert_array_equal(max_pool2d_backward(np.ones(out.shape), cache), xt.grad.numpy())
+
+
 def test_pooling_padding_over_half_the_window_is_refused() -> None:
     with pytest.raises(GeometryError, match="half"):
         max_pool2d_forward(np.zeros((1, 1, 8, 8)), 2, 2, 2)

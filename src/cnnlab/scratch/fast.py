@@ -43,7 +43,9 @@ class Workspace:
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: np.dtype, zero: bool = False):
+    def get(
+        self, name: str, shape: tuple[int, ...], dtype: np.dtype, zero: bool = False
+    ) -> np.ndarray:
         """Return the buffer ``name`` with this shape and dtype, allocating it on first use.
 
         A new buffer is zero-filled; an existing one keeps its old contents unless ``zero``.

@@ -31,7 +31,8 @@ class MaxPoolCache:
     Attributes:
         geom: the window geometry.
         argmax: for each output pixel, the flat tap index ``u * kw + v`` of the maximum in its
-            window, (N, C, Ho, Wo). Ties go to the first tap in row-major order.
+            window, (N, C, Ho, Wo). Ties go to the first tap in row-major order and a NaN
+            is the maximum (PyTorch's CPU rule).
     """
 
     geom: WindowGeometry
@@ -94,7 +95,8 @@ def max_pool2d_forward(
         for v in range(kw):
             rows, cols = geom.tap(u, v)
             tap = xp[:, :, rows, cols]  # (N, C, Ho, Wo)
-            better = tap > out  # strict: ties keep the earlier tap
+            # Strict '>' keeps the earlier tap on ties; a NaN wins and propagates, as in PyTorch.
+            better = (tap > out) | np.isnan(tap)
             out = np.where(better, tap, out)
             argmax = np.where(better, u * kw + v, argmax)
     return out, MaxPoolCache(geom=geom, argmax=argmax)

