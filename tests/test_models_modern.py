@@ -20,6 +20,8 @@ from cnnlab.models.densenet import DenseNet, cifar_block_config
 from cnnlab.models.googlenet import GOOGLENET_TABLE, GoogLeNetOutputs, InceptionOutputs
 from cnnlab.models.resnet import CifarResNet, ResNet, ZeroPadShortcut
 
+FAMILIES = ("googlenet", "resnet", "densenet")
+
 
 def count(name: str, **kwargs: object) -> int:
     with torch.device("meta"):
@@ -273,10 +275,23 @@ def test_googlenet_training_outputs_equal_torchvision() -> None:
     assert ours.aux_loss_weight == 0.3
 
 
-@pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
-def test_inception_module_names_equal_torchvision(name: str) -> None:
-    reference = getattr(torchvision.models, name)(weights=None, init_weights=False)
+MODERN_TORCHVISION = [
+    n
+    for n in cnnlab.list_models()
+    if cnnlab.model_info(n).torchvision and cnnlab.model_info(n).family in FAMILIES
+]
+
+
+def test_every_torchvision_model_of_these_families_is_registered() -> None:
+    assert len(MODERN_TORCHVISION) == 16
+
+
+@pytest.mark.parametrize("name", MODERN_TORCHVISION)
+def test_module_names_equal_torchvision(name: str) -> None:
+    """Same module tree (names and order), not only the same parameter names."""
+    kwargs = {"init_weights": False} if name in ("googlenet", "inception_v3") else {}
     with torch.device("meta"):
+        reference = getattr(torchvision.models, name)(weights=None, **kwargs)
         ours = cnnlab.create_model(name)
     assert [k for k, _ in ours.named_modules()] == [k for k, _ in reference.named_modules()]
 
