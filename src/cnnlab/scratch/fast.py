@@ -16,8 +16,8 @@ How it is fast:
   broadcast weight looked natural but measured 4x to 20x slower: numpy does not hand broadcast
   batches to BLAS.) The price is one transpose of the output between (K, N, ...) and NCHW.
 * **col2im by kernel taps.** The input gradient adds each tap's block of ``dcol`` back onto its
-  strided grid: ``kh * kw`` strided adds, instead of ``np.add.at`` scatter (an order of
-  magnitude slower).
+  strided grid: ``kh * kw`` strided adds, instead of an ``np.add.at`` scatter over every
+  (pixel, tap) pair (measured 45x slower on an 8x64x32x32 input, same result).
 * **Workspaces.** An optional :class:`Workspace` keeps the padded input, ``col`` and ``dcol``
   buffers between calls of the same shape, so a training loop or benchmark does not allocate
   (and page-fault) hundreds of megabytes per step.
@@ -64,7 +64,8 @@ def _padded(x: np.ndarray, geom: WindowGeometry, ws: Workspace | None) -> np.nda
     is rewritten on later calls."""
     if ws is None or not any(geom.pads):
         return pad2d(x, geom.pads)
-    xp = ws.get("xp", (*x.shape[:2], *geom.padded_size), x.dtype)
+    # Keyed by the pads: a border written under one padding is never read under another.
+    xp = ws.get(f"xp{geom.pads}", (*x.shape[:2], *geom.padded_size), x.dtype)
     rows, cols = geom.interior()
     xp[:, :, rows, cols] = x
     return xp
