@@ -160,6 +160,16 @@ def test_densenet_concatenations_if_in_zoo() -> None:
     assert r.rows[-1].output_shape == [1000]
 
 
+def test_parameters_of_modules_that_never_run_are_reported() -> None:
+    r = analyze("googlenet")  # auxiliary heads run in training mode only
+    assert set(r.unused_params) == {"aux1", "aux2"}
+    in_rows = sum(row.params for row in r.rows)
+    assert in_rows + sum(r.unused_params.values()) == r.totals["params"]
+    assert r.totals["params"] == cnnlab.model_info("googlenet").num_params
+    assert "aux1 (" in r.to_text()
+    assert not analyze("resnet18").unused_params
+
+
 def test_matches_a_real_forward_pass() -> None:
     """Output shapes and conv/linear MACs agree with hooks on a real CPU forward."""
     torch.manual_seed(0)

@@ -172,6 +172,7 @@ class Report:
     totals: dict[str, int]
     all_rows: list[Row] = field(repr=False, default_factory=list)
     depth: int | None = None
+    unused_params: dict[str, int] = field(default_factory=dict)  # module -> params never run
 
     # -- queries ------------------------------------------------------------------------------
     def row(self, name: str) -> Row:
@@ -269,6 +270,10 @@ class Report:
             f"count mode: {self.count} ({_MODE_TEXT[self.count]})",
             arith.CONVENTIONS,
         ]
+        if self.unused_params:
+            unused = ", ".join(f"{k} ({v:,})" for k, v in self.unused_params.items())
+            lines.insert(1, f"parameters of modules this forward pass does not run (counted in "
+                         f"the total, in no row): {unused}")  # fmt: skip
         if self.warnings:
             lines.append("geometry warnings:")
             lines += [f"  {w}" for w in self.warnings]
@@ -417,6 +422,13 @@ def analyze(
             "use a larger --input (see `cnnlab models` for each model's default size)"
         ) from None
     rows = [_row(op, count) for op in tr.ops]
+    # Parameters of modules that never ran (e.g. auxiliary heads, used in training mode only).
+    seen = {id(p) for op in tr.ops if op.module is not None for p in op.module.parameters()}
+    unused: dict[str, int] = {}
+    for pname, p in net.named_parameters():
+        if id(p) not in seen:
+            owner = pname.rsplit(".", 1)[0].split(".")[0] if "." in pname else pname
+            unused[owner] = unused.get(owner, 0) + p.numel()
     param_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
     params = sum(p.numel() for p in net.parameters())
     macs = sum(r.macs for r in rows)
@@ -438,6 +450,7 @@ def analyze(
         totals=totals,
         all_rows=rows,
         depth=depth,
+        unused_params=unused,
     )
     if strict and report.warnings:
         raise GeometryError(
