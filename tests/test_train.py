@@ -280,11 +280,13 @@ def test_checkpoints_keep_two_and_fall_back_past_damage(tmp_path: Path) -> None:
         "step-00000010.json",
         "step-00000015.json",
     ]
-    (tmp_path / ".step-00000020.safetensors.tmp").write_bytes(b"half a write")  # crash leftover
+    leftover = tmp_path / ".step-00000020.safetensors.tmp"  # a write the crash interrupted
+    leftover.write_bytes(b"half a write")
     newest = tmp_path / "step-00000015.safetensors"
     newest.write_bytes(newest.read_bytes()[:-4])  # truncated
     latest, rejected = ckpt.latest_valid_checkpoint(tmp_path)
     assert latest.name == "step-00000010.json" and "step-00000015" in rejected[0]
+    assert ckpt.remove_temporaries(tmp_path) == [leftover] and not leftover.exists()
     (tmp_path / "step-00000010.json").write_text("{not json")
     assert ckpt.latest_valid_checkpoint(tmp_path)[0] is None
     _write_pair(tmp_path, 30)

@@ -93,6 +93,15 @@ def write_safetensors_atomic(
     _commit(tmp, path)
 
 
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Delete the ``.NAME.tmp`` files an interrupted atomic write left in ``directory``."""
+    directory = Path(directory)
+    stale = sorted(directory.glob(".*.tmp")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

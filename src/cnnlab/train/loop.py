@@ -28,6 +28,7 @@ import inspect
 import json
 import math
 import os
+import random
 import sys
 import time
 from contextlib import nullcontext
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -218,6 +220,9 @@ def _prepare_run_dir(config: TrainConfig, main: bool) -> tuple[Path, Path | None
             f"cannot resume {run_dir}: its config differs ({'; '.join(diffs)}); "
             "resume with the same settings or start a new run with --out"
         )
+    if main:  # files a killed run was writing when it died
+        ckpt.remove_temporaries(run_dir)
+        ckpt.remove_temporaries(run_dir / ckpt.CHECKPOINT_DIR)
     latest, rejected = ckpt.latest_valid_checkpoint(run_dir / ckpt.CHECKPOINT_DIR)
     for reason in rejected:
         log(f"note: skipping damaged checkpoint: {reason}", main)
@@ -288,7 +293,11 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
         size, resize_note = input_size_for(minfo, tuple(train_x.shape[-2:]), config.image_size)
         if resize_note:
             log(resize_note, main)
+        # Every global RNG is seeded (and checkpointed) even where cnnlab draws nothing from
+        # NumPy or Python's `random`, so user code and libraries that do stay reproducible.
         torch.manual_seed(config.seed + dist.rank)  # weights are broadcast from rank 0 by DDP
+        np.random.seed(config.seed + dist.rank)
+        random.seed(config.seed + dist.rank)
         kwargs = model_kwargs_for(config)
         try:
             model = create_model(
@@ -356,7 +365,13 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
             history = record["history"]
             if main:
                 epoch_sums = torch.tensor(record["epoch_sums"], dtype=torch.float64)
-            log(f"resumed {run_dir} from {resume_from.name} (epoch {epoch + 1}, step {step})", main)
+            if epoch >= config.epochs:
+                log(f"{run_dir} finished training at step {step}: evaluating it again", main)
+            else:
+                log(
+                    f"resumed {run_dir} from {resume_from.name} (epoch {epoch + 1}, step {step})",
+                    main,
+                )
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             ckpt.write_json_atomic(run_dir / "config.json", to_dict(config))
@@ -368,7 +383,7 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
             f"training {config.model} on {config.data} ({len(train_x)} train / {len(val_x)} val / "
             f"{len(test_x)} test images, {size[0]}x{size[1]}) with the {config.recipe} recipe: "
             f"{config.optimizer} lr {config.lr:g} {config.schedule}, batch {config.batch_size}, "
-            f"{config.epochs} epochs, {config.precision}, {device}"
+            f"{config.epochs} epoch{'s' * (config.epochs > 1)}, {config.precision}, {device}"
             + (
                 f" x{dist.world_size} ranks"
                 if dist.enabled
