@@ -1,0 +1,238 @@
+"""DDP under ``torchrun``: 2 CPU processes (gloo) equal 1 process on the same global batch.
+
+``cnnlab train`` treats ``--batch-size`` as the global batch: each of the two ranks takes half of
+every (identically drawn and augmented) batch and DDP averages the gradients, so for a model
+without batch norm and dropout (``lenet5``) the final weights must equal a single-process run's
+up to floating-point summation order. The test also checks, with an audit hook in each rank, that
+only rank 0 created, renamed or wrote anything in the run directory, and that a DDP run killed with
+SIGKILL and resumed under ``torchrun`` ends bitwise equal to an uninterrupted DDP run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from test_train import needs_fashion_mnist
+
+pytestmark = [needs_fashion_mnist, pytest.mark.slow]
+
+# Everything that could differ between a 1- and a 2-process run is pinned: recipe fields, seed,
+# threads. lenet5 has neither batch norm (per-rank statistics) nor dropout (per-rank RNG).
+TRAIN = [
+    "train",
+    "lenet5",
+    "--recipe",
+    "paper",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.05",
+    "--momentum",
+    "0.9",
+    "--weight-decay",
+    "5e-4",
+    "--schedule",
+    "constant",
+    "--augment",
+    "crop",
+    "--crop-padding",
+    "2",
+    "--precision",
+    "fp32",
+    "--no-channels-last",
+    "--batch-size",
+    "64",
+    "--limit-train",
+    "1280",
+    "--val-size",
+    "500",
+    "--limit-test",
+    "500",
+    "--seed",
+    "11",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
+
+# Records, per rank, every file-system change Python makes under the run directory (open for
+# writing, rename/replace, mkdir, remove), then runs the cnnlab CLI. safetensors writes its
+# temporary file from Rust, but cnnlab commits every file with os.replace, which is audited.
+RUNNER = r"""
+import json, os, sys
+watch = os.path.realpath(os.environ["CNNLAB_TEST_WATCH"])
+log = []
+
+def inside(p):
+    try:
+        p = os.path.realpath(os.fsdecode(p))
+        return p == watch or p.startswith(watch + os.sep)
+    except Exception:
+        return False
+
+def hook(event, args):
+    if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+        flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+        writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
+        if writing and inside(args[0]):
+            log.append([event, os.fsdecode(args[0])])
+    elif event == "os.rename" and inside(args[1]):  # os.replace raises "os.rename" too
+        log.append([event, os.fsdecode(args[1])])
+    elif event in ("os.mkdir", "os.remove", "os.rmdir") and inside(args[0]):
+        log.append([event, os.fsdecode(args[0])])
+
+sys.addaudithook(hook)
+rank = os.environ.get("RANK", "single")
+try:
+    from cnnlab.cli import main
+    code = main(sys.argv[1:])
+finally:
+    with open(os.environ["CNNLAB_TEST_LOG"] + f".{rank}", "w") as f:
+        json.dump(log, f)
+sys.exit(code)
+"""
+
+
+def _env(run: Path, log: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return env | {
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        "CNNLAB_TEST_WATCH": str(run),
+        "CNNLAB_TEST_LOG": str(log),
+    }
+
+
+def _torchrun(runner: Path, *args: str, nproc: int = 2) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        str(runner),
+        *args,
+    ]
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Path:
+    path = tmp_path / "runner.py"
+    path.write_text(RUNNER)
+    return path
+
+
+def test_two_process_ddp_equals_single_process(tmp_path: Path, runner: Path) -> None:
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    logs = tmp_path / "log"
+    logs.mkdir()
+    _run(
+        [sys.executable, str(runner), *TRAIN, "--epochs", "1", "--out", str(single)],
+        _env(single, logs / "single"),
+    )
+    proc = _run(
+        _torchrun(runner, *TRAIN, "--epochs", "1", "--out", str(ddp)), _env(ddp, logs / "ddp")
+    )
+    assert "x2 ranks" in proc.stdout  # the loop saw the process group
+
+    a, b = _weights(single), _weights(ddp)
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=lambda m, k=k: f"{k}: {m}")
+    assert worst > 0 or all(torch.equal(a[k], b[k]) for k in a)
+
+    # Same metrics (all-reduced over ranks) up to rounding, same epochs and steps.
+    hist_a = [json.loads(x) for x in (single / "metrics.jsonl").read_text().splitlines()]
+    hist_b = [json.loads(x) for x in (ddp / "metrics.jsonl").read_text().splitlines()]
+    assert [h["step"] for h in hist_a] == [h["step"] for h in hist_b] == [20]
+    for ha, hb in zip(hist_a, hist_b, strict=True):
+        assert hb["train_loss"] == pytest.approx(ha["train_loss"], rel=1e-4)
+        assert hb["val_acc"] == pytest.approx(ha["val_acc"], abs=1 / 500 + 1e-9)
+
+    # Same files, and only rank 0 touched the run directory.
+    def files(run: Path) -> list[str]:
+        return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+
+    assert files(ddp) == files(single)
+    rank0 = json.loads((logs / "ddp.0").read_text())
+    rank1 = json.loads((logs / "ddp.1").read_text())
+    assert rank1 == [], f"rank 1 wrote into the run directory: {rank1[:5]}"
+    written = {Path(p).name for _, p in rank0}
+    assert {"config.json", "metrics.jsonl"} <= written
+    assert "model.safetensors" in written
+
+
+def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner: Path) -> None:
+    args = [*TRAIN, "--epochs", "2", "--checkpoint-every", "3"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    logs = tmp_path / "log"
+    logs.mkdir()
+    first = subprocess.Popen(
+        _torchrun(runner, *args, "--out", str(straight)),
+        env=_env(straight, logs / "straight"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    victim = subprocess.Popen(
+        _torchrun(runner, *args, "--out", str(killed)),
+        env=_env(killed, logs / "killed"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the agent and both workers die together
+    )
+    deadline = time.monotonic() + 240
+    while not list((killed / "checkpoints").glob("step-*.json")):
+        assert victim.poll() is None, victim.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    assert victim.poll() is None, "the run finished before it could be killed"
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    victim.stderr.close()
+    assert not (killed / "model.safetensors").exists()
+
+    # Resuming with another number of processes is refused with a message naming the fix.
+    wrong = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *args, "--out", str(killed), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert wrong.returncode == 2
+    assert "--nproc_per_node 2" in wrong.stderr and "Traceback" not in wrong.stderr
+
+    proc = _run(
+        _torchrun(runner, *args, "--out", str(killed), "--resume"), _env(killed, logs / "resumed")
+    )
+    assert "resumed" in proc.stdout
+    assert first.wait(timeout=300) == 0
+    a, b = _weights(straight), _weights(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after a DDP resume"
+    assert json.loads((logs / "resumed.1").read_text()) == []
