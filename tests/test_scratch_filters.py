@@ -326,6 +326,7 @@ def test_cli_colour_list_and_grid(tmp_path, capsys) -> None:
         (["{photo}", "-k", "box"], "nothing to write"),
         (["{photo}", "-o", "{out}"], "needs --kernel"),
         (["{photo}", "-k", "box", "-o", "{tmp}/x.gif"], ".png"),
+        (["{photo}", "--grid", "{tmp}/grid.txt"], ".png"),
         (["{photo}", "-k", "box", "-o", "{tmp}/no/such/dir/x.png"], "does not exist"),
         ([], "no input image"),
     ],

@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.scratch.filters import FILTERS, apply_filter, get_filter
-from cnnlab.scratch.io import write_image
+from cnnlab.scratch.io import check_output, write_image
 from cnnlab.scratch.padding import PAD_MODES
 
 # Largest image `cnnlab filter` takes: 4096 x 4096. The NumPy filter works in float64 with a
@@ -90,8 +90,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to write; pass -o OUT.png with --kernel, and/or --grid OUT.png")
     if args.output is not None and args.kernel is None:
         raise ConfigError(f"-o needs --kernel NAME; choose one of: {', '.join(FILTERS)}")
+    # Fail on a bad name or output path before decoding and filtering anything.
     if args.kernel is not None:
-        get_filter(args.kernel)  # an unknown name fails before the image is decoded
+        get_filter(args.kernel)
+    for out in (args.output, args.grid):
+        if out is not None:
+            check_output(out)
     image = _read(args.image, args.gray, args.max_pixels)
     if args.output is not None:
         out = apply_filter(image, args.kernel, args.padding)
