@@ -304,3 +304,34 @@ def test_gradcheck_catches_a_wrong_backward() -> None:
     (num,) = numerical_gradient(lambda a: a.sum(axis=1), [x], np.ones(3))
     np.testing.assert_allclose(num, np.ones_like(x), atol=1e-8)
     assert relative_error(np.zeros(2), np.zeros(2)) == 0.0
+
+
+def test_scratch_package_never_imports_torch() -> None:
+    """`cnnlab.scratch` is NumPy-only: no module in it imports torch (or anything that does,
+    other than cnnlab.errors); Pillow and matplotlib only in the I/O and plotting modules."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import cnnlab.scratch
+
+    allowed_extra = {"io.py": {"PIL"}, "plots.py": {"matplotlib"}}
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for path in Path(cnnlab.scratch.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                ok = (
+                    top in stdlib
+                    or top == "numpy"
+                    or name == "cnnlab.errors"
+                    or name.startswith("cnnlab.scratch")
+                    or top in allowed_extra.get(path.name, set())
+                )
+                assert ok, f"{path.name} imports {name}"
