@@ -87,6 +87,11 @@ class TrainConfig:
         "compute precision: fp32, or bf16 autocast (weights stay fp32)", choices=("fp32", "bf16")
     )
     channels_last: bool | None = _opt("channels-last memory format (faster convolutions on CPU)")
+    # perf (benchmarks/time_to_accuracy.py): flip test-time augmentation, a recipe field.
+    tta: bool | None = _opt(
+        "evaluate on each image and its horizontal mirror and average the logits (flip test-time "
+        "augmentation; off for data where a mirror changes the class)"
+    )
     image_size: int | None = _opt(
         "side in pixels the images are resized to (default: the data's own size, or the model's "
         "minimum/fixed input when that is larger)"
@@ -99,6 +104,12 @@ class TrainConfig:
     limit_train: int | None = _opt("use only the first N training images (quick experiments)")
     limit_test: int | None = _opt("evaluate only the first N test images")
     seed: int = _opt("seed of weights, data order, split and augmentation", 0)
+    # perf: the time-to-accuracy curve. Reporting only: no decision ever reads the test set.
+    test_every_epoch: bool = _opt(
+        "also evaluate the test set after every epoch and log it as test_acc (for curves and "
+        "benchmarks; the schedule and every other decision still use validation only)",
+        False,
+    )
 
     # --- run directory and checkpoints ----------------------------------------------------------
     out: str | None = _opt("run directory (default: runs/MODEL-DATA)", metavar="RUN_DIR")
@@ -119,7 +130,16 @@ class TrainConfig:
 
 # Fields a resumed run may change without changing the result: where it runs and how it reports.
 RESUME_MAY_DIFFER = frozenset(
-    {"out", "resume", "device", "threads", "progress", "checkpoint_every", "data_dir"}
+    {
+        "out",
+        "resume",
+        "device",
+        "threads",
+        "progress",
+        "checkpoint_every",
+        "data_dir",
+        "test_every_epoch",
+    }
 )
 
 
@@ -215,7 +235,16 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
 
 def validate(config: TrainConfig) -> None:
     """Reject values no recipe could make sense of, naming the setting and the fix."""
-    positive = ("epochs", "batch_size", "step_epochs", "limit_train", "limit_test", "image_size")
+    # val_size >= 1: the validation split drives the plateau rule and the curves.
+    positive = (
+        "epochs",
+        "batch_size",
+        "step_epochs",
+        "limit_train",
+        "limit_test",
+        "image_size",
+        "val_size",
+    )
     for name in positive:
         value = getattr(config, name)
         if value is not None and value < 1:
@@ -225,7 +254,6 @@ def validate(config: TrainConfig) -> None:
         "weight_decay",
         "momentum",
         "crop_padding",
-        "val_size",
         "checkpoint_every",
         "threads",
         "plateau_patience",

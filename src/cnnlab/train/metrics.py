@@ -107,6 +107,7 @@ def evaluate(
     num_classes: int,
     batch_size: int = 500,
     reduce: Callable[[Tally], None] | None = None,
+    tta: bool = False,
 ) -> EvalResult:
     """Evaluate ``model`` (switched to eval mode, then back) on uint8 images.
 
@@ -118,14 +119,21 @@ def evaluate(
         num_classes: K, the confusion matrix side.
         batch_size: images per forward pass.
         reduce: called on the local tally before the result is computed (DDP all-reduce).
+        tta: also run each image's horizontal mirror and average the two logits (flip
+            test-time augmentation, as the fast recipe trains with flips).
     """
     was_training = model.training
     model.eval()
     tally = Tally.zeros(num_classes)
     try:
         for s in batches(len(images), batch_size):
-            out = model(prepare(images[s]))
-            tally.add(out[0] if isinstance(out, tuple) else out, labels[s])
+            x = prepare(images[s])
+            out = model(x)
+            logits = out[0] if isinstance(out, tuple) else out
+            if tta:
+                mirrored = model(x.flip(-1))
+                logits = (logits + (mirrored[0] if isinstance(mirrored, tuple) else mirrored)) / 2
+            tally.add(logits, labels[s])
     finally:
         model.train(was_training)
     if reduce is not None:
