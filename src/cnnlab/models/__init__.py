@@ -6,6 +6,7 @@ Adding a family is one module here plus one line in the import list below.
 from cnnlab.models import (  # noqa: F401  (imported for their registrations)
     alexnet,
     densenet,
+    fast,
     googlenet,
     lenet,
     nin,

@@ -502,10 +502,12 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
                 "images_per_s": round(images_seen / seconds, 1),
             }
             if config.test_every_epoch:  # perf: the time-to-accuracy curve; read by nothing here
+                t_test = time.perf_counter()
                 record_epoch["test_acc"] = _evaluate(
                     model, test_x, test_y, prepare, num_classes, dist, device, config.tta
                 ).top1
-                record_epoch["elapsed"] = round(time.perf_counter() - t_start, 3)
+                # What this extra evaluation cost, so a benchmark can take it out of the run time.
+                record_epoch["test_seconds"] = round(time.perf_counter() - t_test, 3)
             history.append(record_epoch)
             if main:
                 with open(run_dir / "metrics.jsonl", "a") as f:

@@ -1,0 +1,164 @@
+"""FastNet: the default model of ``cnnlab train``, sized to train on a laptop CPU in two minutes.
+
+Design sources:
+    Page (2018), "How to train your ResNet" (myrtle.ai blog series, the DAWNBench ResNet-9):
+    a residual network of three stages, each a 3x3 convolution followed by max-pooling, with
+    residual pairs of 3x3 convolutions at the pooled resolution, global max-pooling and one linear
+    layer. Jordan (2024), "airbench": convolution *then* pooling *then* batch norm, so that batch
+    norm and the activation run on a quarter of the pixels.
+
+Models:
+    ``fastnet``: the network below at widths 24-48-96 for 1x28x28 Fashion-MNIST images.
+
+    ============  ===================================  ==========  ===========  =========
+    stage         layers                               output      MACs         params
+    ============  ===================================  ==========  ===========  =========
+    1             conv3x3 1->24, maxpool 2, BN, ReLU   24x14x14    169,344      264
+    2             conv3x3 24->48, maxpool 2, BN, ReLU  48x7x7      8,128,512 *  ...
+                  residual: 2x (conv3x3 48->48, BN,
+                  ReLU) at 7x7, added to the input
+    3             conv3x3 48->96, maxpool 2, BN, ReLU  96x3x3
+                  residual pair at 3x3
+    head          global max-pool, linear 96->10       10
+    ============  ===================================  ==========  ===========  =========
+
+    (* the table in the README gives the exact per-layer figures: ``cnnlab summary fastnet``.)
+    Total: 7,755,744 multiply-adds per 28x28 image (conv and linear, no bias/BN/pool, the zoo's
+    counting convention) and 260,890 parameters.
+
+Why this size: on the 2-core Zen 4 machine of shared/REFERENCE.md a training step costs about
+three forward passes, and small convolutions reach roughly 100-200 GFLOP/s in bf16 channels-last,
+so a network of ~8 MMACs trains at several thousand images/s: about eight Fashion-MNIST epochs in
+the two-minute budget. The widths double as the resolution halves (the VGG rule), so every stage
+costs about the same. Most of the compute sits at 14x14 and below; the first convolution sees one
+input channel and is nearly free.
+
+Deviations from ResNet-9, on purpose:
+    * Three stages instead of four (28x28 input has room for three 2x poolings: 28, 14, 7, 3).
+    * Stage 1 has no residual pair: at 14x14 it would double the cost for little accuracy
+      (measured on a held-out validation split, never on the test set).
+    * Widths 24-48-96 instead of 64-128-256-512 (budget above).
+    * Max-pooling sits between the convolution and the batch norm (airbench order).
+    * No output scaling (ResNet-9 multiplies the logits by 0.125); label smoothing in the fast
+      recipe plays the same calming role.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from cnnlab.registry import register_model
+
+PAPER = "Page 2018, How to train your ResNet (DAWNBench ResNet-9); Jordan 2024, airbench"
+
+# Widths of the three stages and whether each has a residual pair (module docstring).
+FASTNET_WIDTHS = (24, 48, 96)
+FASTNET_RESIDUAL = (False, True, True)
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution (padding 1, no bias: batch norm has one), batch norm, ReLU.
+
+    Shape:
+        - Input: ``(N, in_channels, H, W)``
+        - Output: ``(N, out_channels, H, W)``
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Residual(nn.Module):
+    """``x + f(x)`` with ``f`` two conv-BN-ReLU layers of the same width (ResNet-9's pair).
+
+    Args:
+        channels: width of the input, the output and both convolutions.
+
+    Shape:
+        - Input: ``(N, channels, H, W)``
+        - Output: ``(N, channels, H, W)``
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = conv_bn_relu(channels, channels)
+        self.conv2 = conv_bn_relu(channels, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(self.conv1(x))
+
+
+class Stage(nn.Sequential):
+    """Convolution, 2x2 max-pool, batch norm, ReLU, then an optional residual pair.
+
+    Args:
+        in_channels: input width.
+        out_channels: width of the convolution and the stage's output.
+        residual: append a :class:`Residual` pair at the pooled resolution.
+
+    Shape:
+        - Input: ``(N, in_channels, H, W)``
+        - Output: ``(N, out_channels, H // 2, W // 2)``
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, residual: bool) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.MaxPool2d(2),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
+        if residual:
+            layers.append(Residual(out_channels))
+        super().__init__(*layers)
+
+
+class FastNet(nn.Module):
+    """Stages of :class:`Stage`, global max-pool, one linear classifier.
+
+    Args:
+        widths: output width of each stage; each stage halves the resolution.
+        residual: per stage, whether it has a residual pair.
+        num_classes: outputs of the classifier.
+        in_channels: input image channels.
+
+    Shape:
+        - Input: ``(N, in_channels, H, W)`` with ``H, W >= 2 ** len(widths)``
+        - Output: ``(N, num_classes)``
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = FASTNET_WIDTHS,
+        residual: tuple[bool, ...] = FASTNET_RESIDUAL,
+        num_classes: int = 10,
+        in_channels: int = 1,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(residual):
+            raise ValueError(f"one residual flag per stage: {len(widths)} widths, {residual}")
+        ins = (in_channels, *widths[:-1])
+        self.stages = nn.Sequential(
+            *(Stage(i, o, r) for i, o, r in zip(ins, widths, residual, strict=True))
+        )
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stages(x)  # (N, widths[-1], H / 2^S, W / 2^S)
+        return self.fc(self.pool(x).flatten(1))  # (N, num_classes)
+
+
+@register_model(
+    family="fastnet",
+    paper=PAPER,
+    input_size=(1, 28, 28),
+    min_input_size=(8, 8),  # three 2x poolings: 8 -> 4 -> 2 -> 1
+    num_params=260_890,
+    num_classes=10,
+)
+def fastnet(*, num_classes: int = 10, in_channels: int = 1) -> FastNet:
+    """Compact ResNet-9-style CNN (24-48-96, 7.8 MMACs at 28x28): cnnlab train's default."""
+    return FastNet(FASTNET_WIDTHS, FASTNET_RESIDUAL, num_classes, in_channels)
