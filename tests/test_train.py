@@ -423,7 +423,8 @@ def test_eval_json_matches_results(trained_run: Path, capsys: pytest.CaptureFixt
     assert {"top1", "top5", "loss", "per_class", "confusion"} <= set(out)
     results = json.loads((trained_run / "results.json").read_text())["test"]
     assert out["top1"] == pytest.approx(results["top1"])
-    assert out["loss"] == pytest.approx(results["loss"], rel=1e-4)
+    # training evaluated in channels-last, eval in the default layout: rounding differs slightly
+    assert out["loss"] == pytest.approx(results["loss"], rel=1e-3)
     assert sum(map(sum, out["confusion"])) == 300 and len(out["per_class"]) == 10
     # a checkpoint file evaluates too (the last one holds the final weights)
     last = ckpt.list_checkpoints(trained_run / "checkpoints")[-1]
@@ -454,7 +455,11 @@ def test_predict_png_and_jpeg(
     model, meta = ckpt.load_trained(trained_run)
     prepare = make_prepare((28, 28), meta["mean"], meta["std"], torch.device("cpu"))
     with torch.no_grad():
-        expected = int(model(prepare(images[:1])).argmax())
+        x = prepare(images[:1])
+        logits = model(x)
+        if meta.get("tta"):  # predict evaluates like the run's final report
+            logits = (logits + model(x.flip(-1))) / 2
+        expected = int(logits.argmax())
     assert out[0]["predictions"][0]["index"] == expected
     assert main(argv) == 0
     assert "a.png" in capsys.readouterr().out
@@ -481,7 +486,10 @@ def test_existing_run_needs_resume_and_matching_config(trained_run: Path) -> Non
             "3",
         ]
     )
-    with pytest.raises(ConfigError, match=r"config differs \(.*lr: 0.1 in the run, 0.01 now"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config differs \(lr: [0-9.]+ in the run, 0.01 now; seed: 0 in the run, 3 now\)",
+    ):
         train(config, given)
 
 

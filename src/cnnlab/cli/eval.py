@@ -31,6 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="images per forward pass (default: 500)",
     )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image's logits with its mirror's (default: as the run was evaluated "
+        "at the end of training, recorded in its metadata)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(run=run)
@@ -63,17 +70,20 @@ def run(args: argparse.Namespace) -> int:
         )
     size = tuple(meta["input_size"][1:])
     prepare = make_prepare(size, meta["mean"], meta["std"], device)
-    result = evaluate(model, images, labels, prepare, meta["num_classes"], args.batch_size)
+    tta = bool(meta.get("tta", False)) if args.tta is None else args.tta
+    result = evaluate(model, images, labels, prepare, meta["num_classes"], args.batch_size, tta=tta)
     if args.format == "json":
         out = {
             "model": meta["model"],
             "source": meta["source"],
             "data": data,
             "split": args.split,
+            "tta": tta,
             **result.to_dict(meta["classes"]),
         }
         print(json.dumps(out))
         return 0
-    print(f"{meta['model']} from {meta['source']} on {data} ({args.split})")
+    how = ", with flip test-time augmentation" if tta else ""
+    print(f"{meta['model']} from {meta['source']} on {data} ({args.split}{how})")
     print(format_result(result, meta["classes"]))
     return 0

@@ -24,6 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--top-k", type=int, default=3, metavar="K", help="classes to show per image (default: 3)"
     )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average each image's logits with its mirror's (default: as the run was evaluated)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(run=run)
@@ -53,13 +59,17 @@ def run(args: argparse.Namespace) -> int:
         model, meta = load_trained(args.path, device=device)
     prepare = make_prepare(tuple(meta["input_size"][1:]), meta["mean"], meta["std"], device)
     classes = meta["classes"]
+    tta = bool(meta.get("tta", False)) if args.tta is None else args.tta
     k = min(args.top_k, len(classes))
     results = []
     for path in args.images:
         image = read_image(path, channels=meta["in_channels"])  # (C, H, W) uint8
         with torch.inference_mode():
-            out = model(prepare(image[None]))
-            probs = torch.softmax((out[0] if isinstance(out, tuple) else out).float(), dim=1)[0]
+            x = prepare(image[None])
+            logits = model(x)
+            if tta:  # the same flip averaging as `cnnlab eval` and the training report
+                logits = (logits + model(x.flip(-1))) / 2
+            probs = torch.softmax(logits.float(), dim=1)[0]
         top = probs.topk(k)
         results.append(
             {
