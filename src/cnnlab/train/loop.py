@@ -265,6 +265,7 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
                 f"ranks: use a multiple of {dist.world_size}"
             )
         run_dir, resume_from = _prepare_run_dir(config, main)
+        ddp.barrier(dist)  # every rank has judged the run directory before rank 0 writes to it
         for n in [*notes, threads_note] if threads_note else notes:
             log(n, main)
 
