@@ -1,0 +1,266 @@
+"""Time to accuracy: how long the real `cnnlab train --recipe fast` takes to reach a target.
+
+The command a user types is run as a subprocess and timed from just before it is started to its
+exit, so interpreter start-up, imports, data loading, every evaluation and writing the run
+directory are all inside the figure. The run is asked to also evaluate the test set after every
+epoch (``--test-every-epoch``) to draw the accuracy curve; those extra evaluations are reported
+only, never used by the run, and their measured cost (``test_seconds`` in each epoch record) is
+taken out of the headline time so that it equals the time of the plain command::
+
+    cnnlab train --recipe fast --seed N
+
+Usage::
+
+    python benchmarks/time_to_accuracy.py --seed 1 2 3 --json benchmarks/results/tta.json
+    python benchmarks/time_to_accuracy.py --markdown benchmarks/results/tta.json
+
+For each seed the JSON holds ``seconds_to_target`` (null if never reached), ``final_accuracy``,
+``wall_seconds`` (the plain command's time), the per-epoch curve, the exact command, versions,
+the machine and the load average before and after. With several seeds it adds the medians.
+On a shared machine the times are inflated by the other processes; the load average says how
+busy it was (on a 2-core machine anything above ~1 means the run did not have the CPU to itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BUDGET_SECONDS = 120.0  # the goal: 93.0% Fashion-MNIST test accuracy within two minutes
+TARGET = 0.93
+EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s")
+THREADS_LINE = re.compile(r", (\d+) threads?$")
+SMOKE_ARGS = ("--epochs", "1", "--limit-train", "1024", "--limit-test", "500", "--val-size", "500")
+
+
+def cnnlab_command() -> list[str]:
+    """The installed ``cnnlab`` console script of this interpreter's environment."""
+    script = Path(sys.executable).parent / "cnnlab"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("cnnlab")
+    return [found] if found else [sys.executable, "-m", "cnnlab"]
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    import cnnlab
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "cnnlab": cnnlab.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str, Any]:
+    """Run the command once for ``seed``; return its timings, curve and accuracies."""
+    out = work / f"seed{seed}"
+    command = [
+        *cnnlab_command(),
+        "train",
+        "--recipe",
+        "fast",
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+        "--test-every-epoch",
+        "--no-progress",
+        *extra,
+    ]
+    load_before = os.getloadavg()
+    epoch_times: dict[int, float] = {}
+    threads = None
+    lines: list[str] = []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        now = time.perf_counter() - t0
+        line = line.rstrip("\n")
+        lines.append(line)
+        print(f"[{now:7.1f} s] {line}", flush=True)
+        if m := EPOCH_LINE.match(line):
+            epoch_times[int(m.group(1))] = now
+        if line.startswith("training ") and (m := THREADS_LINE.search(line)):
+            threads = int(m.group(1))
+    code = proc.wait()
+    wall = time.perf_counter() - t0
+    if code != 0:
+        raise SystemExit(
+            f"the command failed with exit status {code}: {' '.join(command)}\n"
+            + "\n".join(lines[-20:])
+        )
+    history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
+    results = json.loads((out / "results.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+
+    # The per-epoch test evaluations are extra work the plain command does not do: take their
+    # measured cost out. An epoch's own evaluation stays in (a run that stopped there would
+    # evaluate once too).
+    curve, extra_eval, reached = [], 0.0, None
+    for h in history:
+        at = epoch_times.get(h["epoch"])
+        seconds = None if at is None else round(at - extra_eval, 2)
+        curve.append(
+            {
+                "epoch": h["epoch"],
+                "seconds": seconds,
+                "test_acc": h.get("test_acc"),
+                "val_acc": h["val_acc"],
+                "train_loss": round(h["train_loss"], 4),
+                "images_per_s": h["images_per_s"],
+            }
+        )
+        if reached is None and seconds is not None and h.get("test_acc", 0) >= target:
+            reached = seconds
+        extra_eval += h.get("test_seconds", 0.0)
+    final = results["test"]["top1"]
+    plain_wall = wall - extra_eval
+    return {
+        "seed": seed,
+        "command": " ".join(["cnnlab", *command[len(cnnlab_command()) :]]),
+        "plain_command": f"cnnlab train --recipe fast --seed {seed}"
+        + (" " + " ".join(extra) if extra else ""),
+        "seconds_to_target": reached,
+        "final_accuracy": final,
+        "wall_seconds": round(plain_wall, 2),
+        "wall_seconds_with_curve": round(wall, 2),
+        "curve_eval_seconds": round(extra_eval, 2),
+        "within_budget": bool(final >= target and plain_wall <= BUDGET_SECONDS),
+        "epochs": config["epochs"],
+        "threads": threads,
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "curve": curve,
+    }
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    reached = [r["seconds_to_target"] for r in runs]
+    return {
+        "seeds": [r["seed"] for r in runs],
+        "median_final_accuracy": statistics.median(r["final_accuracy"] for r in runs),
+        "median_wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
+        "median_seconds_to_target": (
+            statistics.median(reached) if all(s is not None for s in reached) else None
+        ),
+        "all_within_budget": all(r["within_budget"] for r in runs),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The README table of a result JSON."""
+    target = 100 * result["target"]
+    lines = [
+        f"| seed | test accuracy | wall time (s) | time to {target:.1f}% (s) | threads "
+        "| load average (1 min, before/after) |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result["runs"]:
+        to_target = "not reached" if r["seconds_to_target"] is None else r["seconds_to_target"]
+        lines.append(
+            f"| {r['seed']} | {100 * r['final_accuracy']:.2f}% | {r['wall_seconds']:.1f} "
+            f"| {to_target} | {r['threads']} "
+            f"| {r['load_average_before'][0]} / {r['load_average_after'][0]} |"
+        )
+    s = result.get("summary")
+    if s and len(result["runs"]) > 1:
+        med = s["median_seconds_to_target"]
+        lines.append(
+            f"| median | {100 * s['median_final_accuracy']:.2f}% | {s['median_wall_seconds']:.1f} "
+            f"| {'not reached' if med is None else med} | | |"
+        )
+    m = result["machine"]
+    lines += [
+        "",
+        f"Command per seed: `{result['runs'][0]['plain_command']}` (timed from process start to "
+        f"exit; the per-epoch test evaluations drawn for the curve are timed and subtracted). "
+        f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}.",
+        "",
+        "| epoch | " + " | ".join(f"seed {r['seed']}" for r in result["runs"]) + " |",
+        "|---:|" + "---:|" * len(result["runs"]),
+    ]
+    for i in range(max(len(r["curve"]) for r in result["runs"])):
+        cells = []
+        for r in result["runs"]:
+            if i < len(r["curve"]):
+                c = r["curve"][i]
+                cells.append(f"{100 * c['test_acc']:.2f}% at {c['seconds']:.0f} s")
+            else:
+                cells.append("")
+        lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
+    parser.add_argument("--target", type=float, default=TARGET, help="test accuracy, 0 to 1")
+    parser.add_argument("--json", type=Path, help="write the result JSON here")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run: checks that it works")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="JSON", help="print the tables of a result JSON and exit"
+    )
+    parser.add_argument(
+        "train_args",
+        nargs="*",
+        help="extra `cnnlab train` arguments, after `--` (e.g. -- --threads 2)",
+    )
+    args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+    if not 0 < args.target <= 1:
+        parser.error(f"--target is a fraction between 0 and 1 (got {args.target})")
+    extra = [*(SMOKE_ARGS if args.smoke else ()), *args.train_args]
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="cnnlab-tta-") as tmp:
+        for seed in args.seed:
+            runs.append(run_once(seed, args.target, extra, Path(tmp)))
+    result = {
+        "benchmark": "time_to_accuracy",
+        "target": args.target,
+        "budget_seconds": BUDGET_SECONDS,
+        "smoke": args.smoke,
+        "benchmark_command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "runs": runs,
+        "summary": summarize(runs),
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

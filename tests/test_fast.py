@@ -1,0 +1,184 @@
+"""The fast default model and recipe: documented size, learning, evaluation options, benchmarks.
+
+The figures checked here are the ones ``src/cnnlab/models/fast.py`` documents (its design table)
+and ``docs/readme/perf.md`` reports.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnlab
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.loop import train
+from cnnlab.train.metrics import evaluate
+from cnnlab.train.recipes import FAST_DEFAULT_MODEL, resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# src/cnnlab/models/fast.py, design table: multiply-adds of conv + linear layers and parameters.
+FASTNET_MACS = 7_759_680
+FASTNET_PARAMS = 261_298
+FASTNET_CONV_MACS = {  # per layer, the table's rows (a residual pair is two equal convolutions)
+    "stages.0.0": 169_344,
+    "stages.1.0": 2_032_128,
+    "stages.1.4.conv1.0": 1_016_064,
+    "stages.1.4.conv2.0": 1_016_064,
+    "stages.2.0": 2_032_128,
+    "stages.2.4.conv1.0": 746_496,
+    "stages.2.4.conv2.0": 746_496,
+    "fc": 960,
+}
+
+
+def test_fastnet_is_the_default_of_cnnlab_train() -> None:
+    assert FAST_DEFAULT_MODEL == "fastnet"
+    config, _ = resolve(TrainConfig())
+    assert config.model == "fastnet"
+    assert config.recipe == "fast"
+    assert (config.precision, config.channels_last, config.tta) == ("bf16", True, True)
+
+
+def test_fastnet_has_the_documented_size() -> None:
+    model = cnnlab.create_model("fastnet")
+    assert sum(p.numel() for p in model.parameters()) == FASTNET_PARAMS
+    assert cnnlab.model_info("fastnet").num_params == FASTNET_PARAMS
+    report = cnnlab.analyze("fastnet")
+    counted = {r.name: r.macs for r in report.rows if r.kind in ("conv", "linear")}
+    assert counted == FASTNET_CONV_MACS
+    assert sum(counted.values()) == FASTNET_MACS
+    # Independent count from the layer shapes: out pixels x out channels x in channels x 3 x 3.
+    by_hand = sum(
+        h * w * cout * cin * 9
+        for h, w, cin, cout in ((28, 28, 1, 24), (14, 14, 24, 48), (7, 7, 48, 96))
+    ) + sum(2 * h * w * c * c * 9 for h, w, c in ((7, 7, 48), (3, 3, 96)))
+    assert by_hand + 96 * 10 == FASTNET_MACS
+
+
+def test_fastnet_shapes_and_minimum_input() -> None:
+    model = cnnlab.create_model("fastnet").eval()
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert model(torch.randn(1, 1, 8, 8)).shape == (1, 10)  # 8 -> 4 -> 2 -> 1
+    rgb = cnnlab.create_model("fastnet", num_classes=7, in_channels=3).eval()
+    assert rgb(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+    with pytest.raises(cnnlab.errors.InputSizeError, match="at least 1x8x8"):
+        model(torch.randn(1, 1, 7, 7))
+
+
+def test_fastnet_gradients_reach_every_parameter() -> None:
+    model = cnnlab.create_model("fastnet")
+    model(torch.randn(4, 1, 28, 28)).logsumexp(1).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_flip_tta_averages_the_logits_of_the_mirror() -> None:
+    model = cnnlab.create_model("fastnet").eval()
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.arange(6) % 10
+
+    def prepare(u8: torch.Tensor) -> torch.Tensor:
+        return u8.float() / 255
+
+    with torch.no_grad():
+        x = prepare(images)
+        mean_logits = (model(x) + model(x.flip(-1))) / 2
+    plain = evaluate(model, images, labels, prepare, 10, batch_size=4)
+    tta = evaluate(model, images, labels, prepare, 10, batch_size=4, tta=True)
+    expected = torch.nn.functional.cross_entropy(mean_logits, labels).item()
+    assert tta.loss == pytest.approx(expected, rel=1e-5)
+    assert tta.loss != pytest.approx(plain.loss)  # the mirror really was evaluated
+    predicted = mean_logits.argmax(1).tolist()
+    assert sum(tta.confusion[i][j] for i, j in zip(labels.tolist(), predicted, strict=True)) == 6
+
+
+def test_no_flip_tta_for_digits() -> None:
+    config, _ = resolve(TrainConfig(data="mnist"))
+    assert config.tta is False
+    assert resolve(TrainConfig(data="mnist", tta=True), {"tta"})[0].tta is True
+    assert resolve(TrainConfig(recipe="paper"))[0].tta is False
+
+
+def _small_run(tmp_path: Path, name: str, **overrides: object) -> object:
+    config = TrainConfig(
+        recipe="fast",
+        epochs=3,
+        batch_size=32,
+        limit_train=512,
+        limit_test=256,
+        val_size=256,
+        threads=1,
+        progress=False,
+        out=str(tmp_path / name),
+        **overrides,
+    )
+    return train(config)
+
+
+@pytest.mark.slow
+def test_fast_recipe_learns_and_the_test_curve_changes_nothing(tmp_path: Path) -> None:
+    """Loss goes down; asking for the per-epoch test curve leaves the trained weights bitwise equal.
+
+    The second half is the guarantee the time-to-accuracy benchmark rests on: the test set is only
+    looked at, never used.
+    """
+    plain = _small_run(tmp_path, "plain")
+    curve = _small_run(tmp_path, "curve", test_every_epoch=True)
+    losses = [h["train_loss"] for h in plain.history]
+    assert losses[-1] < losses[0] < 2.4  # below chance (ln 10 = 2.30, plus label smoothing)
+    assert plain.test.top1 > 0.4  # 10 classes: chance is 0.1
+    assert all("test_acc" not in h for h in plain.history)
+    assert all(0 <= h["test_acc"] <= 1 and h["test_seconds"] > 0 for h in curve.history)
+    assert curve.history[-1]["test_acc"] == pytest.approx(curve.test.top1)
+    from safetensors.torch import load_file
+
+    a = load_file(str(plain.run_dir / "model.safetensors"))
+    b = load_file(str(curve.run_dir / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.slow
+def test_time_to_accuracy_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "tta.json"
+    done = _bench("time_to_accuracy.py", "--smoke", "--seed", "3", "--json", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    (run,) = result["runs"]
+    assert run["plain_command"].startswith("cnnlab train --recipe fast --seed 3")
+    assert run["seconds_to_target"] is None or run["final_accuracy"] >= 0.93
+    assert 0 < run["wall_seconds"] <= run["wall_seconds_with_curve"]
+    assert run["curve"][-1]["test_acc"] == pytest.approx(run["final_accuracy"])
+    table = _bench("time_to_accuracy.py", "--markdown", str(out))
+    assert table.returncode == 0 and "| 3 |" in table.stdout
+
+
+@pytest.mark.slow
+def test_throughput_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "throughput.json"
+    done = _bench("throughput.py", "--smoke", "--threads", "1", "--json", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert [r["model"] for r in result["models"]] == ["lenet5", "resnet20"]
+    for r in result["models"]:
+        assert r["train_ratio"] == pytest.approx(r["train_cnnlab"] / r["train_tutorial"], 0.02)
+        assert min(r["train_tutorial"], r["train_cnnlab"], r["infer_cnnlab"]) > 0
+    assert {g["pipeline"] for g in result["gflops"]} == {"tutorial", "cnnlab"}
+    assert result["peak_gflops"]["fp32"] > 0 and result["lenet5_epoch"]["speedup"] > 0
+    table = _bench("throughput.py", "--markdown", str(out))
+    assert table.returncode == 0 and "| lenet5 | 28x28 |" in table.stdout
