@@ -97,6 +97,9 @@ def make_prepare(
 
     Steps: move to the device, normalise with the training split's per-channel mean and std
     (pixels scaled to [0, 1] first), resize to ``size`` when the batch is another size.
+
+    Shape:
+        uint8 ``(N, C, H, W)`` on the CPU -> float32 ``(N, C, *size)`` on ``device``.
     """
     from cnnlab.data import augment
 
