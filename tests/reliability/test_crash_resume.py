@@ -1,0 +1,54 @@
+"""Crashes: SIGKILL mid-forward / mid-backward / mid-save and during checkpoint writes, a full
+disk, and a NaN loss. Small counts of the trials in ``benchmarks/reliability.py`` (which runs
+20 kill/resume trials and 50 write kills for the README table)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = [pytest.mark.needs_fashion_mnist, pytest.mark.slow]
+
+
+def _explain(result) -> str:
+    bad = [d for d in result.details if d.get("problems")]
+    return f"{result.outcome}\n" + json.dumps(bad, indent=1, default=str)[:4000]
+
+
+def test_kill_mid_forward_backward_save_then_resume_is_bitwise_exact(
+    harness: ModuleType, work: Path
+) -> None:
+    result = harness.kill_resume_trials(work, 3, seed=1)  # one forward, one backward, one save
+    assert [d["fault"].split(":")[0] for d in result.details] == ["forward", "backward", "save"]
+    assert all(d["killed"] for d in result.details), _explain(result)
+    assert result.ok, _explain(result)
+
+
+def test_sigkill_during_checkpoint_writes_never_loads_a_partial_file(
+    harness: ModuleType, work: Path
+) -> None:
+    result = harness.write_kill_trials(work, 6, seed=2)
+    assert result.ok, _explain(result)
+    assert all(d["loaded"] and d["loaded"] >= d["committed"] for d in result.details)
+
+
+def test_full_disk_keeps_the_previous_checkpoint_and_resumes_exactly(
+    harness: ModuleType, work: Path
+) -> None:
+    result = harness.full_disk_trials(work, steps=(4,))
+    if result.count == 0:
+        pytest.skip(result.outcome)
+    assert result.ok, _explain(result)
+    row = result.details[0]
+    assert row["survivor"] == "step-00000003.json"  # the save at step 6 hit ENOSPC
+
+
+def test_nan_at_step_k_stops_there_and_keeps_the_last_good_checkpoint(
+    harness: ModuleType, work: Path
+) -> None:
+    result = harness.nan_trials(work, steps=(8,))
+    assert result.ok, _explain(result)
+    assert "at step 8 " in result.details[0]["message"]
