@@ -9,19 +9,21 @@ Papers:
 
 Models and where they depart from the papers:
     ``googlenet``: identical to torchvision's (same parameter names, modules and outputs), which
-    departs from Table 1 in four ways: every convolution is followed by batch norm (eps 1e-3)
+    departs from Table 1 in these ways: every convolution is followed by batch norm (eps 1e-3)
     and has no bias, there is no local response normalisation, the "5x5" branch uses a 3x3
-    kernel (a bug kept for its pretrained weights), the pool before inception (5a) is 2x2
-    instead of 3x3 (same output size), the auxiliary heads pool adaptively to 4x4 instead of
-    5x5 stride 3 (same at 224x224), and the final dropout is 0.2 instead of 0.4.
+    kernel (a known torchvision discrepancy, kept so its pretrained weights load), the pool
+    before inception (5a) is 2x2 instead of 3x3 (same output size), the auxiliary heads pool
+    adaptively to 4x4 instead of 5x5 stride 3 (same at 224x224), and the final dropout is 0.2
+    instead of 0.4.
     ``googlenet_paper``: Table 1 and Fig. 3 as published: convolutions with biases and ReLU,
     LRN after the first pool and after conv 3x3, true 5x5 branches, 3x3/2 max pools, 7x7
     average pool, dropout 0.4, auxiliary heads on (4a) and (4d) (5x5/3 average pool, 1x1 conv
     128, FC 1024, dropout 0.7) whose loss weight 0.3 is ``model.aux_loss_weight``. The paper
     gives no LRN hyperparameters; we use size 5, alpha 1e-4, beta 0.75, k 1 (the BVLC Caffe
     reference GoogLeNet). Its heads have fixed-size FC layers, so it takes exactly 224x224.
-    ``inception_v3``: identical to torchvision's (default input 3x299x299). Its auxiliary loss
-    weight is not given in the paper; ``aux_loss_weight`` is set to GoogLeNet's 0.3.
+    ``inception_v3``: identical to torchvision's (default input 3x299x299; 75x75 is enough in
+    evaluation mode, but its auxiliary head needs 299x299 to train). Its auxiliary loss weight
+    is not given in the paper; ``aux_loss_weight`` is set to GoogLeNet's 0.3.
 
 In training mode a model with auxiliary heads returns a named tuple (logits first, as
 torchvision does); in evaluation mode it returns the logits tensor. A training loop computes
