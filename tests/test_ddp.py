@@ -139,6 +139,20 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "model.safetensors"))
 
 
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie awaiting its parent counts as dead)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 @pytest.fixture
 def runner(tmp_path: Path) -> Path:
     path = tmp_path / "runner.py"
@@ -203,7 +217,6 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
         env=_env(killed, logs / "killed"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group: the agent and both workers die together
     )
     deadline = time.monotonic() + 240
     while not list((killed / "checkpoints").glob("step-*.json")):
@@ -211,9 +224,22 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.01)
     assert victim.poll() is None, "the run finished before it could be killed"
-    os.killpg(victim.pid, signal.SIGKILL)
+    # torchrun starts each worker in a session of its own, so killing the agent (or its process
+    # group) would leave the workers running: kill the workers and the agent, all with SIGKILL.
+    workers = [
+        pid
+        for pid in _children(victim.pid)
+        if str(runner) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    ]
+    assert len(workers) == 2, f"expected 2 workers under torchrun, found {workers}"
+    for pid in [*workers, victim.pid]:
+        os.kill(pid, signal.SIGKILL)
     victim.wait()
     victim.stderr.close()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the workers survived SIGKILL"
+        time.sleep(0.05)
     assert not (killed / "model.safetensors").exists()
 
     # Resuming with another number of processes is refused with a message naming the fix.
