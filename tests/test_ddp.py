@@ -262,3 +262,35 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after a DDP resume"
     assert json.loads((logs / "resumed.1").read_text()) == []
+
+
+# Regression test: rank 1 reaches the run-directory check 8 s late, long after rank 0 could have
+# written config.json; it must not mistake rank 0's new run for an old one (the loop has a barrier
+# between every rank's check and rank 0's first write).
+SLOW_RANK1 = RUNNER.replace(
+    "sys.addaudithook(hook)",
+    "sys.addaudithook(hook)\n"
+    "import time\n"
+    "from cnnlab.train import loop\n"
+    "_prepare = loop._prepare_run_dir\n"
+    "def _slow(config, main):\n"
+    "    if os.environ.get('RANK') == '1':\n"
+    "        time.sleep(8)\n"
+    "    return _prepare(config, main)\n"
+    "loop._prepare_run_dir = _slow\n",
+)
+
+
+def test_slow_rank_does_not_mistake_rank0s_new_run_for_an_old_one(tmp_path: Path) -> None:
+    runner = tmp_path / "slow.py"
+    runner.write_text(SLOW_RANK1)
+    out, logs = tmp_path / "run", tmp_path / "log"
+    logs.mkdir()
+    proc = subprocess.run(
+        _torchrun(runner, *TRAIN, "--epochs", "1", "--out", str(out)),
+        env=_env(out, logs / "slow"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-1500:]
