@@ -9,6 +9,8 @@ the user errors. Counts run on the meta device; forwards use small inputs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 import torchvision
@@ -21,6 +23,15 @@ from cnnlab.models.googlenet import GOOGLENET_TABLE, GoogLeNetOutputs, Inception
 from cnnlab.models.resnet import CifarResNet, ResNet, ZeroPadShortcut
 
 FAMILIES = ("googlenet", "resnet", "densenet")
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """The forwards here are tiny: one thread avoids OpenMP thrashing on a busy 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def count(name: str, **kwargs: object) -> int:
@@ -369,3 +380,19 @@ def test_googlenet_paper_follows_table_1() -> None:
 )  # fmt: skip
 def test_in_channels_changes_only_the_stem(name: str, stem_weights_per_channel: int) -> None:
     assert count(name) - count(name, in_channels=1) == 2 * stem_weights_per_channel
+
+
+def test_cifar_resnet_learns_a_fixed_batch() -> None:
+    """Fifteen SGD steps on one small batch cut the loss by more than half (it trains)."""
+    torch.manual_seed(0)
+    model = cnnlab.create_model("resnet20", in_channels=1).train()
+    x, y = torch.randn(8, 1, 8, 8), torch.arange(8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(15):
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
