@@ -13,7 +13,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "models",
         help="list the architecture zoo",
         description="List registered models: name, family, paper, default input and parameters "
-        "(at the default input channels and 1000 classes, biases included).",
+        "(at the default input and number of classes, biases included).",
     )
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -42,20 +42,21 @@ def run(args: argparse.Namespace) -> int:
     if not infos:
         print(f"no model matches {args.pattern!r}; try `cnnlab models` for the full list")
         return 1
-    header = ("name", "family", "paper", "input", "params", "torchvision")
+    header = ("name", "family", "paper", "input", "classes", "params", "torchvision")
     table = [
         (
             i.name,
             i.family,
             i.paper,
             "x".join(map(str, i.input_size)),
+            str(i.num_classes),
             f"{i.num_params:,}",
             "identical" if i.torchvision else "",
         )
         for i in infos
     ]
     widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
-    right = {4}  # numbers align right
+    right = {4, 5}  # numbers align right
     for r in [header, *table]:
         cells = [
             c.rjust(w) if k in right else c.ljust(w)
