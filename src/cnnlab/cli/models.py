@@ -63,7 +63,5 @@ def run(args: argparse.Namespace) -> int:
             for k, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
-    print(
-        f"\n{len(infos)} models; params at default input channels and 1000 classes, biases included"
-    )
+    print(f"\n{len(infos)} models; params at the default input and classes, biases included")
     return 0
