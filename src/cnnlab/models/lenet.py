@@ -110,10 +110,13 @@ class PartialConv2d(nn.Module):
     """A convolution in which each output map sees only some input maps (LeNet's C3).
 
     The connection table is data (rows: input maps, columns: output maps, ``"X"`` = connected).
-    Output maps with the same number of inputs are computed together by one grouped convolution
-    over the gathered input maps, so only the real connections have weights (1,516 parameters
-    for Table I rather than 2,416 for a full 6-to-16 convolution) and the work is three
-    convolutions, not sixteen.
+    Only the real connections are parameters: ``weight`` is ``(connections, k, k)``, 1,516
+    parameters with the biases for Table I rather than 2,416 for a full 6-to-16 convolution.
+    The forward pass scatters them into a dense ``(out, in, k, k)`` kernel that is zero where the
+    table has no connection and runs one ordinary convolution. That computes 96 map pairs instead
+    of 60, but one dense convolution is about three times faster on a CPU than the alternative
+    with exact work (one grouped convolution per fan-in over gathered maps; measured on the
+    whole LeNet-5 training step), and the zeros receive no gradient.
 
     Args:
         table: connection table, one string per input map, one character per output map.
@@ -128,60 +131,40 @@ class PartialConv2d(nn.Module):
         super().__init__()
         self.table = table
         self.in_channels, self.out_channels = len(table), len(table[0])
-        inputs_of = [
-            [i for i in range(self.in_channels) if table[i][o] == "X"]
+        self.kernel_size = (kernel_size, kernel_size)
+        # Connections ordered by output map, then input map: (out_map, in_map) per weight slice.
+        pairs = [
+            (o, i)
             for o in range(self.out_channels)
+            for i in range(self.in_channels)
+            if table[i][o] == "X"
         ]
-        fan_ins = sorted({len(inputs) for inputs in inputs_of})
-        self.convs = nn.ModuleDict()
-        order: list[int] = []  # output maps in the order the branches produce them
-        for k in fan_ins:
-            maps = [o for o in range(self.out_channels) if len(inputs_of[o]) == k]
-            gather = [i for o in maps for i in inputs_of[o]]  # (len(maps) * k,) input indices
-            self.register_buffer(f"gather_{k}", torch.tensor(gather), persistent=False)
-            # groups=len(maps): each output map convolves only its own k gathered inputs.
-            self.convs[f"from_{k}"] = nn.Conv2d(
-                len(maps) * k, len(maps), kernel_size, groups=len(maps)
-            )
-            order += maps
-        # Where each output map sits in the concatenated branches (identity for Table I).
-        position = [order.index(o) for o in range(self.out_channels)]
-        self.register_buffer("position", torch.tensor(position), persistent=False)
+        self.connections = tuple(pairs)
+        self.num_connections = len(pairs)
+        self.register_buffer("out_index", torch.tensor([o for o, _ in pairs]), persistent=False)
+        self.register_buffer("in_index", torch.tensor([i for _, i in pairs]), persistent=False)
+        self.weight = nn.Parameter(torch.empty(self.num_connections, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(self.out_channels))
+        nn.init.uniform_(self.weight, -0.1, 0.1)  # LeNet5Paper re-initialises per Appendix A
 
-    def forward(self, x: Tensor) -> Tensor:
-        parts = [
-            conv(x.index_select(1, getattr(self, f"gather_{name.removeprefix('from_')}")))
-            for name, conv in self.convs.items()
-        ]  # each (N, maps with that fan-in, H', W')
-        return torch.cat(parts, dim=1).index_select(1, self.position)
+    def fan_in(self) -> Tensor:
+        """Inputs of one unit of each connection's output map: ``(connections,)``."""
+        area = self.kernel_size[0] * self.kernel_size[1]
+        maps_in = [sum(row[o] == "X" for row in self.table) for o, _ in self.connections]
+        return self.weight.new_tensor([m * area for m in maps_in])
 
     def dense_weight(self) -> Tensor:
-        """The equivalent full ``(out, in, k, k)`` kernel, zero where Table I has no connection."""
-        first = next(iter(self.convs.values()))
-        k = first.kernel_size
-        dense = first.weight.new_zeros(self.out_channels, self.in_channels, *k)
-        for name, conv in self.convs.items():
-            fan_in = int(name.removeprefix("from_"))
-            gather = getattr(self, f"gather_{fan_in}")
-            maps = self.position.new_tensor(
-                [o for o in range(self.out_channels) if self._fan_in(o) == fan_in]
-            )
-            rows = maps.repeat_interleave(fan_in)
-            dense[rows, gather] = conv.weight.reshape(-1, *k)
-        return dense
+        """The equivalent full ``(out, in, k, k)`` kernel, zero where the table has no X."""
+        dense = self.weight.new_zeros(self.out_channels, self.in_channels, *self.kernel_size)
+        return dense.index_put((self.out_index, self.in_index), self.weight)
 
-    def dense_bias(self) -> Tensor:
-        """The biases in output-map order."""
-        return torch.cat([conv.bias for conv in self.convs.values()]).index_select(0, self.position)
-
-    def _fan_in(self, out_map: int) -> int:
-        return sum(row[out_map] == "X" for row in self.table)
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.dense_weight(), self.bias)  # (N, out, H - k + 1, W - k + 1)
 
     def extra_repr(self) -> str:
-        connections = sum(row.count("X") for row in self.table)
         return (
-            f"{self.in_channels}, {self.out_channels}, connections={connections} "
-            f"of {self.in_channels * self.out_channels}"
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"connections={self.num_connections} of {self.in_channels * self.out_channels}"
         )
 
 
@@ -260,9 +243,12 @@ class LeNet5Paper(nn.Module):
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, nn.Conv2d | nn.Linear):
-                    fan_in = module.weight[0].numel()  # inputs of one unit (per group for C3)
-                    bound = INIT_SCALE / fan_in
+                    bound = INIT_SCALE / module.weight[0].numel()  # fan-in: inputs of one unit
                     module.weight.uniform_(-bound, bound)
+                    module.bias.zero_()
+                elif isinstance(module, PartialConv2d):  # fan-in differs between C3 maps
+                    bound = (INIT_SCALE / module.fan_in()).view(-1, 1, 1)
+                    module.weight.uniform_(-1.0, 1.0).mul_(bound)
                     module.bias.zero_()
                 elif isinstance(module, Subsampling):
                     bound = INIT_SCALE / 4  # a subsampling unit has four inputs
