@@ -322,9 +322,11 @@ def test_alexnet_paper_rejects_small_input_naming_the_minimum(alexnet_paper: nn.
         assert model(torch.randn(1, 3, 67, 67)).shape == (1, 1000)
 
 
-def test_alexnet_paper_refuses_towers_that_do_not_divide_the_widths() -> None:
+def test_paper_hyperparameters_are_validated() -> None:
     with pytest.raises(ConfigError, match="towers=5"):
         cnnlab.create_model("alexnet_paper", towers=5)
+    with pytest.raises(ConfigError, match="three positive widths"):
+        cnnlab.create_model("zfnet", conv3_5_filters=(512, 1024))
 
 
 def test_zfnet_follows_figure_3_geometry_and_the_slides_widths() -> None:

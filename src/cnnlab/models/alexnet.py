@@ -269,8 +269,14 @@ def zfnet(
     dropout: float = DROPOUT,
 ) -> nn.Module:
     """ZFNet: AlexNet with a 7x7/2 conv1, conv2 at stride 2, conv3-5 at 512/1024/512, one tower."""
+    widths = tuple(conv3_5_filters)
+    if len(widths) != 3 or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise ConfigError(
+            f"zfnet: conv3_5_filters={conv3_5_filters!r} is not three positive widths: use "
+            "(512, 1024, 512) as the slides (the default) or (384, 384, 256) as the paper's Fig. 3"
+        )
     model = AlexNet(
-        zeiler_fergus_2013(tuple(conv3_5_filters)),
+        zeiler_fergus_2013(widths),
         in_channels=in_channels,
         num_classes=num_classes,
         dropout=dropout,

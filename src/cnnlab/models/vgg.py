@@ -29,6 +29,7 @@ Deviations, on purpose:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -161,7 +162,7 @@ class VGG(nn.Module):
 
 
 def vgg_from_table(
-    column: str, *, num_classes: int, in_channels: int, batch_norm: bool = False, **kwargs: float
+    column: str, *, num_classes: int, in_channels: int, batch_norm: bool = False, **kwargs: Any
 ) -> VGG:
     """Build the network of one Table 1 column (``"A"``, ``"A-LRN"``, ``"B"``, ... ``"E"``)."""
     cells = TABLE_1[column]
