@@ -35,10 +35,14 @@ def test_sigkill_during_checkpoint_writes_never_loads_a_partial_file(
     assert all(d["loaded"] and d["loaded"] >= d["committed"] for d in result.details)
 
 
-def test_full_disk_keeps_the_previous_checkpoint_and_resumes_exactly(
-    harness: ModuleType, work: Path
-) -> None:
-    result = harness.full_disk_trials(work, steps=(4,))
+@pytest.fixture(scope="module")
+def full_disk(harness: ModuleType, work: Path):
+    """One full-disk trial (ENOSPC at the save after step 4), shared by the tests below."""
+    return harness.full_disk_trials(work, steps=(4,))
+
+
+def test_full_disk_keeps_the_previous_checkpoint_and_resumes_exactly(full_disk) -> None:
+    result = full_disk
     if result.count == 0:
         pytest.skip(result.outcome)
     assert result.ok, _explain(result)
@@ -60,8 +64,8 @@ def test_nan_at_step_k_stops_there_and_keeps_the_last_good_checkpoint(
     "traceback (exit 1) instead of a one-line CheckpointError; wrap the writes in "
     "src/cnnlab/train/checkpoint.py (write_safetensors_atomic, write_json_atomic)",
 )
-def test_full_disk_is_a_one_line_error(harness: ModuleType, work: Path) -> None:
-    result = harness.full_disk_trials(work, steps=(4,))
+def test_full_disk_is_a_one_line_error(full_disk) -> None:
+    result = full_disk
     if result.count == 0:
         pytest.skip(result.outcome)
     row = result.details[0]
