@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -97,6 +98,7 @@ def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str
     threads = None
     lines: list[str] = []
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -113,6 +115,10 @@ def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str
             threads = int(m.group(1))
     code = proc.wait()
     wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU time the command used (all its threads): on a busy machine a better guide than the
+    # wall time to what the run costs on a quiet one.
+    cpu = (usage.ru_utime - usage0.ru_utime) + (usage.ru_stime - usage0.ru_stime)
     if code != 0:
         raise SystemExit(
             f"the command failed with exit status {code}: {' '.join(command)}\n"
@@ -154,6 +160,7 @@ def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str
         "wall_seconds": round(plain_wall, 2),
         "wall_seconds_with_curve": round(wall, 2),
         "curve_eval_seconds": round(extra_eval, 2),
+        "cpu_seconds_with_curve": round(cpu, 2),
         "within_budget": bool(final >= target and plain_wall <= BUDGET_SECONDS),
         "epochs": config["epochs"],
         "threads": threads,
@@ -230,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", type=Path, metavar="JSON", help="print the tables of a result JSON and exit"
     )
     parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="combine result JSONs of separate runs (e.g. one seed each) into --json and exit",
+    )
+    parser.add_argument(
         "train_args",
         nargs="*",
         help="extra `cnnlab train` arguments, after `--` (e.g. -- --threads 2)",
@@ -237,6 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+    if args.merge:
+        parts = [json.loads(p.read_text()) for p in args.merge]
+        if len({p["target"] for p in parts}) != 1:
+            parser.error("--merge: the results have different targets")
+        runs = [r for p in parts for r in p["runs"]]
+        result = {**parts[0], "runs": runs, "summary": summarize(runs)}
+        result["benchmark_command"] = " ; ".join(p["benchmark_command"] for p in parts)
+        result["merged_from_parallel_runs"] = len(parts) > 1
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(markdown(result))
         return 0
     if not 0 < args.target <= 1:
         parser.error(f"--target is a fraction between 0 and 1 (got {args.target})")
