@@ -250,6 +250,32 @@ def test_corrupt_or_missing_onnx_is_refused(tmp_path: Path) -> None:
         OnnxClassifier(good).logits(np.zeros((1, 1, 32, 32), np.float32))
 
 
+def test_onnx_with_external_data_is_refused(tmp_path: Path) -> None:
+    """A file whose weights point at another file (here: outside its directory) is refused."""
+    from onnx import helper, numpy_helper
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    weight = numpy_helper.from_array(np.zeros(4, np.float32), "w")
+    weight.ClearField("raw_data")
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "../secret.bin"), ("offset", "0"), ("length", "16")):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["input", "w"], ["logits"])],
+        "g",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 4])],
+        [weight],
+    )
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "evil.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    with pytest.raises(CheckpointError, match="external files"):
+        OnnxClassifier(path)
+
+
 def test_cli_export_unknown_path_is_one_line_error(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "cnnlab", "export", str(tmp_path / "nope"), "--onnx", "x.onnx"],

@@ -289,6 +289,14 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{str(path)!r} is not a valid ONNX file ({type(err).__name__}): re-export it with "
             "`cnnlab export RUN_DIR --onnx OUT.onnx`"
         ) from None
+    # cnnlab files are self-contained; a file whose tensors live in other files could make ONNX
+    # Runtime read any path it names, so it is refused.
+    external = onnx.TensorProto.EXTERNAL
+    if any(t.data_location == external for t in proto.graph.initializer):
+        raise CheckpointError(
+            f"{str(path)!r} keeps tensors in external files, which cnnlab never writes: "
+            "re-export it with `cnnlab export RUN_DIR --onnx OUT.onnx`"
+        )
     out: dict[str, Any] = {}
     for p in proto.metadata_props:
         if not p.key.startswith(METADATA_PREFIX):
