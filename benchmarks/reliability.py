@@ -1515,6 +1515,26 @@ def image_mode_trials(work: Path) -> Result:
 # --- report -------------------------------------------------------------------------------------
 
 
+def compact(result: dict[str, Any], keep: int = 20) -> dict[str, Any]:
+    """A result for the JSON file: long detail lists shortened to their failures and a sample."""
+    details = result["details"]
+    if len(details) <= keep:
+        return result
+    failed = [
+        d
+        for d in details
+        if d.get("problems")
+        or d.get("ok") is False
+        or d.get("refused") is False
+        or d.get("executed")
+        or d.get("outcome") not in (None, "decoded", "DataError")
+    ]
+    return result | {
+        "details": details[:keep] + failed,
+        "details_note": f"first {keep} of {len(details)} rows, then every failed one",
+    }
+
+
 def to_markdown(results: list[Result], header: str) -> str:
     lines = [header, "", "| trial | count | passed | outcome |", "|---|---:|---:|---|"]
     for r in results:
@@ -1581,7 +1601,11 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"quick": args.quick, "seconds": elapsed, "results": [asdict(r) for r in results]},
+                {
+                    "quick": args.quick,
+                    "seconds": elapsed,
+                    "results": [compact(asdict(r)) for r in results],
+                },
                 indent=1,
                 default=str,
             )
