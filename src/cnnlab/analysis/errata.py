@@ -263,7 +263,10 @@ def _vgg16_walkthrough() -> list[Claim]:
         ("FC-1000", "l2", "1000", 1, "4096000"),
     ]
     src = SEED["001"] + " slide 110"
-    how = "`cnnlab summary vgg16`: output elements = activation bytes / 4; weights = params - bias"
+    how = (
+        "`cnnlab summary vgg16`: output elements = activation bytes / 4; weights = "
+        "conv-linear MACs / output positions (no bias)"
+    )
 
     def pick(key) -> Callable[[Report], Row]:
         if isinstance(key, int):

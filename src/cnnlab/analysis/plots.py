@@ -19,6 +19,7 @@ import math
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cnnlab.analysis import arith
 from cnnlab.analysis.report import Report, Row, fold
@@ -89,6 +90,33 @@ def plot_layers(report: Report, path: str | Path) -> Path:
     return out
 
 
+def _label(ax: Any, points: list[tuple[float, float, str]], fontsize: int = 7) -> None:
+    """Name each point, trying a few offsets so that no two labels overlap (greedy).
+
+    Positions and label boxes are in points (1/72 inch), so the layout survives saving at
+    another dpi; a label's box is estimated as 0.6 em per character by 1.2 em.
+    """
+    ax.figure.canvas.draw()  # fixes the axis limits, so data -> display transforms are final
+    to_pt = 72.0 / ax.figure.dpi
+    w_char, h = 0.6 * fontsize, 1.2 * fontsize
+    placed: list[tuple[float, float, float, float]] = []
+    offsets = [(4, 2), (4, -9), (-4, 2), (-4, -9), (4, 10), (4, -17), (-4, 10), (-4, -17)]
+    for x, y, name in sorted(points, key=lambda t: (t[0], t[1])):
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        w = w_char * len(name)
+        for dx, dy in offsets:
+            left = px + dx - (w if dx < 0 else 0)
+            box = (left, py + dy, left + w, py + dy + h)
+            if not any(
+                b[0] < box[2] and box[0] < b[2] and b[1] < box[3] and box[1] < b[3] for b in placed
+            ):
+                break
+        placed.append(box)
+        ax.annotate(
+            name, (x, y), xytext=(box[0] - px, dy), textcoords="offset points", fontsize=fontsize
+        )
+
+
 @dataclass(frozen=True)
 class Point:
     """One model in a comparison: name, parameters, multiply-adds, top-1 (or None)."""
@@ -104,15 +132,14 @@ def plot_comparison(points: list[Point], path: str | Path, count: str = "lecture
     plt = _pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
     for p in points:
-        ax1.scatter(p.macs / 1e9, p.params / 1e6, s=30, color="tab:blue")
-        ax1.annotate(p.name, (p.macs / 1e9, p.params / 1e6), fontsize=7, xytext=(3, 3),
-                     textcoords="offset points")  # fmt: skip
+        ax1.scatter(p.macs / 1e9, p.params / 1e6, s=30, color="tab:blue")  # fmt: skip
     ax1.set_xscale("log")
     ax1.set_yscale("log")
     ax1.set_xlabel(f"multiply-adds per image, G ({count} count, log scale)")
     ax1.set_ylabel("parameters, millions (log scale)")
     ax1.set_title("cost: multiply-adds vs parameters", fontsize=10)
     ax1.grid(alpha=0.3, which="both")
+    _label(ax1, [(p.macs / 1e9, p.params / 1e6, p.name) for p in points])
 
     known = [p for p in points if p.top1 is not None]
     if known:
@@ -120,12 +147,11 @@ def plot_comparison(points: list[Point], path: str | Path, count: str = "lecture
         for p in known:
             area = 40 + 1500 * p.params / biggest
             ax2.scatter(p.macs / 1e9, p.top1, s=area, alpha=0.45, edgecolors="k")
-            ax2.annotate(p.name, (p.macs / 1e9, p.top1), fontsize=7, xytext=(4, -3),
-                         textcoords="offset points")  # fmt: skip
         ax2.set_xscale("log")
         lo = min(p.top1 for p in known)
         hi = max(p.top1 for p in known)
         ax2.set_ylim(math.floor(lo - 2), math.ceil(hi + 2))
+        _label(ax2, [(p.macs / 1e9, p.top1, p.name) for p in known])
         ax2.set_title(
             "ImageNet top-1 (torchvision weights) vs multiply-adds;\nmarker area ~ parameters "
             "(after Canziani et al. 2017, Fig. 2)",
