@@ -3,6 +3,7 @@ forward passes (REFERENCE.md cites the figures used here)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -43,6 +44,13 @@ TORCHVISION_GMACS = {
     "densenet169": 3.360,
     "densenet201": 4.291,
 }
+
+
+@functools.cache
+def conv_linear(name: str) -> Report:
+    """Each registered model analysed once at its default input (shared by the tests below)."""
+    size = (3, 299, 299) if name == "inception_v3" else None
+    return analyze(name, size, count="conv-linear")
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +111,23 @@ def test_vgg16_last_pool_receptive_field() -> None:
 def test_conv_linear_count_matches_torchvision(name: str) -> None:
     if name not in cnnlab.list_models():
         pytest.skip(f"{name} is not in the zoo yet")
-    size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
-    r = analyze(name, size, count="conv-linear")
+    r = conv_linear(name)
+    assert r.input_size == ((3, 299, 299) if name == "inception_v3" else (3, 224, 224))
     assert round(r.totals["macs"] / 1e9, 3) == TORCHVISION_GMACS[name]
     assert r.totals["params"] == cnnlab.model_info(name).num_params
+
+
+@pytest.mark.parametrize("name", cnnlab.list_models())
+def test_every_registered_model_is_analysed_consistently(name: str) -> None:
+    """Generated from the registry: totals agree with the registry and with the rows."""
+    info = cnnlab.model_info(name)
+    r = conv_linear(name)
+    assert r.rows[0].output_shape == list(r.input_size)
+    assert r.rows[-1].output_shape == [info.num_classes]
+    assert r.totals["params"] == info.num_params
+    assert sum(row.params for row in r.rows) + sum(r.unused_params.values()) == info.num_params
+    assert r.totals["macs"] == sum(row.macs for row in r.rows if row.kind in ("conv", "linear"))
+    assert all(row.receptive_field is not None for row in r.rows)
 
 
 def test_resnet50_paper_is_the_papers_3_8_gflops() -> None:
