@@ -369,6 +369,8 @@ def test_plots_are_written(tmp_path, capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     assert re.search(r"resnet18\s.*69\.76", out)  # torchvision's published top-1
     assert cmp_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["summary", "lenet5", "--plot", str(tmp_path / "x.notaformat")]) == 2
+    assert "cannot write the figure" in capsys.readouterr().err
 
 
 def test_compare_json(capsys: pytest.CaptureFixture[str]) -> None:

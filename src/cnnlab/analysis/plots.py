@@ -23,6 +23,7 @@ from typing import Any
 
 from cnnlab.analysis import arith
 from cnnlab.analysis.report import Report, Row, fold
+from cnnlab.errors import ConfigError
 
 # Layers that carry the lecture's figures; activations, norms and views are folded out of the
 # charts because their bars would only repeat the layer before them.
@@ -38,6 +39,22 @@ def _chart_rows(report: Report) -> list[Row]:
         rows = [r for r in fold(report.all_rows, depth, types) if r.kind in _CHART_KINDS]
         depth -= 1
     return rows
+
+
+def _save(plt: Any, fig: Any, path: str | Path) -> Path:
+    """Write ``fig`` (format from the extension); a bad path or format is a ConfigError."""
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+    except (OSError, ValueError) as err:
+        raise ConfigError(
+            f"cannot write the figure to {str(out)!r} ({err}): give a writable path ending in "
+            ".png, .svg or .pdf"
+        ) from None
+    finally:
+        plt.close(fig)
+    return out
 
 
 def _pyplot():
@@ -83,11 +100,7 @@ def plot_layers(report: Report, path: str | Path) -> Path:
         fontsize=10,
     )
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
 
 
 def _label(ax: Any, points: list[tuple[float, float, str]], fontsize: int = 7) -> None:
@@ -170,8 +183,4 @@ def plot_comparison(points: list[Point], path: str | Path, count: str = "lecture
     ax2.set_ylabel("top-1 accuracy, %")
     ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, path)
