@@ -32,11 +32,15 @@ MAX_BARS = 60
 
 
 def _chart_rows(report: Report) -> list[Row]:
-    rows = [r for r in report.rows if r.kind in _CHART_KINDS]
+    def charted(rows: list[Row]) -> list[Row]:
+        # layers that carry the figures, and any other layer with parameters of its own (an RBF
+        # output layer), but not batch norm, whose bar would repeat its convolution's
+        return [r for r in rows if r.kind in _CHART_KINDS or (r.params and r.kind != "norm")]
+
+    rows = charted(report.rows)
     depth = 4
     while len(rows) > MAX_BARS and depth >= 1:  # too many bars to read: fold deeper modules
-        types = {r.name: r.type for r in report.all_rows}
-        rows = [r for r in fold(report.all_rows, depth, types) if r.kind in _CHART_KINDS]
+        rows = charted(fold(report.all_rows, depth, report.module_types))
         depth -= 1
     return rows
 
@@ -74,7 +78,7 @@ def plot_layers(report: Report, path: str | Path) -> Path:
     """
     plt = _pyplot()
     rows = _chart_rows(report)
-    names = [f"{r.name} ({r.type})" for r in rows]
+    names = [r.name if r.name.endswith(r.type) else f"{r.name} ({r.type})" for r in rows]
     series = [
         ("activation memory (KB)", [r.activation_bytes / arith.KB for r in rows], "tab:blue"),
         ("parameters (thousands)", [r.params / 1e3 for r in rows], "tab:orange"),

@@ -173,6 +173,7 @@ class Report:
     all_rows: list[Row] = field(repr=False, default_factory=list)
     depth: int | None = None
     unused_params: dict[str, int] = field(default_factory=dict)  # module -> params never run
+    module_types: dict[str, str] = field(default_factory=dict, repr=False)  # path -> class
 
     # -- queries ------------------------------------------------------------------------------
     def row(self, name: str) -> Row:
@@ -451,6 +452,7 @@ def analyze(
         all_rows=rows,
         depth=depth,
         unused_params=unused,
+        module_types={name: type(m).__name__ for name, m in net.named_modules()},
     )
     if strict and report.warnings:
         raise GeometryError(
@@ -460,8 +462,7 @@ def analyze(
             "or drop --strict"
         )
     if depth is not None:
-        types = {name: type(m).__name__ for name, m in net.named_modules()}
-        report.rows = fold(rows, depth, types)
+        report.rows = fold(rows, depth, report.module_types)
     return report
 
 
