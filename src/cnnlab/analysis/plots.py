@@ -88,13 +88,9 @@ def plot_layers(report: Report, path: str | Path) -> Path:
     fig, axes = plt.subplots(3, 1, figsize=(width, 8), sharex=True)
     for ax, (label, values, color) in zip(axes, series, strict=True):
         ax.bar(range(len(rows)), values, color=color)
-        ax.set_ylabel(label, fontsize=9)
+        # the sum goes in the label, where no bar can hide it
+        ax.set_ylabel(f"{label}\nsum of bars {sum(values):,.1f}", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-        total = sum(values)
-        ax.text(
-            0.99, 0.92, f"sum of bars {total:,.1f}", transform=ax.transAxes, ha="right", va="top",
-            fontsize=8,
-        )  # fmt: skip
     axes[-1].set_xticks(range(len(rows)))
     axes[-1].set_xticklabels(names, rotation=90, ha="center", fontsize=7)
     size = "x".join(map(str, report.input_size))
