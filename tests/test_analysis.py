@@ -214,7 +214,10 @@ def test_matches_a_real_forward_pass() -> None:
             m.register_forward_hook(hook(name))
     with torch.no_grad():
         net(torch.randn(2, 3, 64, 64))
+    net.train()
     r = analyze(net, (3, 64, 64), batch_size=2, count="conv-linear")
+    assert net.training and net.layer1[0].bn1.training  # the model is left as it was
+    assert all(p.device.type == "cpu" for p in net.parameters())
     for name, (shape, macs) in seen.items():
         assert r.row(name).output_shape == shape, name
         assert r.row(name).macs == macs, name
