@@ -191,6 +191,24 @@ def test_parameters_of_modules_that_never_run_are_reported() -> None:
     assert not analyze("resnet18").unused_params
 
 
+def test_functional_call_with_own_parameter_gets_its_parameters() -> None:
+    class Custom(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(8, 3, 3, 3))
+            self.bn = nn.BatchNorm2d(8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bn(nn.functional.conv2d(x, self.weight, padding=1))
+
+    net = nn.Sequential(Custom(), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
+    r = analyze(net, (3, 16, 16))
+    conv = r.row("0.conv2d")
+    assert (conv.params, conv.macs, conv.filters, conv.kernel) == (216, 16 * 16 * 8 * 27, 8, 3)
+    assert not r.unused_params
+    assert sum(row.params for row in r.rows) == r.totals["params"] == 216 + 16 + 20_490
+
+
 def test_matches_a_real_forward_pass() -> None:
     """Output shapes and conv/linear MACs agree with hooks on a real CPU forward."""
     torch.manual_seed(0)

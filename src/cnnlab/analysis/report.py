@@ -66,8 +66,8 @@ def _row(op: Op, count: str) -> Row:
     params = 0
     if op.module is not None and op.first_call:
         params = sum(p.numel() for p in op.module.parameters())
-    if op.kind == "linear" and op.module is None:
-        params = 0
+    if op.module is None:
+        params = op.param_count  # parameters a functional call used (F.conv2d(x, self.weight))
     filters = g.get("filters")
     if op.kind == "linear":
         filters = op.output_shape[-1]
@@ -424,7 +424,9 @@ def analyze(
         ) from None
     rows = [_row(op, count) for op in tr.ops]
     # Parameters of modules that never ran (e.g. auxiliary heads, used in training mode only).
+    by_name = dict(net.named_parameters())
     seen = {id(p) for op in tr.ops if op.module is not None for p in op.module.parameters()}
+    seen |= {id(by_name[n]) for op in tr.ops for n in op.param_names}
     unused: dict[str, int] = {}
     for pname, p in net.named_parameters():
         if id(p) not in seen:

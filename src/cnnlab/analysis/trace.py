@@ -113,6 +113,8 @@ class Op:
     output_itemsize: int = 4
     notes: list[str] = dataclasses.field(default_factory=list)
     first_call: bool = True  # False for the second and later calls of a shared module
+    param_names: list[str] = dataclasses.field(default_factory=list)  # used by functional calls
+    param_count: int = 0
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
@@ -215,9 +217,11 @@ def _window_geometry(
 class _Tracer(TorchFunctionMode):
     """Records every tensor-producing call, attributed to the innermost running module."""
 
-    def __init__(self, names: dict[nn.Module, str]) -> None:
+    def __init__(self, names: dict[nn.Module, str], params: dict[int, str]) -> None:
         super().__init__()
         self.names = names
+        self.params = params  # id of each parameter tensor the forward will see -> its name
+        self.params_used: set[str] = set()
         self.stack: list[tuple[nn.Module, int]] = []  # (module, op index where its call began)
         self.ops: list[Op] = []
         self.fields: dict[int, Field] = {}
@@ -295,6 +299,15 @@ class _Tracer(TorchFunctionMode):
         op.aliases = any(
             y is t or (y._base is not None and (y._base is t or y._base is t._base)) for t in inputs
         )
+        if op.module is None:
+            # A functional call made with a container's own parameter (F.conv2d(x, self.weight)):
+            # the parameter belongs to this row, the first time it is used.
+            for t in _tensors((args, kwargs)):
+                name = self.params.get(id(t))
+                if name is not None and name not in self.params_used:
+                    self.params_used.add(name)
+                    op.param_names.append(name)
+                    op.param_count += t.numel()
         geometry = _window_geometry(kind, fname, args, kwargs, x)
         if geometry:
             op.geometry = geometry
@@ -443,7 +456,14 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
     names: dict[nn.Module, str] = {}
     for name, module in model.named_modules():
         names.setdefault(module, name)
-    tracer = _Tracer(names)
+    meta_state = {
+        k: torch.empty_like(v, device="meta")
+        for k, v in {**dict(model.named_parameters()), **dict(model.named_buffers())}.items()
+    }
+    on_meta = all(v.device.type == "meta" for v in model.parameters())
+    seen_params = dict(model.named_parameters()) if on_meta else meta_state
+    params = {id(seen_params[k]): k for k, _ in model.named_parameters()}
+    tracer = _Tracer(names, params)
     x = torch.empty(input_shape, device="meta")
     nd = len(input_shape) - 2
     tracer.fields[id(x)] = Field((1,) * nd, (1,) * nd, tuple(input_shape[2:]))
@@ -461,15 +481,11 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
             output_itemsize=x.element_size(),
         )
     )
-    meta_state = {
-        k: torch.empty_like(v, device="meta")
-        for k, v in {**dict(model.named_parameters()), **dict(model.named_buffers())}.items()
-    }
     was_training = {m: m.training for m in model.modules()}
     model.eval()  # batch statistics are undefined for 1x1 maps; eval computes the same shapes
     try:
         with _hooks(model, tracer), tracer, torch.no_grad():
-            if all(v.device.type == "meta" for v in model.parameters()):
+            if on_meta:
                 model(x)
             else:
                 torch.func.functional_call(model, meta_state, (x,))
