@@ -238,7 +238,7 @@ def _alexnet_table() -> list[Claim]:
 
 
 def _vgg16_walkthrough() -> list[Claim]:
-    """seeds/001 slides 110-112 and seeds/002: VGG-16 memory (elements) and params (weights)."""
+    """seeds/001 slides 111-113 and seeds/002: VGG-16 memory (elements) and params (weights)."""
     layers = [  # (label, kind, index among that kind, memory as printed, scale, weights)
         ("CONV3-64", 0, "3.2", M, "1728"),
         ("CONV3-64", 1, "3.2", M, "36864"),
@@ -262,7 +262,7 @@ def _vgg16_walkthrough() -> list[Claim]:
         ("FC-4096", "l1", "4096", 1, "16777216"),
         ("FC-1000", "l2", "1000", 1, "4096000"),
     ]
-    src = SEED["001"] + " slide 110"
+    src = SEED["001"] + " slide 111"
     how = (
         "`cnnlab summary vgg16`: output elements = activation bytes / 4; weights = "
         "conv-linear MACs / output positions (no bias)"
@@ -368,8 +368,8 @@ def _vgg16_walkthrough() -> list[Claim]:
 
 
 def _googlenet_table() -> list[Claim]:
-    """seeds/001 slide 114: Szegedy et al. 2014, Table 1 (params in K = 1024 weights)."""
-    src = SEED["001"] + " slide 114 (GoogLeNet Table 1)"
+    """seeds/001 slide 115: Szegedy et al. 2014, Table 1 (params in K = 1024 weights)."""
+    src = SEED["001"] + " slide 115 (GoogLeNet Table 1)"
     how = (
         "`googlenet_paper` (true 5x5 branches), conv-linear count: weights = conv MACs / "
         "output positions, no biases; ops = multiply-adds"
@@ -524,7 +524,7 @@ def _claims() -> list[Claim]:
     # -- the conv layer (seeds/001 slides 55-85)
     out += [
         Claim(
-            s1 + " slide 57",
+            s1 + " slide 58",
             "5x5x3 filter on a 32x32x3 image: 75-dimensional dot product",
             "75",
             lambda: toy(nn.Conv2d(3, 1, 5, bias=False), (3, 32, 32)).totals["params"],
@@ -532,7 +532,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 60",
+            s1 + " slide 61",
             "6 5x5 filters on 32x32x3: a 28x28x6 volume",
             "28x28x6",
             lambda: hwc(toy(nn.Conv2d(3, 6, 5), (3, 32, 32)).rows[-1]),
@@ -540,7 +540,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 68",
+            s1 + " slide 69",
             "7x7 input, 3x3 filter, stride 1: 5x5 output",
             "5",
             lambda: fits(7, 3, 1),
@@ -548,7 +548,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 71",
+            s1 + " slide 72",
             "7x7 input, 3x3 filter, stride 2: 3x3 output",
             "3",
             lambda: fits(7, 3, 2),
@@ -556,7 +556,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 74",
+            s1 + " slide 75",
             "7x7 input, 3x3 filter, stride 3: (7-3)/3+1 = 2.33, does not fit",
             "2.33",
             lambda: fits(7, 3, 3),
@@ -564,7 +564,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 77",
+            s1 + " slides 76-78",
             "7x7 input, 3x3 filter, stride 1, pad 1: 7x7 output",
             "7",
             lambda: fits(7, 3, 1, 1),
@@ -572,7 +572,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 80",
+            s1 + " slide 81",
             "32x32 input through 5x5 filters: 32 -> 28 -> 24",
             "24",
             lambda: (
@@ -591,7 +591,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 82",
+            s1 + " slide 83",
             "32x32x3, 10 5x5 filters, stride 1, pad 2: output 32x32x10",
             "32x32x10",
             lambda: hwc(toy(nn.Conv2d(3, 10, 5, padding=2), (3, 32, 32)).rows[-1]),
@@ -599,7 +599,7 @@ def _claims() -> list[Claim]:
             True,
         ),
         Claim(
-            s1 + " slide 84",
+            s1 + " slide 85",
             "each filter has 5*5*3 + 1 = 76 params, 760 in all",
             "760",
             lambda: toy(nn.Conv2d(3, 10, 5, padding=2), (3, 32, 32)).totals["params"],
@@ -611,7 +611,7 @@ def _claims() -> list[Claim]:
     pa = paper_alexnet
     out += [
         Claim(
-            s1 + " slide 100",
+            s1 + " slide 101",
             "CONV1 96 11x11 filters, stride 4 on 227x227x3: (227-11)/4+1 = 55",
             "55x55x96",
             lambda: hwc(rows(pa(), "conv")[0]),
@@ -629,7 +629,7 @@ def _claims() -> list[Claim]:
             K,
         ),
         Claim(
-            s1 + " slide 102",
+            s1 + " slide 103",
             "CONV1 parameters: (11x11x3)x96 = 35K",
             "35",
             lambda: weights(
@@ -642,7 +642,7 @@ def _claims() -> list[Claim]:
             K,
         ),
         Claim(
-            s1 + " slide 103",
+            s1 + " slide 104",
             "POOL1 3x3 stride 2 on 55x55x96: (55-3)/2+1 = 27",
             "27x27x96",
             lambda: hwc(rows(pa(), "pool")[0]),
@@ -672,7 +672,7 @@ def _claims() -> list[Claim]:
     for label, kind, i, vol in arch:
         out.append(
             Claim(
-                s1 + " slide 107",
+                s1 + " slide 108",
                 f"full architecture: [{vol}] {label}",
                 vol,
                 lambda kind=kind, i=i: hwc(rows(pa(), kind)[i]),
@@ -868,7 +868,7 @@ def _claims() -> list[Claim]:
         ),
     ]
     out += _vgg16_walkthrough()
-    # -- VGG configurations (seeds/001 slide 109; Simonyan & Zisserman Table 2, millions)
+    # -- VGG configurations (seeds/001 slide 110; Simonyan & Zisserman Table 2, millions)
     for label, name, value in [
         ("A", "vgg11", "133"),
         ("A-LRN", "vgg11_lrn", "133"),
@@ -879,7 +879,7 @@ def _claims() -> list[Claim]:
     ]:
         out.append(
             Claim(
-                s1 + " slide 109",
+                s1 + " slide 110",
                 f"VGG configuration {label}: {value}M parameters",
                 value,
                 lambda name=name: report(name, "conv-linear").totals["params"],
