@@ -440,3 +440,13 @@ def test_arith_examples_from_the_slides() -> None:
     )
     with pytest.raises(ValueError, match="unknown optimizer"):
         arith.training_memory(1, 1, "rmsprop")
+
+
+def test_partial_connection_table_counts_only_connected_maps() -> None:
+    """LeNet-5's C3 (Table I: 60 of 96 map pairs) does 60 * 5 * 5 * 10 * 10 = 150,000 MACs.
+
+    Its dense kernel holds zeros off the table; counting them would give 96 * 2,500 = 240,000.
+    """
+    rows = {r.name: r for r in analyze("lenet5_paper", input_size=(1, 32, 32)).rows}
+    assert rows["features.c3"].params == 60 * 25 + 16
+    assert rows["features.c3"].macs == 60 * 5 * 5 * 10 * 10

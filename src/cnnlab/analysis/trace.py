@@ -332,6 +332,11 @@ class _Tracer(TorchFunctionMode):
                 macs = inputs[0].numel() * (w.shape[1]) * math.prod(g["kernel"])
             else:
                 macs = arith.conv_macs(n_out, inputs[0].shape[1], g["kernel"], g["groups"])
+            connections = getattr(op.module, "num_connections", None)
+            if connections is not None and not g["transposed"]:
+                # A partial connection table (LeNet-5's C3) runs as a dense kernel with zeros;
+                # only the connected (input map, output map) pairs are real work.
+                macs = (n_out // y.shape[1]) * connections * math.prod(g["kernel"])
             lecture = conv_linear = macs
         elif kind == "linear":
             lecture = conv_linear = arith.linear_macs(n_out, inputs[0].shape[-1])
