@@ -95,8 +95,8 @@ def set_threads(requested: int) -> tuple[int, str | None]:
     On a machine that is already busy (1-minute load average at or above the core count) more
     than one thread makes PyTorch's OpenMP workers wait on each other: LeNet-5 trained at 270
     images/s with 2 threads and 2,800 with 1 on a loaded 2-core machine (measured here). Then
-    one thread is used, with a note. Bitwise-exact resume needs the same thread count as the
-    interrupted run; pass ``--threads`` to pin it.
+    one thread is used, with a note. Checkpoints record the thread count, and ``--resume``
+    without ``--threads`` uses it again, since bitwise-exact resume needs the same count.
 
     Returns:
         The thread count set, and a note to print when the machine was busy.
@@ -348,6 +348,17 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
                     f"{run_dir} was trained with {record['world_size']} processes, now "
                     f"{dist.world_size}: resume with --nproc_per_node {record['world_size']}"
                 )
+            recorded_threads = record.get("threads")
+            if (
+                device.type == "cpu"
+                and not config.threads
+                and recorded_threads not in (None, threads)
+            ):
+                # CPU kernels split reductions by thread count, so the same count is what makes
+                # the resumed run bitwise equal to an uninterrupted one.
+                threads = recorded_threads
+                torch.set_num_threads(threads)
+                log(f"note: using {threads} thread(s), as the interrupted run did", main)
             model.load_state_dict({k[6:]: v for k, v in tensors.items() if k[:6] == "model."})
             optimizer.load_state_dict(
                 ckpt.optimizer_state_from_files(
@@ -414,6 +425,7 @@ def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
                 "epoch": epoch + 1 if epoch_done else epoch,
                 "batch": 0 if epoch_done else batch + 1,
                 "world_size": dist.world_size,
+                "threads": threads,
                 "config": to_dict(config),
                 "optimizer": optim_json,
                 "plateau": plateau.state_dict(),
