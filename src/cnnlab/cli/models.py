@@ -17,12 +17,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--no-macs",
+        dest="macs",
+        action="store_false",
+        help="skip the multiply-add column (it traces each model on the meta device, ~0.1 s each)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     names = list_models(args.pattern)
     infos = [model_info(n) for n in names]
+    macs = {i.name: _macs(i.name) if args.macs else None for i in infos}
     if args.format == "json":
         rows = [
             {
@@ -32,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
                 "input_size": list(i.input_size),
                 "min_input_size": list(i.min_input_size),
                 "params": i.num_params,
+                "macs": macs[i.name],
                 "torchvision": i.torchvision,
                 "description": i.description,
             }
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not infos:
         print(f"no model matches {args.pattern!r}; try `cnnlab models` for the full list")
         return 1
-    header = ("name", "family", "paper", "input", "classes", "params", "torchvision")
+    header = ("name", "family", "paper", "input", "classes", "params", "MACs", "torchvision")
     table = [
         (
             i.name,
@@ -51,17 +59,35 @@ def run(args: argparse.Namespace) -> int:
             "x".join(map(str, i.input_size)),
             str(i.num_classes),
             f"{i.num_params:,}",
+            _human(macs[i.name]),
             "identical" if i.torchvision else "",
         )
         for i in infos
     ]
     widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
-    right = {4, 5}  # numbers align right
+    right = {4, 5, 6}  # numbers align right
     for r in [header, *table]:
         cells = [
             c.rjust(w) if k in right else c.ljust(w)
             for k, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         print("  ".join(cells).rstrip())
-    print(f"\n{len(infos)} models; params at the default input and classes, biases included")
+    print(
+        f"\n{len(infos)} models; params at the default input and classes, biases included; "
+        "MACs = multiply-adds of conv and linear layers (bias excluded) per image at the "
+        "default input (torchvision's 'GFLOPS' convention; `cnnlab summary` for the lecture count)"
+    )
     return 0
+
+
+def _macs(name: str) -> int:
+    """Conv and linear multiply-adds at the default input, from the analyzer (meta device)."""
+    from cnnlab.analysis import analyze  # only when asked: it imports the tracer
+
+    return int(analyze(name, count="conv-linear").totals["macs"])
+
+
+def _human(macs: int | None) -> str:
+    if macs is None:
+        return ""
+    return f"{macs / 1e9:.3f} G" if macs >= 1e9 else f"{macs / 1e6:.2f} M"
