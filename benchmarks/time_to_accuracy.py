@@ -192,7 +192,8 @@ def markdown(result: dict[str, Any]) -> str:
         "|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
-        to_target = "not reached" if r["seconds_to_target"] is None else r["seconds_to_target"]
+        reached = r["seconds_to_target"]
+        to_target = "not reached" if reached is None else f"{reached:.1f}"
         lines.append(
             f"| {r['seed']} | {100 * r['final_accuracy']:.2f}% | {r['wall_seconds']:.1f} "
             f"| {to_target} | {r['threads']} "
@@ -203,12 +204,14 @@ def markdown(result: dict[str, Any]) -> str:
         med = s["median_seconds_to_target"]
         lines.append(
             f"| median | {100 * s['median_final_accuracy']:.2f}% | {s['median_wall_seconds']:.1f} "
-            f"| {'not reached' if med is None else med} | | |"
+            f"| {'not reached' if med is None else f'{med:.1f}'} | | |"
         )
     m = result["machine"]
+    first = result["runs"][0]
+    plain = first["plain_command"].replace(f"--seed {first['seed']}", "--seed N", 1)
     lines += [
         "",
-        f"Command per seed: `{result['runs'][0]['plain_command']}` (timed from process start to "
+        f"Command per seed: `{plain}` (timed from process start to "
         f"exit; the per-epoch test evaluations drawn for the curve are timed and subtracted). "
         f"Machine: {m['cpu']}, {m['cores']} cores; torch {m['torch']}.",
         "",
