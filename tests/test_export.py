@@ -141,7 +141,7 @@ def test_metadata_atomic_write_and_static_batch(tmp_path: Path) -> None:
         path,
         (1, 28, 28),
         dynamic_batch=False,
-        metadata={"classes": classes, "mean": [0.286], "std": [0.353], "note": "plain text"},
+        metadata={"classes": classes, "mean": [0.286], "std": [0.353], "note": "10"},
     )
     assert sorted(p.name for p in path.parent.iterdir()) == ["lenet.onnx"]  # no temp file left
     assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
@@ -150,7 +150,7 @@ def test_metadata_atomic_write_and_static_batch(tmp_path: Path) -> None:
     assert meta["input_size"] == [1, 28, 28]
     assert meta["classes"] == classes
     assert meta["opset"] == DEFAULT_OPSET
-    assert meta["note"] == "plain text"
+    assert meta["note"] == "10"  # a string stays a string
     proto = onnx.load(str(path))
     dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [1, 1, 28, 28]

@@ -180,8 +180,8 @@ def export_onnx(
         opset: ONNX opset, :data:`MIN_OPSET` to :data:`MAX_OPSET`.
         dynamic_batch: give the batch dimension a symbolic size so the file runs at any batch
             size; with False the file only takes batches of 1.
-        metadata: extra facts stored in ``metadata_props`` under ``cnnlab.<key>``; values that
-            are not strings are stored as JSON. ``model`` and ``input_size`` are always added.
+        metadata: extra facts stored in ``metadata_props`` under ``cnnlab.<key>`` as JSON
+            text. ``model``, ``input_size`` and ``opset`` are always added.
         optimize: let the exporter fold constants and fuse trivial ops (slower export, leaner
             graph); ONNX Runtime optimises the graph again when it loads it either way.
 
@@ -262,7 +262,7 @@ def _set_metadata(proto: Any, facts: Mapping[str, Any]) -> None:
     existing = {p.key: p for p in proto.metadata_props}
     for key, value in facts.items():
         full = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
-        text = value if isinstance(value, str) else json.dumps(value)
+        text = json.dumps(value)  # strings too, so "10" comes back as a string, not 10
         if full in existing:
             existing[full].value = text
         else:
