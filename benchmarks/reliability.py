@@ -823,16 +823,25 @@ def _payload_is_live(data_maker: Callable[[Path, Path, Path], Path], work: Path)
     neutral = case / "payload.bin"
     neutral.write_bytes(target.read_bytes())
     target = neutral
+    # The unsafe loaders, cheapest first; torch is imported only for what pickle and NumPy
+    # cannot open (torch.save archives), which keeps the check fast.
     code = (
-        "import pickle, sys, numpy as np, torch\n"
-        "p = sys.argv[1]\n"
+        "import os, pickle, sys\n"
+        "p, marker = sys.argv[1], sys.argv[2]\n"
         "data = open(p, 'rb').read()\n"
-        "try:\n    torch.load(p, weights_only=False)\nexcept Exception:\n    pass\n"
-        "try:\n    pickle.loads(data)\nexcept Exception:\n    pass\n"
-        "try:\n    pickle.loads(data[8:])\nexcept Exception:\n    pass\n"
-        "try:\n    np.load(p, allow_pickle=True)\nexcept Exception:\n    pass\n"
+        "for blob in (data, data[8:]):\n"
+        "    try:\n        pickle.loads(blob)\n    except Exception:\n        pass\n"
+        "if not os.path.exists(marker):\n"
+        "    import numpy as np\n"
+        "    try:\n        np.load(p, allow_pickle=True)\n    except Exception:\n        pass\n"
+        "if not os.path.exists(marker):\n"
+        "    import torch\n"
+        "    try:\n        torch.load(p, weights_only=False)\n    except Exception:\n"
+        "        pass\n"
     )
-    subprocess.run([PYTHON, "-c", code, str(target)], capture_output=True, timeout=120, env=_env())
+    subprocess.run(
+        [PYTHON, "-c", code, str(target), str(marker)], capture_output=True, timeout=120, env=_env()
+    )
     return marker.exists()
 
 
