@@ -58,12 +58,6 @@ def test_nan_at_step_k_stops_there_and_keeps_the_last_good_checkpoint(
     assert "at step 8 " in result.details[0]["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train bug: a full disk during a checkpoint write escapes as a SafetensorError/OSError "
-    "traceback (exit 1) instead of a one-line CheckpointError; wrap the writes in "
-    "src/cnnlab/train/checkpoint.py (write_safetensors_atomic, write_json_atomic)",
-)
 def test_full_disk_is_a_one_line_error(full_disk) -> None:
     result = full_disk
     if result.count == 0:

@@ -28,12 +28,13 @@ import os
 import random
 import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from cnnlab.errors import CheckpointError
@@ -76,21 +77,38 @@ def _commit(tmp: Path, final: Path) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    _commit(tmp, path)
+    text = json.dumps(obj, indent=1) + "\n"
+    _write_atomic(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def write_safetensors_atomic(
     path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
 ) -> None:
     """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(meta)})
-    _commit(tmp, path)
+    _write_atomic(
+        Path(path), lambda tmp: save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(meta)})
+    )
+
+
+def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """Write through a temporary file, then commit it; a failed write leaves ``path`` untouched.
+
+    Raises:
+        CheckpointError: the write failed (full disk, no permission); the temporary file is
+            removed and whatever ``path`` held before is still there.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        _commit(tmp, path)
+    except (OSError, SafetensorError) as err:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise CheckpointError(
+            f"cannot write {path}: {reason}; free some space (or pass --out on another disk) "
+            "and resume with --resume: the previous checkpoint is intact"
+        ) from None
 
 
 def remove_temporaries(directory: Path) -> list[Path]:
