@@ -53,13 +53,6 @@ def test_image_mode_matrix(harness: ModuleType, work: Path) -> None:
     assert r.count >= 14
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data finding: read_idx decodes a gzip IDX file with GzipFile.readinto, which copies "
-    "through a temporary bytes object as large as the array, so peak memory is ~2.1x the decoded "
-    "size (a 130 kB file honestly expanding to 128 MB costs 271 MB; the header cap is 8 GiB); "
-    "reading in bounded chunks would make it ~1x (src/cnnlab/data/idx.py)",
-)
 def test_gzip_idx_peak_memory_close_to_the_array(harness: ModuleType, work: Path) -> None:
     path = work / "bomb-honest-64.idx.gz"
     path.write_bytes(harness._bomb_idx_gz(64, honest=True))

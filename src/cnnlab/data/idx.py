@@ -12,7 +12,8 @@ Everything the header claims is checked before the array is allocated: the magic
 dimensions, that the file holds exactly as many bytes as the header implies (for a raw file from
 its length on disk; for a gzip file by reading at most that many bytes and requiring the stream to
 end there), that images and labels agree on the count and that every label is a class index.
-The array is read with one ``readinto`` into a NumPy buffer; there is no per-sample loop.
+The array is read with ``readinto`` into one NumPy buffer, in bounded chunks (peak memory about
+the array itself); there is no per-sample loop.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 #: Largest array a header may announce (8 GiB); a larger claim is a damaged header, not data.
 MAX_IDX_BYTES = 8 * 1024**3
+READ_CHUNK = 1 << 20  # bytes per readinto: bounds gzip's temporary copy
 DEFAULT_FIX = "delete it and download it again"
 
 
@@ -116,10 +118,13 @@ def read_idx(path: str | os.PathLike, magic: int, *, fix: str = DEFAULT_FIX) -> 
                         fix,
                     )
             array = np.empty(payload, dtype=np.uint8)
-            got = fh.readinto(memoryview(array))
-            while got < payload:  # GzipFile may return short reads
-                n = fh.readinto(memoryview(array)[got:])
-                if not n:
+            view = memoryview(array)
+            got = 0
+            while got < payload:
+                # Bounded chunks: GzipFile.readinto decodes into a temporary bytes object as
+                # large as the request, so one whole-array read would peak at twice the array.
+                n = fh.readinto(view[got : got + READ_CHUNK])
+                if not n:  # short reads are normal for gzip; zero means the data ended
                     break
                 got += n
             if got < payload:
