@@ -92,7 +92,7 @@ def pick_device(name: str) -> torch.device:
 def set_threads(requested: int) -> tuple[int, str | None]:
     """Intra-op threads: the cores this process may use, split between local DDP ranks.
 
-    On a machine that is already busy (1-minute load average at or above the core count) more
+    On a machine that is already busy (1-minute load average at least twice the core count) more
     than one thread makes PyTorch's OpenMP workers wait on each other: LeNet-5 trained at 270
     images/s with 2 threads and 2,800 with 1 on a loaded 2-core machine (measured here). Then
     one thread is used, with a note. Checkpoints record the thread count, and ``--resume``
@@ -109,7 +109,9 @@ def set_threads(requested: int) -> tuple[int, str | None]:
         local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         n = max(1, (cores or 1) // local_ranks)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-        if n > 1 and load >= (cores or 1):
+        # Twice the core count: a run that just finished (or this process's own start-up)
+        # still weighs on the 1-minute average, and must not halve the next run's threads.
+        if n > 1 and load >= 2 * (cores or 1):
             note = (
                 f"note: the machine is busy (load {load:.1f} on {cores} cores): training "
                 f"with 1 thread instead of {n}; pass --threads {n} to override"
