@@ -29,12 +29,13 @@ Models:
     row and column of stage 3's map (floor, as PyTorch does); keeping them (ceil mode) would make
     the last residual pair cost 16/9 as much (a cost choice; its accuracy effect was not measured).
 
-Why this size: on the 2-core Zen 4 machine of shared/REFERENCE.md a training step costs about
-three forward passes, and small convolutions reach roughly 100-200 GFLOP/s in bf16 channels-last,
-so a network of ~8 MMACs trains at several thousand images/s: about eight Fashion-MNIST epochs in
-the two-minute budget. The widths double as the resolution halves (the VGG rule), so every stage
-costs about the same. Most of the compute sits at 14x14 and below; the first convolution sees one
-input channel and is nearly free.
+Why this size: a training step costs about three forward passes, so 7.8 MMACs is ~47 MFLOP of
+training work per image. Measured on the 2-core machine of shared/REFERENCE.md (bf16 autocast,
+channels-last, batch 256), fastnet trains at 5,500-5,900 images/s with 2 threads (3,200-3,500 with
+one): eight epochs of 55,000 images take ~75 s, and the whole ``cnnlab train`` run about 90 s,
+reaching 93.3-93.7% test accuracy (docs/readme/perf.md, benchmarks/results/). The widths double
+as the resolution halves (the VGG rule), so the stages cost about the same; pooling right after
+each convolution puts batch norm, ReLU and the residual pairs on a quarter of the pixels.
 
 Deviations from ResNet-9, on purpose:
     * Three stages instead of four (28x28 input has room for three 2x poolings: 28, 14, 7, 3).
