@@ -19,5 +19,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
+# The headline benchmarks (about 10 minutes on a quiet 2-core machine); JSON in benchmarks/results.
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/time_to_accuracy.py --seed 1 2 3 --json benchmarks/results/time_to_accuracy.json
+	$(PY) benchmarks/throughput.py --json benchmarks/results/throughput.json
