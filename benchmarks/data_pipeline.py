@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from machine import cpu_model  # benchmarks/machine.py
 
 import cnnlab
 from cnnlab.data import augment, dataset_info
@@ -50,7 +50,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     results = {
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_model(),
         "threads": args.threads,
         "device": str(device),
         "batch": args.batch,

@@ -48,6 +48,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 import cnnlab  # noqa: E402
 from cnnlab.scratch import fast  # noqa: E402
@@ -63,16 +64,6 @@ def _median_time(fn, setup, repeats: int) -> tuple[float, list[float]]:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), times
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> dict:
@@ -193,7 +184,7 @@ def main() -> dict:
             "cnnlab": cnnlab.__version__,
         },
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "load_avg_before": load_before,

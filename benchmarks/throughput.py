@@ -35,7 +35,6 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import describe  # benchmarks/machine.py
 from torch import nn
 from torch.nn import functional as F
 
@@ -81,30 +81,6 @@ LENET_BATCH = 256  # the fast recipe's batch
 
 
 # --- machine --------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    """CPU model, cores, threads, versions and the load average now."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torchvision
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cnnlab": cnnlab.__version__,
-        "python": platform.python_version(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-    }
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = MATMUL_SIZE, repeats: int = 5) -> float:
@@ -375,7 +351,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "throughput",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "smoke": args.smoke,
-        "machine": machine(),
+        "machine": describe(),
     }
     images, labels = load_dataset(DATASET, "train")
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:

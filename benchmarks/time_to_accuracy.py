@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import shutil
@@ -37,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from machine import describe  # benchmarks/machine.py
 
 BUDGET_SECONDS = 120.0  # the goal: 93.0% Fashion-MNIST test accuracy within two minutes
 TARGET = 0.93
@@ -52,29 +53,6 @@ def cnnlab_command() -> list[str]:
         return [str(script)]
     found = shutil.which("cnnlab")
     return [found] if found else [sys.executable, "-m", "cnnlab"]
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    import cnnlab
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "cnnlab": cnnlab.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str, Any]:
@@ -280,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_seconds": BUDGET_SECONDS,
         "smoke": args.smoke,
         "benchmark_command": " ".join(["python", *sys.argv]),
-        "machine": machine(),
+        "machine": describe(),
         "runs": runs,
         "summary": summarize(runs),
     }
