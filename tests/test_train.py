@@ -30,9 +30,14 @@ from cnnlab.train.recipes import paper_recipe, recipe_settings, resolve
 
 # Registered in-process here and in the subprocesses of the resume test (same source, once).
 TINY_MODEL = '''
+import os, time
 import torch
 from torch import nn
 from cnnlab.registry import _REGISTRY, register_model
+
+# Seconds each training forward sleeps: lets a test kill a run at a chosen moment on any machine
+# speed (sleeping changes no number, so bitwise comparisons still hold).
+_STEP_DELAY = float(os.environ.get("TINYNET_STEP_DELAY", "0"))
 
 class _NaNAfter(nn.Module):
     """Identity until `steps` training forwards have run, then NaN (for the non-finite test)."""
@@ -41,6 +46,8 @@ class _NaNAfter(nn.Module):
         self.steps, self.calls = steps, 0
     def forward(self, x):
         self.calls += self.training
+        if self.training and _STEP_DELAY:
+            time.sleep(_STEP_DELAY)
         return x * float("nan") if self.steps and self.calls > self.steps else x
 
 if "tinynet" not in _REGISTRY:

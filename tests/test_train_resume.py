@@ -53,7 +53,9 @@ def _cmd(out: Path, *extra: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONHASHSEED": "0"}
+    # 20 ms a step: 48 steps take at least ~1 s, so a kill up to 0.5 s after the first checkpoint
+    # (step 5) always lands mid-training, however fast the machine.
+    return {**os.environ, "PYTHONHASHSEED": "0", "TINYNET_STEP_DELAY": "0.02"}
 
 
 @needs_fashion_mnist
@@ -72,7 +74,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path) -> None:
         assert victim.poll() is None, victim.stderr.read().decode()
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
-    time.sleep(random.uniform(0.0, 1.0))
+    time.sleep(random.uniform(0.0, 0.5))
     assert victim.poll() is None, "the run finished before it could be killed; slow it down"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
