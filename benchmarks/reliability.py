@@ -804,14 +804,22 @@ def _payloads() -> dict[str, Callable[[Path, Path, Path], Path]]:
     }
 
 
-def _payload_is_live(data_maker: Callable[[Path, Path, Path], Path], work: Path) -> bool:
-    """Show the payload works: unpickling it (the unsafe way) in a subprocess creates the marker."""
-    case = work / "live"
+def _fresh_case(work: Path, name: str) -> tuple[Path, Path, Path, Path]:
+    """A clean copy of the template run: (case, run directory, outside directory, marker path).
+
+    A payload that runs creates ``marker``; ``outside`` is where payloads try to point at.
+    """
+    case = work / name
     shutil.rmtree(case, ignore_errors=True)
     run, outside = case / "run", case / "outside"
     shutil.copytree(work / "template", run)
     outside.mkdir(parents=True)
-    marker = case / "marker"
+    return case, run, outside, case / "marker"
+
+
+def _payload_is_live(data_maker: Callable[[Path, Path, Path], Path], work: Path) -> bool:
+    """Show the payload works: unpickling it (the unsafe way) in a subprocess creates the marker."""
+    case, run, outside, marker = _fresh_case(work, "live")
     target = data_maker(run, marker, outside)
     if target.suffix == ".json":
         target = (
@@ -881,12 +889,7 @@ def malicious_trials(
         is_live = _payload_is_live(plant, work)
         live += is_live
         for entry in entry_points:
-            case = work / "case"
-            shutil.rmtree(case, ignore_errors=True)
-            run, outside = case / "run", case / "outside"
-            shutil.copytree(work / "template", run)
-            outside.mkdir(parents=True)
-            marker = case / "marker"
+            case, run, outside, marker = _fresh_case(work, "case")
             target = plant(run, marker, outside)
             row = {"payload": name, "entry": entry, "live": is_live}
             row |= _try_entry(entry, run, target, image, case, in_process)
