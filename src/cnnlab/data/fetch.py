@@ -1,6 +1,6 @@
 """Finding a dataset on disk, and downloading it with a checksum when it is nowhere.
 
-Lookup order (DESIGN.md, "Data"), first match wins, per split:
+Lookup order (also in docs/data.md, "Where data comes from"), first match wins, per split:
 
 1. ``root=`` / ``--data-dir DIR``, then ``$CNNLAB_DATA``: ``DIR/<dataset>/`` or ``DIR`` itself
    (so you can point at the folder that holds the files), or torchvision's layout
@@ -10,8 +10,8 @@ Lookup order (DESIGN.md, "Data"), first match wins, per split:
 4. a download from the dataset's canonical address into the first writable place of
    ``root``/``$CNNLAB_DATA``/the cache, with a progress bar and a SHA-256 check.
 
-A download goes to a temporary file in the destination folder that is renamed into place only
-after its length and SHA-256 digest check out, so an interrupted or damaged download never
+A download streams through :func:`cnnlab.files.atomic_write`: the file appears under its name
+only after its length and SHA-256 digest check out, so an interrupted or damaged download never
 leaves a file that looks complete. ``$CNNLAB_DATA_URL`` (or ``base_url=``) replaces the canonical
 addresses by a mirror that serves ``<base>/<dataset>/<file name>``; the tests use it to point at a
 local HTTP server. ``$CNNLAB_DOWNLOAD_TIMEOUT`` sets the socket timeout in seconds (default 30).
@@ -23,19 +23,20 @@ record, so a raw copy passes too. ``cnnlab data info`` reports each file's statu
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import hashlib
 import http.client
 import os
 import socket
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
+from cnnlab import files
 from cnnlab.data.datasets import DataFile, DatasetInfo
 from cnnlab.errors import DataError
 
@@ -47,7 +48,6 @@ __all__ = [
     "file_status",
     "locate",
     "search_dirs",
-    "sha256_file",
     "verify_files",
 ]
 
@@ -138,22 +138,13 @@ def locate(info: DatasetInfo, split: str, root: str | os.PathLike | None = None)
     return None
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _content_sha256(path: Path) -> str:
     """SHA-256 of the file's content, gunzipped if it is gzip (detected by its first bytes)."""
     with open(path, "rb") as raw:
         compressed = raw.read(2) == b"\x1f\x8b"
     if not compressed:
-        return sha256_file(path)
-    h = hashlib.sha256()
+        return files.sha256_file(path)
+    h = files.sha256()
     with gzip.open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
@@ -172,7 +163,7 @@ def file_status(f: DataFile, path: Path) -> str:
         digest applies (a raw copy of a file whose content digest is not on record).
     """
     try:
-        if sha256_file(path) in f.sha256:
+        if files.sha256_file(path) in f.sha256:
             return "ok"
         if f.content_sha256:
             digest = _content_sha256(path)
@@ -183,7 +174,7 @@ def file_status(f: DataFile, path: Path) -> str:
         return f"MISMATCH (unreadable: {err})"
     if path.name != f.name:
         return "not checked (no digest on record for this uncompressed copy)"
-    return f"MISMATCH (sha256 {sha256_file(path)[:16]}...)"
+    return f"MISMATCH (sha256 {files.sha256_file(path)[:16]}...)"
 
 
 def verify_files(info: DatasetInfo, loc: Location, split: str) -> None:
@@ -254,86 +245,87 @@ def download(
         DataError: unreachable address, HTTP error, timeout, truncated body, checksum mismatch,
             unwritable destination. The message names the address and the fix.
     """
-    from tqdm.auto import tqdm
-
     dest = Path(dest)
     seconds = _timeout(timeout)
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
-            dir=dest.parent, prefix=f".{dest.name}.", suffix=".part", delete=False
-        )
-    except OSError as err:
-        raise DataError(
-            f"cannot write to {dest.parent} ({err.strerror}); pass --data-dir DIR (or set "
-            f"${ENV_DATA}) to a writable folder"
-        ) from None
-    tmp_path = Path(tmp.name)
     fix_offline = offline_fix or f"check your connection, or copy {dest.name} into {dest.parent}"
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
+    with contextlib.ExitStack() as stack:
+        # The temporary file exists before the request, so an unwritable folder fails first;
+        # any exception below removes it and leaves ``dest`` as it was.
         try:
-            response = urllib.request.urlopen(request, timeout=seconds)
-        except urllib.error.HTTPError as err:
+            out = stack.enter_context(files.atomic_write(dest))
+        except OSError as err:
             raise DataError(
-                f"download of {url} failed: HTTP {err.code} {err.reason}; {fix_offline}"
+                f"cannot write to {dest.parent} ({err.strerror}); pass --data-dir DIR (or set "
+                f"${ENV_DATA}) to a writable folder"
             ) from None
-        except (urllib.error.URLError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                reason = f"no answer within {seconds:g} s"
-            raise DataError(f"cannot reach {url} ({reason}); {fix_offline}") from None
-        digest = hashlib.sha256()
-        received = 0
-        with response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            bar = tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=dest.name,
-                disable=None if progress is None else not progress,
-                leave=False,
-            )
-            with bar, tmp:
-                try:
-                    while chunk := response.read(_CHUNK):
-                        digest.update(chunk)
-                        tmp.write(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-                except http.client.IncompleteRead as err:
-                    received += len(err.partial)
-                    total = total or received + (err.expected or 1)
-                except TimeoutError:
-                    raise DataError(
-                        f"download of {url} stalled: no data within {seconds:g} s after "
-                        f"{received} bytes; try again, or raise ${ENV_TIMEOUT}"
-                    ) from None
-                except OSError as err:
-                    raise DataError(
-                        f"download of {url} broke off after {received} bytes ({err}); try again"
-                    ) from None
-                tmp.flush()
-                os.fsync(tmp.fileno())
-        if total is not None and received != total:
-            raise DataError(
-                f"download of {url} is truncated: {received} of {total} bytes; try again"
-            )
-        got = digest.hexdigest()
+        with _open(url, seconds, fix_offline) as response:
+            got = _receive(response, out, url, seconds, desc=dest.name, progress=progress)
         if sha256 and got not in sha256:
             raise DataError(
                 f"checksum mismatch for {url}: sha256 {got}, expected {sha256[0]}; the file is "
                 f"damaged or the server sends a different file: try again, or use another mirror "
                 f"with ${ENV_URL}"
             )
-        os.replace(tmp_path, dest)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
     return dest
+
+
+def _open(url: str, seconds: float, fix_offline: str) -> Any:
+    """The response to a GET of ``url``; DataError naming the fix when there is none."""
+    request = urllib.request.Request(url, headers={"User-Agent": "cnnlab"})
+    try:
+        return urllib.request.urlopen(request, timeout=seconds)
+    except urllib.error.HTTPError as err:
+        raise DataError(
+            f"download of {url} failed: HTTP {err.code} {err.reason}; {fix_offline}"
+        ) from None
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            reason = f"no answer within {seconds:g} s"
+        raise DataError(f"cannot reach {url} ({reason}); {fix_offline}") from None
+
+
+def _receive(
+    response: Any, out: IO[bytes], url: str, seconds: float, *, desc: str, progress: bool | None
+) -> str:
+    """Copy the body into ``out`` with a progress bar; check its length; return its SHA-256."""
+    from tqdm.auto import tqdm
+
+    digest = files.sha256()
+    received = 0
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    bar = tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=desc,
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
+    with bar:
+        try:
+            while chunk := response.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+        except http.client.IncompleteRead as err:
+            received += len(err.partial)
+            total = total or received + (err.expected or 1)
+        except TimeoutError:
+            raise DataError(
+                f"download of {url} stalled: no data within {seconds:g} s after "
+                f"{received} bytes; try again, or raise ${ENV_TIMEOUT}"
+            ) from None
+        except OSError as err:
+            raise DataError(
+                f"download of {url} broke off after {received} bytes ({err}); try again"
+            ) from None
+    if total is not None and received != total:
+        raise DataError(f"download of {url} is truncated: {received} of {total} bytes; try again")
+    return digest.hexdigest()
 
 
 def base_url_for(info: DatasetInfo, base_url: str | None = None) -> str:
@@ -362,26 +354,18 @@ def _unpack(info: DatasetInfo, archive: Path, directory: Path) -> None:
                 f = wanted.get(member.name)
                 if f is None or not member.isfile():
                     continue
-                dest = directory / f.member
-                dest.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(member)
                 assert src is not None  # isfile() members always have data
-                fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-                digest = hashlib.sha256()
-                try:
-                    with os.fdopen(fd, "wb") as out:
-                        while chunk := src.read(_CHUNK):
-                            digest.update(chunk)
-                            out.write(chunk)
+                with files.atomic_write(directory / f.member) as out:
+                    digest = files.sha256()
+                    while chunk := src.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
                     if digest.hexdigest() not in f.sha256:
                         raise DataError(
                             f"{archive}: member {member.name} fails its checksum; delete the "
                             f"archive and run `cnnlab data fetch {info.name}`"
                         )
-                    os.replace(tmp, dest)
-                finally:
-                    if os.path.exists(tmp):
-                        os.unlink(tmp)
                 del wanted[member.name]
     except (tarfile.TarError, EOFError, OSError) as err:
         raise DataError(
@@ -444,7 +428,7 @@ def fetch_files(
         return directory
     for f in info.files:
         path = directory / f.name
-        if not force and path.is_file() and sha256_file(path) in f.sha256:
+        if not force and path.is_file() and files.sha256_file(path) in f.sha256:
             continue
         download(
             base + f.name, path, f.sha256, timeout=timeout, progress=progress, offline_fix=offline
