@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.train.config import add_config_arguments, config_from_args
+from cnnlab.train.config import TrainConfig, add_config_arguments, config_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +21,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def parse(argv: list[str]) -> tuple[TrainConfig, set[str]]:
+    """The config and the explicitly given settings of ``cnnlab train ARGV...``.
+
+    For programs that run the command's training in-process with callbacks
+    (``cnnlab.train.fit(*parse(argv), callbacks=...)`` style).
+    """
+    parser = argparse.ArgumentParser(prog="cnnlab train")
+    add_config_arguments(parser)
+    return config_from_args(parser.parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.train.loop import train
+    from cnnlab.train.trainer import fit
 
     config, given = config_from_args(args)
-    train(config, given)
+    fit(config, given=given)
     return 0

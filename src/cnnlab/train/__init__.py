@@ -1,12 +1,14 @@
 """Training, evaluation and use of zoo models on real data.
 
-* :func:`train` -- the training loop (``cnnlab train``), configured by :class:`TrainConfig` with
-  per-family recipes (:mod:`cnnlab.train.recipes`).
-* :func:`load_trained` -- the one loader of trained models, used by ``cnnlab eval``,
-  ``cnnlab predict`` and ``cnnlab export``; it reads only safetensors files cnnlab wrote.
+* :func:`fit` -- train a model as a :class:`TrainConfig` says (``cnnlab train``), with per-family
+  recipes (:mod:`cnnlab.train.recipes`); ``quiet=True`` prints nothing and ``callbacks`` observe
+  the run (:class:`Callback`). The stages live in :class:`~cnnlab.train.trainer.Trainer`.
+* :func:`~cnnlab.train.step.train_step` -- the one training step, for benchmarks and experiments.
+* :func:`load_trained` -- rebuild a trained model from a run directory or a file cnnlab wrote
+  (safetensors only); :func:`cnnlab.load` wraps it with preprocessing for prediction.
 * :func:`evaluate` -- top-1/top-5/loss/per-class/confusion on uint8 images.
 
-Heavy imports (the loop, matplotlib) happen on first use, so importing this package is cheap.
+Heavy imports (the trainer, matplotlib) happen on first use, so importing this package is cheap.
 """
 
 from __future__ import annotations
@@ -14,13 +16,29 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from cnnlab.train.callbacks import Callback
 from cnnlab.train.checkpoint import load_trained
 from cnnlab.train.config import TrainConfig
 
-__all__ = ["EvalResult", "TrainConfig", "evaluate", "load_trained", "train"]
+__all__ = [
+    "Callback",
+    "EvalResult",
+    "RunResult",
+    "TrainConfig",
+    "Trainer",
+    "evaluate",
+    "fit",
+    "load_trained",
+    "train",
+    "train_step",
+]
 
 _LAZY = {
-    "train": "cnnlab.train.loop",
+    "fit": "cnnlab.train.trainer",
+    "train": "cnnlab.train.trainer",
+    "Trainer": "cnnlab.train.trainer",
+    "RunResult": "cnnlab.train.trainer",
+    "train_step": "cnnlab.train.step",
     "evaluate": "cnnlab.train.metrics",
     "EvalResult": "cnnlab.train.metrics",
 }

@@ -22,13 +22,13 @@ interpreted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from cnnlab import files
 from cnnlab.errors import CheckpointError
+from cnnlab.runmeta import RunMeta
 
 KEEP_CHECKPOINTS = 2
 MODEL_FORMAT = "cnnlab.model/1"
@@ -49,61 +51,32 @@ _STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
 _MAX_HEADER_BYTES = 100 * 2**20
 # Weight files of other tools, named in the refusal so the user knows why they were not used.
 _FOREIGN_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"})
-# Keys every model metadata block must have for eval/predict/export to rebuild the model.
-META_KEYS = ("model", "num_classes", "in_channels", "input_size", "classes", "mean", "std")
+# How a checkpoint's tensor names say which part of the training state they belong to.
+MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_PREFIX = "model.", "optim.", "rng."
+# A hook called with a file's temporary name once it is written, before it is committed.
+Hook = Callable[[Path], None] | None
+PhaseHook = Callable[[str, Path], None] | None
 
 
-# --- atomic writes ------------------------------------------------------------------------------
+# --- writing ------------------------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _commit(tmp: Path, final: Path) -> None:
-    """fsync ``tmp``, rename it to ``final`` and fsync the directory: all or nothing."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; give the usual mode
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    text = json.dumps(obj, indent=1) + "\n"
-    _write_atomic(Path(path), lambda tmp: tmp.write_text(text))
-
-
-def write_safetensors_atomic(
-    path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
-) -> None:
-    """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically."""
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _write_atomic(
-        Path(path), lambda tmp: save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(meta)})
-    )
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary file, then commit it; a failed write leaves ``path`` untouched.
+def _write_atomic(path: Path, write: Callable[[Path], object], before_commit: Hook = None) -> None:
+    """:func:`cnnlab.files.write_atomic` with cnnlab's checkpoint error for a failed write.
 
     Raises:
         CheckpointError: the write failed (full disk, no permission); the temporary file is
             removed and whatever ``path`` held before is still there.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+
+    def write_then_notify(tmp: Path) -> None:
         write(tmp)
-        _commit(tmp, path)
+        if before_commit is not None:
+            before_commit(tmp)
+
+    try:
+        files.write_atomic(path, write_then_notify)
     except (OSError, SafetensorError) as err:
-        tmp.unlink(missing_ok=True)
         reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
         raise CheckpointError(
             f"cannot write {path}: {reason}; free some space (or pass --out on another disk) "
@@ -111,21 +84,28 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
         ) from None
 
 
-def remove_temporaries(directory: Path) -> list[Path]:
-    """Delete the ``.NAME.tmp`` files an interrupted atomic write left in ``directory``."""
-    directory = Path(directory)
-    stale = sorted(directory.glob(".*.tmp")) if directory.is_dir() else []
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
+def write_json_atomic(path: Path, obj: Any, before_commit: Hook = None) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (CheckpointError when the disk refuses)."""
+    text = json.dumps(obj, indent=1) + "\n"
+    _write_atomic(Path(path), lambda tmp: tmp.write_text(text), before_commit)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def write_safetensors_atomic(
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    before_commit: Hook = None,
+) -> None:
+    """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically."""
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    _write_atomic(
+        Path(path),
+        lambda tmp: save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(dict(meta))}),
+        before_commit,
+    )
+
+
+remove_temporaries = files.remove_temporaries
 
 
 # --- reading safetensors safely -----------------------------------------------------------------
@@ -206,18 +186,15 @@ def read_tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
 # --- the final model ----------------------------------------------------------------------------
 
 
-def save_model(path: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
+def _meta_dict(meta: RunMeta | Mapping[str, Any]) -> dict[str, Any]:
+    return meta.to_dict() if isinstance(meta, RunMeta) else dict(meta)
+
+
+def save_model(path: Path, model: torch.nn.Module, meta: RunMeta | Mapping[str, Any]) -> None:
     """Write a trained model's ``state_dict`` (torchvision-compatible keys) and its metadata."""
-    write_safetensors_atomic(path, dict(model.state_dict()), {"format": MODEL_FORMAT, **meta})
-
-
-def _check_meta(path: Path, meta: dict[str, Any]) -> None:
-    missing = [k for k in META_KEYS if k not in meta]
-    if missing:
-        raise CheckpointError(
-            f"{path}: cnnlab metadata lacks {', '.join(missing)}: not a complete cnnlab model; "
-            "retrain with `cnnlab train`"
-        )
+    write_safetensors_atomic(
+        path, dict(model.state_dict()), {"format": MODEL_FORMAT, **_meta_dict(meta)}
+    )
 
 
 def resolve_model_file(path: Path) -> Path:
@@ -246,20 +223,28 @@ def resolve_model_file(path: Path) -> Path:
     return path
 
 
-def load_trained(
-    path: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load a model cnnlab trained, for evaluation, prediction or export.
+@dataclass
+class TrainedModel:
+    """A model cnnlab trained, rebuilt from one file.
+
+    Attributes:
+        model: the network, in eval mode, on the requested device.
+        meta: its :class:`~cnnlab.runmeta.RunMeta`.
+        source: the file the weights were read from.
+    """
+
+    model: torch.nn.Module
+    meta: RunMeta
+    source: Path
+
+
+def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a model cnnlab trained, for evaluation, prediction, export or inspection.
 
     Args:
         path: a run directory (its ``model.safetensors``, or its newest valid checkpoint when
             training has not finished), a ``model.safetensors`` or a checkpoint file.
         device: where to put the model.
-
-    Returns:
-        ``(model, meta)``: the model in eval mode, and its metadata (``model``, ``num_classes``,
-        ``in_channels``, ``input_size`` as ``[C, H, W]``, ``classes``, ``mean``, ``std``,
-        ``dataset``, ``source`` = the file read).
 
     Raises:
         CheckpointError: anything cnnlab did not write, or whose weights do not fit the recorded
@@ -269,32 +254,31 @@ def load_trained(
     from cnnlab.registry import create_model
 
     file = resolve_model_file(Path(path))
-    meta = read_header(file)
-    prefix = "model." if meta.get("format") == CHECKPOINT_FORMAT else ""
-    if meta.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
-        raise CheckpointError(f"{file}: unknown cnnlab format {meta.get('format')!r}")
-    meta = meta.get("model_meta", meta)
-    _check_meta(file, meta)
+    header = read_header(file)
+    if header.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise CheckpointError(f"{file}: unknown cnnlab format {header.get('format')!r}")
+    is_checkpoint = header.get("format") == CHECKPOINT_FORMAT
+    meta = RunMeta.from_dict(header["model_meta"] if is_checkpoint else header, file)
     try:
         model = create_model(
-            meta["model"],
-            num_classes=int(meta["num_classes"]),
-            in_channels=int(meta["in_channels"]),
-            **meta.get("model_kwargs", {}),
+            meta.model,
+            num_classes=meta.num_classes,
+            in_channels=meta.in_channels,
+            **meta.model_kwargs,
         )
     except UnknownModelError as err:
         raise CheckpointError(f"{file}: {err}") from None
-    state = read_tensors(file, prefix)
+    state = read_tensors(file, MODEL_PREFIX if is_checkpoint else "")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise CheckpointError(
-            f"{file}: its weights do not fit {meta['model']} ({first}); the file is damaged or "
+            f"{file}: its weights do not fit {meta.model} ({first}); the file is damaged or "
             "was not written for this architecture"
         ) from None
     model.to(device).eval()
-    return model, {**meta, "source": str(file)}
+    return TrainedModel(model, meta, file)
 
 
 # --- training state: optimizer, RNG -------------------------------------------------------------
@@ -304,7 +288,13 @@ def optimizer_state_to_files(
     optimizer: torch.optim.Optimizer,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split ``optimizer.state_dict()`` into tensors (for safetensors) and scalars (for JSON)."""
-    sd = optimizer.state_dict()
+    return optimizer_state_to_files_dict(optimizer.state_dict())
+
+
+def optimizer_state_to_files_dict(
+    sd: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`optimizer_state_to_files` of an already taken ``state_dict``."""
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for index, entry in sd["state"].items():
@@ -376,8 +366,9 @@ def save_checkpoint(
     step: int,
     tensors: dict[str, torch.Tensor],
     state: dict[str, Any],
-    model_meta: dict[str, Any],
+    model_meta: RunMeta | Mapping[str, Any],
     keep: int = KEEP_CHECKPOINTS,
+    on_phase: PhaseHook = None,
 ) -> Path:
     """Write one checkpoint pair for ``step`` and delete all but the newest ``keep`` pairs.
 
@@ -388,6 +379,12 @@ def save_checkpoint(
             ``optim.``, ``rng.``).
         state: the JSON-ready rest (epoch, config, scheduler, RNG scalars, history).
         model_meta: what :func:`load_trained` needs to rebuild the model from this file alone.
+        keep: how many pairs to keep.
+        on_phase: called as ``on_phase(phase, path)`` at each point a crash could interrupt:
+            ``tensors-written`` and ``record-written`` (complete temporary file, not yet
+            committed), ``committed`` (both halves in place, old pairs not yet pruned) and
+            ``pruned-tensors`` (an old pair's tensors deleted, its record not yet). Crash tests
+            kill the process there.
 
     Returns:
         The path of the JSON half.
@@ -396,20 +393,28 @@ def save_checkpoint(
     directory.mkdir(parents=True, exist_ok=True)
     base = directory / checkpoint_name(step)
     weights = base.with_suffix(".safetensors")
+    notify = on_phase or (lambda phase, path: None)
     write_safetensors_atomic(
-        weights, tensors, {"format": CHECKPOINT_FORMAT, "step": step, "model_meta": model_meta}
+        weights,
+        tensors,
+        {"format": CHECKPOINT_FORMAT, "step": step, "model_meta": _meta_dict(model_meta)},
+        lambda tmp: notify("tensors-written", tmp),
     )
     record = {
         "format": CHECKPOINT_FORMAT,
         "step": step,
         "tensors_file": weights.name,
         "tensors_bytes": weights.stat().st_size,
-        "tensors_sha256": _sha256(weights),
+        "tensors_sha256": files.sha256_file(weights),
         **state,
     }
-    write_json_atomic(base.with_suffix(".json"), record)
+    write_json_atomic(base.with_suffix(".json"), record, lambda tmp: notify("record-written", tmp))
+    notify("committed", base.with_suffix(".json"))
     for old in list_checkpoints(directory)[:-keep]:
+        # Tensors first: a crash in between leaves a record whose tensors are missing, which
+        # validation rejects, never tensors without the record that vouches for them.
         old.with_suffix(".safetensors").unlink(missing_ok=True)
+        notify("pruned-tensors", old)
         old.unlink(missing_ok=True)
     return base.with_suffix(".json")
 
@@ -443,7 +448,7 @@ def validate_checkpoint(json_path: Path) -> dict[str, Any]:
     meta = read_header(weights)
     if meta.get("step") != step:
         raise CheckpointError(f"{weights.name}: header says step {meta.get('step')}, not {step}")
-    if _sha256(weights) != record.get("tensors_sha256"):
+    if files.sha256_file(weights) != record.get("tensors_sha256"):
         raise CheckpointError(f"{weights.name}: SHA-256 differs from the record (damaged)")
     return record
 
@@ -465,3 +470,113 @@ def load_checkpoint(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     """The tensors and JSON record of a validated checkpoint pair."""
     record = validate_checkpoint(json_path)
     return read_tensors(Path(json_path).with_suffix(".safetensors")), record
+
+
+# --- the training state: what a checkpoint holds, and how its names are laid out ----------------
+
+
+@dataclass
+class TrainingState:
+    """Everything ``--resume`` needs to continue a run bitwise exactly, in memory.
+
+    Attributes:
+        step: optimizer steps done.
+        epoch: 0-based epoch in progress (``epochs`` once training has finished).
+        batch: first batch of ``epoch`` still to run (0 at an epoch boundary).
+        history: one record per finished epoch (what ``metrics.jsonl`` holds).
+        epoch_sums: ``[loss * n, correct, n]`` of the unfinished epoch, summed over ranks.
+        model: the model's ``state_dict``.
+        optimizer: ``optimizer.state_dict()``.
+        plateau: the ``ReduceLROnPlateau`` state.
+        rank_rng: per DDP rank, the tensors of :func:`capture_rng`.
+        rng_scalars: rank 0's JSON half of :func:`capture_rng`.
+        order_rng: the data-order generator's state at the start of ``epoch``, so the epoch's
+            permutation is drawn again identically.
+        augment_rng: the augmentation generator's state now.
+        world_size: DDP ranks the run was trained with.
+        threads: intra-op threads (CPU reductions depend on it, so resume uses the same).
+        config: the run's config as a dict.
+    """
+
+    step: int
+    epoch: int
+    batch: int
+    history: list[dict[str, Any]]
+    epoch_sums: list[float]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    plateau: dict[str, Any]
+    rank_rng: list[dict[str, torch.Tensor]]
+    rng_scalars: dict[str, Any]
+    order_rng: torch.Tensor
+    augment_rng: torch.Tensor
+    world_size: int
+    threads: int
+    config: dict[str, Any]
+
+
+def save_training_state(
+    directory: Path,
+    state: TrainingState,
+    meta: RunMeta,
+    on_phase: PhaseHook = None,
+) -> Path:
+    """Write ``state`` as checkpoint pair ``step-<state.step>`` in ``directory``.
+
+    Tensor names: ``model.<param>``, ``optim.<index>.<buffer>``, ``rng.rank<r>.<generator>``,
+    ``rng.order``, ``rng.augment``; everything else goes into the JSON record.
+
+    Returns:
+        The path of the JSON half.
+    """
+    optim_tensors, optim_json = optimizer_state_to_files_dict(state.optimizer)
+    tensors = {f"{MODEL_PREFIX}{k}": v for k, v in state.model.items()}
+    tensors |= {f"{OPTIMIZER_PREFIX}{k}": v for k, v in optim_tensors.items()}
+    for rank, rng in enumerate(state.rank_rng):
+        tensors |= {f"{RNG_PREFIX}rank{rank}.{k}": v for k, v in rng.items()}
+    tensors[f"{RNG_PREFIX}order"] = state.order_rng
+    tensors[f"{RNG_PREFIX}augment"] = state.augment_rng
+    record = {
+        "cnnlab_version": meta.cnnlab_version,
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "world_size": state.world_size,
+        "threads": state.threads,
+        "config": state.config,
+        "optimizer": optim_json,
+        "plateau": state.plateau,
+        "rng": state.rng_scalars,
+        "epoch_sums": state.epoch_sums,
+        "history": state.history,
+    }
+    return save_checkpoint(directory, state.step, tensors, record, meta, on_phase=on_phase)
+
+
+def load_training_state(json_path: Path) -> TrainingState:
+    """Read and validate a checkpoint pair into a :class:`TrainingState`."""
+    tensors, record = load_checkpoint(json_path)
+
+    def part(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    rng = part(RNG_PREFIX)
+    rank_rng = [
+        part(f"{RNG_PREFIX}rank{rank}.") for rank in range(int(record["world_size"]))
+    ]
+    return TrainingState(
+        step=int(record["step"]),
+        epoch=int(record["epoch"]),
+        batch=int(record["batch"]),
+        history=record["history"],
+        epoch_sums=list(record["epoch_sums"]),
+        model=part(MODEL_PREFIX),
+        optimizer=optimizer_state_from_files(part(OPTIMIZER_PREFIX), record["optimizer"]),
+        plateau=record["plateau"],
+        rank_rng=rank_rng,
+        rng_scalars=record["rng"],
+        order_rng=rng["order"],
+        augment_rng=rng["augment"],
+        world_size=int(record["world_size"]),
+        threads=record.get("threads"),
+        config=record["config"],
+    )

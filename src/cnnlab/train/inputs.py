@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -134,3 +135,43 @@ class Augmenter:
         if self.flip:
             batch = augment.random_hflip(batch, generator)
         return batch
+
+
+@dataclass(frozen=True)
+class RunData:
+    """A run's images in memory, uint8 ``(N, C, H, W)`` with int64 labels ``(N,)``.
+
+    The validation split is held out of the training split by a permutation fixed by the seed;
+    the test split is only evaluated once, at the end (the plateau rule never sees it).
+    """
+
+    info: Any  # cnnlab.data.DatasetInfo: classes, mean, std
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.classes)
+
+
+def load_run_data(config: Any) -> RunData:
+    """Load ``config.data`` (a name or an image folder), split and limit it as the config says."""
+    from cnnlab.data import dataset_info, load_dataset
+
+    info = dataset_info(config.data)
+    images, labels = load_dataset(config.data, "train", root=config.data_dir)
+    train_x, train_y, val_x, val_y = split_train_val(images, labels, config.val_size, config.seed)
+    if config.limit_train is not None:
+        train_x, train_y = train_x[: config.limit_train], train_y[: config.limit_train]
+    test_x, test_y = load_dataset(config.data, "test", root=config.data_dir)
+    if config.limit_test is not None:
+        test_x, test_y = test_x[: config.limit_test], test_y[: config.limit_test]
+    return RunData(info, train_x, train_y, val_x, val_y, test_x, test_y)
