@@ -5,7 +5,7 @@ hyperparameters that the tracer (:mod:`cnnlab.analysis.trace`) observed on the r
 take plain integers, so they are also what the errata (:mod:`cnnlab.analysis.errata`) and the
 tests use to redo a slide's hand calculation.
 
-Conventions (DESIGN.md, "Counting"; printed under every table by :data:`CONVENTIONS`):
+Conventions (docs/analyzer.md, "Counting"; printed under every table by :data:`CONVENTIONS`):
 
 * One multiply-add (MAC) is what the slides call one "flop"; ``flops = 2 * macs``.
 * Convolution and linear multiply-adds exclude the bias: ``(C_out * H' * W') * (C_in/g * K * K)``
@@ -17,8 +17,12 @@ Conventions (DESIGN.md, "Counting"; printed under every table by :data:`CONVENTI
   (Araujo et al., "Computing Receptive Fields of Convolutional Neural Networks", Distill 2019).
 
 ``--count lecture`` also charges the operations the slides charge (pooling: K*K per output,
-slide "pool1 = 64*27*27*3*3 = 419,904") and documents a cost for the rest in
-:data:`LECTURE_COSTS`. ``--count conv-linear`` counts convolution and linear multiply-adds only.
+slide "pool1 = 64*27*27*3*3 = 419,904") and a documented cost for the rest (batch norm,
+activations and additions 1 per element, LRN size + 2, softmax 3; the tracer applies them, see
+:mod:`cnnlab.analysis.trace`). ``--count conv-linear`` counts convolution and linear
+multiply-adds only.
+
+The output size is :mod:`cnnlab.geometry`'s formula, shared with the NumPy layers.
 """
 
 from __future__ import annotations
@@ -27,28 +31,12 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from cnnlab import geometry
+
 BYTES_PER_ELEMENT = 4  # float32
 KB = 1024  # the slides' KB (784 KB = 200,704 * 4 / 1024)
 
 COUNT_MODES = ("lecture", "conv-linear")
-
-# Cost per *output element*, in multiply-adds, of the operations that are not convolution,
-# linear or pooling, under ``--count lecture``. Chosen as the cheapest honest implementation
-# at inference time; none of these is in torchvision's published figures.
-LECTURE_COSTS: dict[str, str] = {
-    "conv / linear": "C_in/groups * K * K per output element (bias not counted)",
-    "max / avg pooling": "K * K per output element (the slides' rule)",
-    "adaptive pooling": "the area of the window each output averages or maxes",
-    "batch norm": "1 per element (inference: scale and shift fold into one multiply-add)",
-    "local response norm": "size + 2 per element (windowed sum of squares, power, divide)",
-    "activation (ReLU, tanh, sigmoid, ...)": "1 per element",
-    "addition / multiplication of tensors": "1 per output element",
-    "softmax": "3 per element (exp, sum, divide)",
-    "concatenation, flatten, view, dropout": "0 (no arithmetic at inference)",
-}
-
-# Operations that stay in the table under ``--count conv-linear``.
-CONV_LINEAR_KINDS = frozenset({"conv", "linear"})
 
 CONVENTIONS = (
     "Counting: 1 MAC = one multiply-add = the slides' 'flop'; FLOPs = 2 x MACs. "
@@ -89,20 +77,14 @@ def output_size(
 
     ``W' = (W - F + 2P) / S + 1`` with the dilated filter ``F = d*(K-1) + 1``, floored as
     PyTorch does (ceiled with ``ceil_mode``, where the last window may start in the padding only
-    if it starts inside the input, as PyTorch's pooling rule says).
+    if it starts inside the input, as PyTorch's pooling rule says); see :mod:`cnnlab.geometry`.
 
     Example: ``output_size(7, 3, 3).exact == Fraction(7, 3)`` (the slides' "2.33").
     """
-    span = dilation * (kernel - 1) + 1
-    exact = Fraction(size + 2 * padding - span, stride) + 1
-    if ceil_mode:
-        out = math.ceil(exact)
-        # PyTorch drops a last window that would start entirely in the right padding.
-        if (out - 1) * stride >= size + padding:
-            out -= 1
-    else:
-        out = math.floor(exact)
-    return OutputSize(size=int(out), exact=exact)
+    return OutputSize(
+        size=geometry.output_size(size, kernel, stride, padding, padding, dilation, ceil_mode),
+        exact=geometry.exact_output_size(size, kernel, stride, padding, padding, dilation),
+    )
 
 
 def conv_params(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cnnlab import table
 from cnnlab.analysis.report import analyze
 from cnnlab.errors import UnknownModelError
 
@@ -78,6 +79,10 @@ def compare_models(
     return rows
 
 
+# Every column after "model" and "input" holds a number: aligned right.
+_NUMBER_COLUMNS = range(2, 8)
+
+
 def render(rows: list[dict[str, Any]], count: str, markdown: bool = False) -> str:
     """A text or Markdown table of :func:`compare_models` rows, conventions underneath."""
     header = ["model", "input", "params", "GMACs", "act. mem (MiB)", "train mem (MiB)",
@@ -102,15 +107,8 @@ def render(rows: list[dict[str, Any]], count: str, markdown: bool = False) -> st
         "pretrained model (blank: no such weights)."
     )
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
-        lines += ["| " + " | ".join(b) + " |" for b in body]
-        return "\n".join([*lines, "", note])
-    widths = [max(len(x[k]) for x in [header, *body]) for k in range(len(header))]
-    lines = [
-        "  ".join(
-            c.ljust(w) if k < 2 else c.rjust(w)
-            for k, (c, w) in enumerate(zip(x, widths, strict=True))
-        )
-        for x in [header, *body]
-    ]
+        lines = table.markdown(header, body, _NUMBER_COLUMNS)
+    else:
+        # the blank top-1/top-5 cells keep their padding (trim=False): the output is unchanged
+        lines = table.fixed_width(header, body, _NUMBER_COLUMNS, trim=False)
     return "\n".join([*lines, "", note])

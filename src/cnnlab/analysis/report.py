@@ -8,16 +8,14 @@ totals and the training-memory estimate (:func:`cnnlab.analysis.arith.training_m
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from cnnlab import table
 from cnnlab.analysis import arith
 from cnnlab.analysis.trace import Op, trace_model
 from cnnlab.errors import GeometryError, InputSizeError
@@ -213,24 +211,11 @@ class Report:
 
     def to_csv(self) -> str:
         """One line per row; shapes as CxHxW; lists joined with 'x'."""
-        buf = io.StringIO()
         keys = [
             "name", "type", "input_shape", "output_shape", "filters", "kernel", "stride",
             "padding", "params", "macs", "activation_bytes", "receptive_field", "jump",
         ]  # fmt: skip
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(keys)
-        for r in self.rows:
-            d = r.to_dict()
-            w.writerow(
-                [
-                    "x".join(map(str, d[k]))
-                    if isinstance(d[k], list)
-                    else ("" if d[k] is None else d[k])
-                    for k in keys
-                ]
-            )
-        return buf.getvalue()
+        return table.csv_text(keys, (r.to_dict() for r in self.rows))
 
     def _table(self) -> tuple[list[str], list[list[str]]]:
         header = [
@@ -283,18 +268,8 @@ class Report:
     def to_text(self) -> str:
         """A fixed-width table for the terminal, with totals and the counting conventions."""
         header, body = self._table()
-        right = set(range(4, 13))
-        widths = [max(len(x[k]) for x in [header, *body]) for k in range(len(header))]
-        lines = [
-            f"{self.model}  input {_shape(list(self.input_size))}  batch {self.batch_size}",
-        ]
-        for x in [header, *body]:
-            lines.append(
-                "  ".join(
-                    c.rjust(w) if k in right else c.ljust(w)
-                    for k, (c, w) in enumerate(zip(x, widths, strict=True))
-                ).rstrip()
-            )
+        lines = [f"{self.model}  input {_shape(list(self.input_size))}  batch {self.batch_size}"]
+        lines += table.fixed_width(header, body, _NUMBER_COLUMNS)
         lines.append("")
         lines += self._footer()
         return "\n".join(lines)
@@ -305,11 +280,9 @@ class Report:
         lines = [
             f"**{self.model}**, input {_shape(list(self.input_size))}, batch {self.batch_size}",
             "",
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---"] * 4 + ["---:"] * 9) + "|",
+            *table.markdown(header, body, _NUMBER_COLUMNS),
+            "",
         ]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in x) + " |" for x in body]
-        lines.append("")
         lines += [
             f"{line}  " if not line.startswith("  ") else f"- {line.strip()}"
             for line in self._footer()
@@ -319,6 +292,9 @@ class Report:
     def __str__(self) -> str:
         return self.to_text()
 
+
+# Columns of :meth:`Report._table` from "filters" on hold numbers: aligned right.
+_NUMBER_COLUMNS = range(4, 13)
 
 _MODE_TEXT = {
     "lecture": "conv and linear multiply-adds, pooling K*K per output, batch norm, LRN, "
@@ -466,14 +442,3 @@ def analyze(
     if depth is not None:
         report.rows = fold(rows, depth, report.module_types)
     return report
-
-
-def gmacs(report: Report) -> float:
-    """Total multiply-adds in units of 10^9 (torchvision's "GFLOPS")."""
-    return report.totals["macs"] / 1e9
-
-
-def _isclose_digits(value: float, published: float) -> bool:
-    """True when ``value`` rounded to ``published``'s decimals equals it (0.714 vs 0.7144)."""
-    decimals = len(repr(published).split(".")[1]) if "." in repr(published) else 0
-    return math.isclose(round(value, decimals), published, abs_tol=10 ** -(decimals + 3))

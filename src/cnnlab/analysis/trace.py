@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab import geometry
 from cnnlab.analysis import arith
 
 # Operation kinds, keyed by the canonical function name (see :func:`canonical_name`).
@@ -322,6 +323,16 @@ class _Tracer(TorchFunctionMode):
     def _count(
         self, op: Op, kind: str, fname: str, args: tuple, kwargs: dict, inputs: list, y
     ) -> None:
+        """Add ``op``'s multiply-adds under both count modes (``--count lecture``, ``conv-linear``).
+
+        The lecture count charges each operation its cheapest honest implementation at inference
+        time, per output element: C_in/g * K*K for convolution and K*K for pooling (the slides'
+        rules), the window's area for adaptive pooling, 1 for batch norm (scale and shift fold
+        into one multiply-add), activations and elementwise arithmetic, size + 2 for LRN
+        (windowed sum of squares, power, divide), 3 for softmax (exp, sum, divide) and 0 for
+        concatenation, views and dropout. Only convolution and linear are in torchvision's
+        published figures, so only they count under ``conv-linear``.
+        """
         n_out = y.numel()
         g = op.geometry
         lecture = 0
@@ -391,7 +402,7 @@ class _Tracer(TorchFunctionMode):
             if not all(f.fits for f in fits):
                 exact = [float(f.exact) for f in fits]
                 p = g["padding"][0]
-                k = g["dilation"][0] * (g["kernel"][0] - 1) + 1
+                k = geometry.window_extent(g["kernel"][0], g["dilation"][0])
                 formula = (
                     f"({dims[0]}{f'+2*{p}' if p else ''}-{k})/{g['stride'][0]}+1 = {exact[0]:.2f}"
                     if nd == 1 or len(set(exact)) == 1

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 
+from cnnlab import table
 from cnnlab.cli.summary import parse_volume
 
 
@@ -37,14 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(rows, indent=2))
     elif args.format == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow(
-                {k: "x".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()}
-            )
-        print(buf.getvalue().rstrip("\n"))
+        print(table.csv_text(list(rows[0]), rows).rstrip("\n"))
     else:
         print(render(rows, args.count, markdown=args.format == "markdown"))
     if args.plot:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from cnnlab import table
 from cnnlab.registry import list_models, model_info
 
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no model matches {args.pattern!r}; try `cnnlab models` for the full list")
         return 1
     header = ("name", "family", "paper", "input", "classes", "params", "MACs", "torchvision")
-    table = [
+    rows = [
         (
             i.name,
             i.family,
@@ -64,14 +65,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for i in infos
     ]
-    widths = [max(len(r[k]) for r in [header, *table]) for k in range(len(header))]
-    right = {4, 5, 6}  # numbers align right
-    for r in [header, *table]:
-        cells = [
-            c.rjust(w) if k in right else c.ljust(w)
-            for k, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        print("  ".join(cells).rstrip())
+    for line in table.fixed_width(header, rows, right={4, 5, 6}):  # numbers align right
+        print(line)
     print(
         f"\n{len(infos)} models; params at the default input and classes, biases included; "
         "MACs = multiply-adds of conv and linear layers (bias excluded) per image at the "

@@ -1,8 +1,9 @@
 """Geometry shared by every sliding-window operation: output sizes and padding.
 
 The conv layer, the pooling layers and the image filters all call :func:`output_size` and
-:func:`pad2d`, so the arithmetic of the lecture slide ("output size = (W - F + 2P) / S + 1") and
-the border rules live in exactly one place.
+:func:`pad2d`, so the border rules live in exactly one place here, and the arithmetic of the
+lecture slide ("output size = (W - F + 2P) / S + 1") in :mod:`cnnlab.geometry`, which the
+analyzer uses too.
 
 Output size, per spatial axis, as PyTorch computes it (floor division)::
 
@@ -17,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from cnnlab import geometry
 from cnnlab.errors import GeometryError
 
 PadMode = Literal["zero", "reflect", "replicate", "circular"]
@@ -93,17 +95,8 @@ def output_size(
     Raises:
         GeometryError: if the (dilated) kernel is larger than the padded input, or stride < 1.
     """
-    if stride < 1 or kernel < 1 or dilation < 1:
-        raise GeometryError(
-            f"stride={stride}, kernel={kernel}, dilation={dilation}: each must be >= 1"
-        )
-    span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
-    if span < 0:
-        raise GeometryError(
-            f"a {kernel}-tap kernel (dilation {dilation}) does not fit an input of {size} "
-            f"padded by {pad_before}+{pad_after}; use a smaller kernel or more padding"
-        )
-    return span // stride + 1
+    geometry.check_window(size, kernel, stride, pad_before, pad_after, dilation)
+    return geometry.output_size(size, kernel, stride, pad_before, pad_after, dilation)
 
 
 def pad2d(

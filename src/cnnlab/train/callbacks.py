@@ -142,8 +142,7 @@ class ConsoleLog(Callback):
             sums = trainer.progress.epoch_sums
             rate = trainer.epoch_images / (time.perf_counter() - self.epoch_started)
             self.bar.set_postfix_str(
-                f"loss {sums[0] / sums[2]:.4f} acc {100 * sums[1] / sums[2]:.2f}% "
-                f"{rate:,.0f} img/s"
+                f"loss {sums[0] / sums[2]:.4f} acc {100 * sums[1] / sums[2]:.2f}% {rate:,.0f} img/s"
             )
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:

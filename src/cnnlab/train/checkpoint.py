@@ -560,9 +560,7 @@ def load_training_state(json_path: Path) -> TrainingState:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     rng = part(RNG_PREFIX)
-    rank_rng = [
-        part(f"{RNG_PREFIX}rank{rank}.") for rank in range(int(record["world_size"]))
-    ]
+    rank_rng = [part(f"{RNG_PREFIX}rank{rank}.") for rank in range(int(record["world_size"]))]
     return TrainingState(
         step=int(record["step"]),
         epoch=int(record["epoch"]),

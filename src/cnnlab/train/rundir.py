@@ -113,7 +113,9 @@ def check_run_dir(config: TrainConfig, clean: bool = True) -> RunStart:
     try:
         old = from_dict(json.loads(files.config.read_text()))
     except (json.JSONDecodeError, TypeError) as err:
-        raise ConfigError(f"{files.config} is damaged ({err}): start a new run with --out") from None
+        raise ConfigError(
+            f"{files.config} is damaged ({err}): start a new run with --out"
+        ) from None
     allowed = RESUMABLE_CHANGES.get(config.schedule, set())
     diffs = [d for d in differences(old, config) if d.split(":")[0] not in allowed]
     if diffs:

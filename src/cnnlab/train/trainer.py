@@ -49,7 +49,7 @@ from cnnlab.train.figures import plot_confusion, plot_curves
 from cnnlab.train.inputs import Augmenter, input_size_for, load_run_data, make_prepare
 from cnnlab.train.metrics import EvalResult, Tally, evaluate
 from cnnlab.train.recipes import resolve
-from cnnlab.train.rundir import RunFiles, check_run_dir
+from cnnlab.train.rundir import check_run_dir
 from cnnlab.train.step import (
     NonFiniteLossError,
     StepResult,
@@ -289,7 +289,9 @@ class Trainer:
         if self.dist.is_main:
             self.progress.epoch_sums = torch.tensor(state.epoch_sums, dtype=torch.float64)
         if state.epoch >= self.config.epochs:
-            self.note(f"{self.files.root} finished training at step {state.step}: evaluating it again")
+            self.note(
+                f"{self.files.root} finished training at step {state.step}: evaluating it again"
+            )
         else:
             self.note(
                 f"resumed {self.files.root} from {json_path.name} (epoch {state.epoch + 1}, "
@@ -321,9 +323,9 @@ class Trainer:
             index = permutation[batch * config.batch_size : (batch + 1) * config.batch_size]
             self.train_batch(index)
             self._calibrate_checkpoints()
-            if self.checkpoint_every and p.step % self.checkpoint_every == 0:
-                if batch < self.steps_per_epoch - 1:
-                    self.save_checkpoint(epoch_done=False, order_state=order_state)
+            mid_epoch = batch < self.steps_per_epoch - 1  # the epoch's end checkpoints anyway
+            if self.checkpoint_every and p.step % self.checkpoint_every == 0 and mid_epoch:
+                self.save_checkpoint(epoch_done=False, order_state=order_state)
         record = self.end_epoch(time.perf_counter() - t_epoch)
         self.save_checkpoint(epoch_done=True, order_state=self.order_gen.get_state())
         p.epoch, p.batch = p.epoch + 1, 0
@@ -517,5 +519,3 @@ def _as_uint8(t: torch.Tensor) -> torch.Tensor:
 
 def _from_uint8(raw: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return raw.view(like.dtype) if like.dtype != torch.uint8 else raw
-
-
