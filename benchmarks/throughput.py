@@ -10,7 +10,8 @@ Two pipelines, measured side by side in one process, on the same machine, at the
   batches indexed out and augmented as whole batches, normalised (and resized) per batch, bf16
   autocast, channels-last, the fast recipe's optimizer. The pieces are the training loop's own
   (:func:`cnnlab.train.inputs.make_prepare`, :class:`~cnnlab.train.inputs.Augmenter`,
-  :func:`cnnlab.train.loop.make_optimizer`, :func:`cnnlab.train.recipes.resolve`).
+  :func:`cnnlab.train.step.make_optimizer`, :func:`cnnlab.train.recipes.resolve`), and each step
+  is the library's own :func:`cnnlab.train.step.train_step`.
 
 For each model both pipelines train for a few steps (after warm-up steps that are not timed) and
 run inference on a few batches; images/s and the cnnlab/tutorial ratio are reported. Then one
@@ -40,7 +41,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,8 @@ import cnnlab
 from cnnlab.data import dataset_info, load_dataset
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import Augmenter, make_prepare
-from cnnlab.train.loop import make_optimizer
 from cnnlab.train.recipes import resolve
+from cnnlab.train.step import autocast_for, make_optimizer, train_step
 
 DATASET = "fashion-mnist"
 # (model, input side in pixels, training batch, timed training steps, inference batch)
@@ -198,11 +198,7 @@ class CnnlabPipeline:
         )
         self.augment = Augmenter.from_setting(config.augment, config.crop_padding)
         self.generator = torch.Generator().manual_seed(0)
-        self.autocast = (
-            torch.autocast("cpu", dtype=torch.bfloat16)
-            if config.precision == "bf16"
-            else nullcontext()
-        )
+        self.autocast = autocast_for(config, torch.device("cpu"))
         self.memory = torch.channels_last if config.channels_last else torch.contiguous_format
 
     def build(self, model: nn.Module) -> nn.Module:
@@ -220,13 +216,7 @@ class CnnlabPipeline:
             index = order[cursor : cursor + batch]
             cursor += batch
             x = self.prepare(self.augment(self.images[index], self.generator))
-            y = self.labels[index]
-            with self.autocast:
-                loss = F.cross_entropy(model(x), y, label_smoothing=self.config.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return len(y)
+            return train_step(model, opt, x, self.labels[index], self.config, self.autocast).count
 
         for _ in range(WARMUP_STEPS):
             step()
@@ -314,7 +304,7 @@ def tutorial_epoch(root: Path, limit: int | None) -> dict[str, Any]:
 
 def cnnlab_epoch(work: Path, limit: int | None) -> dict[str, Any]:
     """One LeNet-5 epoch through cnnlab's real ``train()`` (the body of ``cnnlab train``)."""
-    from cnnlab.train.loop import train
+    from cnnlab.train import fit
 
     t0, c0 = time.perf_counter(), time.process_time()
     config = TrainConfig(
@@ -333,7 +323,7 @@ def cnnlab_epoch(work: Path, limit: int | None) -> dict[str, Any]:
         limit_test=limit,
         val_size=SMOKE_VAL if limit else TrainConfig.val_size,
     )
-    result = train(config)
+    result = fit(config, quiet=True)
     return {
         "seconds": round(time.perf_counter() - t0, 2),
         "cpu_seconds": round(time.process_time() - c0, 2),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import statistics
@@ -39,10 +38,11 @@ from typing import Any
 
 from machine import describe  # benchmarks/machine.py
 
+from cnnlab.train.checkpoint import list_checkpoints
+from cnnlab.train.rundir import RunFiles
+
 BUDGET_SECONDS = 120.0  # the goal: 93.0% Fashion-MNIST test accuracy within two minutes
 TARGET = 0.93
-EPOCH_LINE = re.compile(r"^epoch (\d+)/(\d+)\s")
-THREADS_LINE = re.compile(r", (\d+) threads?$")
 SMOKE_ARGS = ("--epochs", "1", "--limit-train", "1024", "--limit-test", "500", "--val-size", "500")
 
 
@@ -72,39 +72,30 @@ def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str
         *extra,
     ]
     load_before = os.getloadavg()
-    epoch_times: dict[int, float] = {}
-    threads = None
-    lines: list[str] = []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        now = time.perf_counter() - t0
-        line = line.rstrip("\n")
-        lines.append(line)
-        print(f"[{now:7.1f} s] {line}", flush=True)
-        if m := EPOCH_LINE.match(line):
-            epoch_times[int(m.group(1))] = now
-        if line.startswith("training ") and (m := THREADS_LINE.search(line)):
-            threads = int(m.group(1))
-    code = proc.wait()
+    started_at, t0 = time.time(), time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     # CPU time the command used (all its threads): on a busy machine a better guide than the
     # wall time to what the run costs on a quiet one.
     cpu = (usage.ru_utime - usage0.ru_utime) + (usage.ru_stime - usage0.ru_stime)
-    if code != 0:
+    if proc.returncode != 0:
         raise SystemExit(
-            f"the command failed with exit status {code}: {' '.join(command)}\n"
-            + "\n".join(lines[-20:])
+            f"the command failed with exit status {proc.returncode}: {' '.join(command)}\n"
+            + proc.stdout[-2000:]
+            + proc.stderr[-2000:]
         )
-    history = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x]
-    results = json.loads((out / "results.json").read_text())
-    config = json.loads((out / "config.json").read_text())
+    # Everything below comes from the run's own files, not from what the command printed.
+    files = RunFiles(out)
+    history = files.read_history()
+    results = files.read_results()
+    config = json.loads(files.config.read_text())
+    last_checkpoint = list_checkpoints(files.checkpoints)[-1]
+    threads = json.loads(last_checkpoint.read_text())["threads"]
+    # `ended_at` (Unix time, written with --test-every-epoch) minus the moment the process was
+    # started: each epoch's time from the command's start.
+    epoch_times = {h["epoch"]: h["ended_at"] - started_at for h in history}
 
     # The per-epoch test evaluations are extra work the plain command does not do: take their
     # measured cost out. An epoch's own evaluation stays in (a run that stopped there would
