@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from cnnlab import table
 from cnnlab.cli.summary import parse_volume
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         from cnnlab.analysis.plots import Point, plot_comparison
 
         points = [Point(r["model"], r["params"], r["macs"], r["top1"]) for r in rows]
-        path = plot_comparison(points, args.plot, args.count)
+        plot_comparison(points, args.plot, args.count)
         if args.format == "text":
-            print(f"plot written to {path}")
+            print(f"plot written to {Path(args.plot)}")
     return 0
