@@ -10,7 +10,8 @@
   for Practical Applications", 2017 (Fig. 2). Accuracies are torchvision's published figures
   for its pretrained weights (metadata only, nothing is downloaded).
 
-matplotlib runs on the non-interactive Agg backend, so the figures work without a display.
+Both return the :class:`matplotlib.figure.Figure` (drawn through :mod:`cnnlab.plotting`, without
+pyplot, so no backend is touched) and also write it when given a path.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import math
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cnnlab import plotting
 from cnnlab.analysis import arith
 from cnnlab.analysis.report import Report, Row, fold
-from cnnlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Layers that carry the lecture's figures; activations, norms and views are folded out of the
 # charts because their bars would only repeat the layer before them.
@@ -45,38 +49,19 @@ def _chart_rows(report: Report) -> list[Row]:
     return rows
 
 
-def _save(plt: Any, fig: Any, path: str | Path) -> Path:
-    """Write ``fig`` (format from the extension); a bad path or format is a ConfigError."""
-    out = Path(path)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=120)
-    except (OSError, ValueError) as err:
-        raise ConfigError(
-            f"cannot write the figure to {str(out)!r} ({err}): give a writable path ending in "
-            ".png, .svg or .pdf"
-        ) from None
-    finally:
-        plt.close(fig)
-    return out
+DPI = 120
 
 
-def _pyplot():
-    import matplotlib
+def plot_layers(report: Report, path: str | Path | None = None) -> Figure:
+    """Three stacked bar charts per layer: memory (KB), parameters (K), multiply-adds (M).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_layers(report: Report, path: str | Path) -> Path:
-    """Write three stacked bar charts (memory KB, params K, MACs M) per layer to ``path``.
+    Args:
+        report: the analysis to draw.
+        path: also write the figure there (the suffix picks the format).
 
     Returns:
-        The path written.
+        The figure.
     """
-    plt = _pyplot()
     rows = _chart_rows(report)
     names = [r.name if r.name.endswith(r.type) else f"{r.name} ({r.type})" for r in rows]
     series = [
@@ -85,7 +70,8 @@ def plot_layers(report: Report, path: str | Path) -> Path:
         (f"multiply-adds (millions, {report.count})", [r.macs / 1e6 for r in rows], "tab:green"),
     ]
     width = max(6.0, 0.32 * len(rows) + 2)
-    fig, axes = plt.subplots(3, 1, figsize=(width, 8), sharex=True)
+    fig = plotting.figure(figsize=(width, 8))
+    axes = fig.subplots(3, 1, sharex=True)
     for ax, (label, values, color) in zip(axes, series, strict=True):
         ax.bar(range(len(rows)), values, color=color)
         # the sum goes in the label, where no bar can hide it
@@ -100,7 +86,13 @@ def plot_layers(report: Report, path: str | Path) -> Path:
         fontsize=10,
     )
     fig.tight_layout()
-    return _save(plt, fig, path)
+    return _written(fig, path)
+
+
+def _written(fig: Figure, path: str | Path | None) -> Figure:
+    if path is not None:
+        plotting.save(fig, path, DPI)
+    return fig
 
 
 def _label(ax: Any, points: list[tuple[float, float, str]], fontsize: int = 7) -> None:
@@ -140,10 +132,21 @@ class Point:
     top1: float | None
 
 
-def plot_comparison(points: list[Point], path: str | Path, count: str = "lecture") -> Path:
-    """Multiply-adds vs parameters, and top-1 vs multiply-adds (marker area ~ parameters)."""
-    plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5))
+def plot_comparison(
+    points: list[Point], path: str | Path | None = None, count: str = "lecture"
+) -> Figure:
+    """Multiply-adds vs parameters, and top-1 vs multiply-adds (marker area ~ parameters).
+
+    Args:
+        points: the models.
+        path: also write the figure there (the suffix picks the format).
+        count: the count mode the multiply-adds were counted in, for the axis label.
+
+    Returns:
+        The figure.
+    """
+    fig = plotting.figure(figsize=(13, 5.5))
+    ax1, ax2 = fig.subplots(1, 2)
     for p in points:
         ax1.scatter(p.macs / 1e9, p.params / 1e6, s=30, color="tab:blue")  # fmt: skip
     ax1.set_xscale("log")
@@ -183,4 +186,4 @@ def plot_comparison(points: list[Point], path: str | Path, count: str = "lecture
     ax2.set_ylabel("top-1 accuracy, %")
     ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return _save(plt, fig, path)
+    return _written(fig, path)

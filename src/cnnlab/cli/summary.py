@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cnnlab.errors import ConfigError
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from cnnlab.analysis.plots import plot_layers
 
-        path = plot_layers(report, args.plot)
+        plot_layers(report, args.plot)
         if args.format == "text":
-            print(f"plot written to {path}")
+            print(f"plot written to {Path(args.plot)}")
     return 0

@@ -1,44 +1,54 @@
 """Figures of a run: loss and accuracy curves per epoch, and the test confusion matrix (PNG).
 
-Drawn with matplotlib's non-interactive Agg backend, so they work without a display.
+Drawn through :mod:`cnnlab.plotting` (matplotlib's object API, no pyplot), so they work without a
+display and leave the caller's backend alone. Each function returns its figures and also writes
+them when given a place.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
 import itertools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
+from cnnlab import plotting
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DPI = 120
+
+# (history key, y label, scale, file name) of the two curves.
+_CURVES = (
+    ("loss", "cross-entropy loss", 1, "loss.png"),
+    ("acc", "accuracy (%)", 100, "accuracy.png"),
+)
 
 
 def plot_curves(
     history: list[dict[str, Any]],
-    out_dir: Path,
-    title: str,
+    out_dir: Path | None = None,
+    title: str = "",
     mark_lr_drops: bool = True,
     train_label: str = "train (mean over the epoch)",
-) -> list[Path]:
-    """``loss.png`` and ``accuracy.png``: train and validation per epoch.
+) -> list[Figure]:
+    """Loss and accuracy, train and validation, per epoch; written to ``out_dir`` as
+    ``loss.png`` and ``accuracy.png`` when it is given.
 
     With ``mark_lr_drops`` (epoch-wise schedules such as plateau), a dotted line marks each epoch
     that started with a learning rate at most half the previous one; a per-step schedule such as
     one-cycle decays continuously and gets no marks.
+
+    Returns:
+        The loss figure and the accuracy figure.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     epochs = [h["epoch"] for h in history]
     pairs = itertools.pairwise(history) if mark_lr_drops else []
     drops = [h["epoch"] for prev, h in pairs if h["lr"] <= prev["lr"] * 0.5]
-    paths = []
-    for key, label, scale in (("loss", "cross-entropy loss", 1), ("acc", "accuracy (%)", 100)):
-        fig, ax = plt.subplots(figsize=(6, 4))
+    figures = []
+    for key, label, scale, name in _CURVES:
+        fig = plotting.figure(figsize=(6, 4))
+        ax = fig.subplots()
         ax.plot(epochs, [scale * h[f"train_{key}"] for h in history], "o-", label=train_label)
         ax.plot(epochs, [scale * h[f"val_{key}"] for h in history], "s-", label="validation")
         for i, e in enumerate(drops):
@@ -51,24 +61,28 @@ def plot_curves(
         if len(epochs) <= 20:
             ax.set_xticks(epochs)
         fig.tight_layout()
-        path = out_dir / ("loss.png" if key == "loss" else "accuracy.png")
-        fig.savefig(path, dpi=DPI)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        if out_dir is not None:
+            plotting.save(fig, Path(out_dir) / name, DPI)
+        figures.append(fig)
+    return figures
 
 
 def plot_confusion(
-    confusion: list[list[int]], classes: list[str] | tuple[str, ...], path: Path, title: str
-) -> Path:
-    """Row-normalised confusion matrix (each true class sums to 100%), counts in the cells."""
+    confusion: list[list[int]],
+    classes: list[str] | tuple[str, ...],
+    path: Path | None = None,
+    title: str = "",
+) -> Figure:
+    """Row-normalised confusion matrix (each true class sums to 100%), counts in the cells;
+    written to ``path`` when it is given."""
     import numpy as np
 
     counts = np.asarray(confusion, dtype=np.int64)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     k = len(classes)
     size = max(5.0, 0.55 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    fig = plotting.figure(figsize=(size, size * 0.9))
+    ax = fig.subplots()
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
@@ -89,8 +103,6 @@ def plot_confusion(
                 )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    if path is not None:
+        plotting.save(fig, path, DPI)
+    return fig
