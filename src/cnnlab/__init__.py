@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from cnnlab import models  # noqa: F401  (registers every family, as torchvision's package does)
 from cnnlab.errors import CnnlabError
 from cnnlab.registry import ModelInfo, create_model, list_models, model_info, register_model
 

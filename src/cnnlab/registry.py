@@ -3,6 +3,10 @@
 Every architecture registers itself with :func:`register_model`, stating what the paper (or
 torchvision) says about it. Tests are generated from this table, so a registered model gets its
 build, forward, parameter-count, minimum-input and torchvision-parity tests for free.
+
+This module imports no model: the ``cnnlab`` package imports :mod:`cnnlab.models` (as
+torchvision's package imports its models), and any import of this module imports the package
+first, so the table is full whenever it can be read.
 """
 
 from __future__ import annotations
@@ -102,20 +106,13 @@ def register_model(
     return decorate
 
 
-def _ensure_loaded() -> None:
-    # Importing the models package runs every family module's registrations.
-    import cnnlab.models  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching an fnmatch ``pattern`` (e.g. ``"resnet*"``), sorted."""
-    _ensure_loaded()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
 
 def model_info(name: str) -> ModelInfo:
     """The :class:`ModelInfo` of a registered model; unknown names suggest close ones."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
