@@ -19,7 +19,12 @@ from torch import nn
 import cnnlab
 from cnnlab.errors import ConfigError, InputSizeError
 from cnnlab.models.densenet import DenseNet, cifar_block_config
-from cnnlab.models.googlenet import GOOGLENET_TABLE, GoogLeNetOutputs, InceptionOutputs
+from cnnlab.models.googlenet import (
+    AUX_LOSS_WEIGHT,
+    GOOGLENET_TABLE,
+    GoogLeNetOutputs,
+    InceptionOutputs,
+)
 from cnnlab.models.resnet import CifarResNet, ResNet, ZeroPadShortcut
 
 FAMILIES = ("googlenet", "resnet", "densenet")
@@ -283,7 +288,7 @@ def test_googlenet_training_outputs_equal_torchvision() -> None:
     ours.eval()
     with torch.no_grad():
         assert isinstance(ours(x), torch.Tensor)
-    assert ours.aux_loss_weight == 0.3
+    assert AUX_LOSS_WEIGHT == 0.3
 
 
 MODERN_TORCHVISION = [
@@ -348,7 +353,7 @@ def test_googlenet_paper_follows_table_1() -> None:
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert sum(isinstance(m, nn.LocalResponseNorm) for m in model.modules()) == 2
     assert model.maxpool4.kernel_size == 3
-    assert model.dropout.p == 0.4 and model.aux_loss_weight == 0.3
+    assert model.dropout.p == 0.4 and AUX_LOSS_WEIGHT == 0.3
     for head, depth in (("aux1", 512), ("aux2", 528)):  # on (4a) and (4d)
         aux = getattr(model, head)
         assert aux.conv.conv.in_channels == depth and aux.conv.conv.out_channels == 128
@@ -360,7 +365,7 @@ def test_googlenet_paper_follows_table_1() -> None:
     assert [seen[n] for n in inceptions] == TABLE_1_OUTPUT_DEPTHS
     assert isinstance(out, GoogLeNetOutputs) and all(o.shape == (2, 1000) for o in out)
     target = torch.tensor([1, 2], device="meta")
-    loss = nn.functional.cross_entropy(out.logits, target) + model.aux_loss_weight * sum(
+    loss = nn.functional.cross_entropy(out.logits, target) + AUX_LOSS_WEIGHT * sum(
         nn.functional.cross_entropy(a, target) for a in out[1:]
     )
     loss.backward()

@@ -18,16 +18,17 @@ Models and where they depart from the papers:
     ``googlenet_paper``: Table 1 and Fig. 3 as published: convolutions with biases and ReLU,
     LRN after the first pool and after conv 3x3, true 5x5 branches, 3x3/2 max pools, 7x7
     average pool, dropout 0.4, auxiliary heads on (4a) and (4d) (5x5/3 average pool, 1x1 conv
-    128, FC 1024, dropout 0.7) whose loss weight 0.3 is ``model.aux_loss_weight``. The paper
-    gives no LRN hyperparameters; we use size 5, alpha 1e-4, beta 0.75, k 1 (the BVLC Caffe
-    reference GoogLeNet). Its heads have fixed-size FC layers, so it takes exactly 224x224.
+    128, FC 1024, dropout 0.7) whose losses the paper weights by 0.3 (:data:`AUX_LOSS_WEIGHT`).
+    The paper gives no LRN hyperparameters; we use size 5, alpha 1e-4, beta 0.75, k 1 (the BVLC
+    Caffe reference GoogLeNet). Its heads have fixed-size FC layers, so it takes exactly 224x224.
     ``inception_v3``: identical to torchvision's (default input 3x299x299; 75x75 is enough in
     evaluation mode, but its auxiliary head needs 299x299 to train). Its auxiliary loss weight
-    is not given in the paper; ``aux_loss_weight`` is set to GoogLeNet's 0.3.
+    is not given in the paper; training uses GoogLeNet's 0.3.
 
 In training mode a model with auxiliary heads returns a named tuple (logits first, as
 torchvision does); in evaluation mode it returns the logits tensor. A training loop computes
-``loss(out.logits) + model.aux_loss_weight * sum(loss(a) for a in out[1:])``.
+``loss(out.logits) + w * sum(loss(a) for a in out[1:])``; the weight ``w`` is a training setting
+(``TrainConfig.aux_loss_weight``, 0.3 in the paper recipe), not part of the model.
 """
 
 from __future__ import annotations
@@ -298,7 +299,6 @@ class GoogLeNet(nn.Module):
             self._order.append(name)
 
         self.aux_logits = aux_logits
-        self.aux_loss_weight = AUX_LOSS_WEIGHT
         self._aux_taps: dict[str, str] = {}
         if aux_logits:
             for index, (tap, depth) in enumerate(tapped.items(), start=1):
@@ -636,7 +636,6 @@ class Inception3(nn.Module):
                 # Registered here, between Mixed_6e and Mixed_7a, as torchvision does.
                 self.AuxLogits = InceptionV3Aux(channels, num_classes) if aux_logits else None
         self.aux_logits = aux_logits
-        self.aux_loss_weight = AUX_LOSS_WEIGHT
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(channels, num_classes)
