@@ -73,7 +73,7 @@ def _check_split(split: str) -> None:
         raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
 
 
-def dataset_info(name: str | os.PathLike, root: str | os.PathLike | None = None) -> DatasetInfo:
+def dataset_info(name: str | os.PathLike) -> DatasetInfo:
     """What is known about a dataset: classes, channels, size, mean/std, files.
 
     For an image folder the classes come from its sub-folders and channels, size, sample counts,
