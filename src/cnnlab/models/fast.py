@@ -30,10 +30,10 @@ Models:
     the last residual pair cost 16/9 as much (a cost choice; its accuracy effect was not measured).
 
 Why this size: a training step costs about three forward passes, so 7.8 MMACs is ~47 MFLOP of
-training work per image. Measured on the 2-core machine of shared/REFERENCE.md (bf16 autocast,
-channels-last, batch 256), fastnet trains at 5,500-5,900 images/s with 2 threads (3,200-3,500 with
-one): eight epochs of 55,000 images take ~75 s, and the whole ``cnnlab train`` run about 90 s,
-reaching 93.3-93.7% test accuracy (docs/readme/perf.md, benchmarks/results/). The widths double
+training work per image. Measured on a 2-core machine (bf16 autocast, channels-last, batch 256),
+fastnet trains at 5,500-5,900 images/s with 2 threads (3,200-3,500 with one): eight epochs of
+55,000 images take ~75 s, and the whole ``cnnlab train`` run about 90 s, reaching 93.3-93.7% test
+accuracy (docs/performance.md, benchmarks/results/time_to_accuracy.json). The widths double
 as the resolution halves (the VGG rule), so the stages cost about the same; pooling right after
 each convolution puts batch norm, ReLU and the residual pairs on a quarter of the pixels.
 

@@ -249,7 +249,8 @@ def vgg19_bn(*, num_classes: int, in_channels: int, dropout: float = DROPOUT) ->
     )
 
 
-# The tutorial's 32x32 VGG-11 (seeds/003): after five 2x2 pools a 32x32 input is 1x1x512.
+# The course tutorial's 32x32 VGG-11 (its table's sizes are checked in docs/errata.md): after
+# five 2x2 pools a 32x32 input is 1x1x512.
 CIFAR_FC_WIDTH = 2048
 
 
