@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,93 @@ def test_check_mode(tmp_path: Path) -> None:
     assert errata.main(["-o", str(out), "--check"]) == 1  # missing file
     assert errata.main(["-o", str(out)]) == 0
     assert errata.main(["-o", str(out), "--check"]) == 0
+
+
+# -- the data file --------------------------------------------------------------------------
+
+
+def _kinds(q: errata.Quantity) -> list[str]:
+    nested = [v for v in q.params.values() if isinstance(v, errata.Quantity)]
+    return [q.kind, *(k for n in nested for k in _kinds(n))]
+
+
+def test_every_claim_has_a_known_kind_and_every_kind_is_used() -> None:
+    used = {k for c in errata.claims() for k in _kinds(c.quantity)}
+    assert used == set(errata.KINDS)
+
+
+def test_claims_file_is_package_data() -> None:
+    """Read through importlib (as from a wheel), and listed in pyproject so wheels ship it."""
+    assert resources.files("cnnlab.analysis").joinpath(errata.DATA).is_file()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert errata.DATA in pyproject["tool"]["setuptools"]["package-data"]["cnnlab.analysis"]
+
+
+HEAD = """
+[decks]
+"001" = "deck one"
+
+[[section]]
+source = "{001} slide 1"
+
+[[section.claim]]
+claim = "the example"
+value = "5"
+expect = true
+how = "by hand"
+"""
+ONE = HEAD + 'kind = "output_size"\nsize = 7\nkernel = 3\nstride = 1\n'
+TOY = HEAD + (
+    'kind = "total"\nof = "params"\ninput = [3, 32, 32]\n'
+    'toy = [{ layer = "Conv2d", args = [3, 6, 5] }]\n'
+)
+
+
+def test_a_claim_is_a_row() -> None:
+    (one,) = errata.parse(ONE).claims
+    assert (one.source, one.value, one.scale, one.reason) == ("deck one slide 1", "5", 1, "")
+    assert errata.recompute(one) == "5"
+    (toy,) = errata.parse(
+        TOY.replace("[[section.claim]]", "[[section.claim]]\nsource = '{001}'")
+    ).claims
+    assert toy.source == "deck one"  # a claim's own field overrides its section's
+    assert errata.recompute(toy) == 6 * 3 * 5 * 5 + 6
+
+
+@pytest.mark.parametrize(
+    ("text", "old", "new", "message"),
+    [
+        (
+            ONE,
+            '"output_size"',
+            '"output_sise"',
+            "claim 1 ('the example'): unknown kind 'output_sise' (did you mean 'output_size'?)",
+        ),
+        (ONE, 'value = "5"\n', "", "missing value"),
+        (ONE, 'value = "5"', "value = 5", 'value = "5"'),
+        (ONE, "expect = true", 'expect = "yes"', "expect is true"),
+        (ONE, 'value = "5"', 'value = "5"\nscale = "k"', "unknown scale 'k'"),
+        (ONE, "{001}", "{009}", "unknown deck {009}"),
+        (ONE, "stride = 1", "strides = 1", "takes size, kernel, stride, padding"),
+        (ONE, "size = 7", 'size = 7\nmodel = "vgg16"', "analyses no network"),
+        (ONE, "size = 7", "size = [7", "not valid TOML"),
+        (ONE, "[[section.claim]]", "[[claim]]", "unknown top-level"),
+        (TOY, "toy =", 'model = "lenet5"\ntoy =', "model = a zoo name, or toy"),
+        (TOY, "Conv2d", "Conv3d", "layer one of Conv2d, Linear, Flatten"),
+        (TOY, "input = [3, 32, 32]", "", "needs input"),
+        (TOY, "input =", 'count = "macs"\ninput =', "count is one of"),
+        (TOY, 'of = "params"', 'off = "params"', "takes of, per and a network"),
+    ],
+)
+def test_a_malformed_claim_is_refused(text: str, old: str, new: str, message: str) -> None:
+    assert old in text
+    with pytest.raises(errata.ClaimError) as err:
+        errata.parse(text.replace(old, new))
+    assert message in str(err.value)
+
+
+def test_a_failed_recomputation_names_the_claim() -> None:
+    (claim,) = errata.parse(TOY.replace('of = "params"', 'of = "colour"')).claims
+    with pytest.raises(errata.ClaimError, match="unknown total 'colour'") as err:
+        errata.recompute(claim)
+    assert "deck one slide 1: 'the example'" in str(err.value)
