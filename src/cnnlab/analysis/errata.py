@@ -523,8 +523,9 @@ def render(verdicts: list[Verdict]) -> str:
         "memory = elements x 4 bytes; KB = 1024 bytes, MB in the slides' totals is read as "
         "MiB; 'K' in GoogLeNet's Table 1 is 1024 weights (biases excluded), which is the only "
         "reading under which most of its rows hold. Accuracy claims are out of scope (they "
-        "need trained weights and ImageNet). The claims and their computations are data in "
-        "`src/cnnlab/analysis/errata.py`; `tests/test_analysis_errata.py` recomputes them all.",
+        "need trained weights and ImageNet). The claims and how to recompute each are data in "
+        "`src/cnnlab/analysis/errata_claims.toml`, read by `src/cnnlab/analysis/errata.py`; "
+        "`tests/test_analysis_errata.py` recomputes them all.",
         "",
         "| # | source | claim | slide | correct | verdict | reason / how computed |",
         "|---:|---|---|---:|---:|---|---|",
