@@ -374,6 +374,38 @@ def analyze(
         raise InputSizeError(
             f"batch size must be at least 1 (got {batch_size}): pass --batch 1 or more"
         )
+    net, label, size = _model_and_size(model, input_size)
+    ops = _trace(net, label, size, batch_size)
+    rows = [_row(op, count) for op in ops]
+    report = Report(
+        model=label,
+        input_size=tuple(size),
+        batch_size=batch_size,
+        count=count,
+        rows=rows,
+        totals=_totals(net, rows),
+        all_rows=rows,
+        depth=depth,
+        unused_params=_unused_params(net, ops),
+        module_types={name: type(m).__name__ for name, m in net.named_modules()},
+    )
+    if strict and report.warnings:
+        raise GeometryError(
+            f"{label} at {'x'.join(map(str, size))}: {report.warnings[0]}"
+            + (f" (and {len(report.warnings) - 1} more)" if len(report.warnings) > 1 else "")
+            + "; change the input size, padding or stride so the windows tile the input, "
+            "or drop --strict"
+        )
+    if depth is not None:
+        report.rows = fold(rows, depth, report.module_types)
+    return report
+
+
+def _model_and_size(
+    model: str | nn.Module, input_size: tuple[int, int, int] | None
+) -> tuple[nn.Module, str, tuple[int, ...]]:
+    """The module to trace (a registered model is built on the meta device), its label and the
+    input volume (the registered default, else 3x224x224)."""
     if isinstance(model, str):
         from cnnlab.registry import model_info
 
@@ -387,9 +419,14 @@ def analyze(
         label = getattr(getattr(model, "cnnlab_info", None), "name", None) or type(model).__name__
     if len(size) < 2 or any(int(s) < 1 for s in size):
         raise InputSizeError(f"input size {size} is not a volume: give CxHxW with positive sizes")
+    return net, label, size
+
+
+def _trace(net: nn.Module, label: str, size: tuple[int, ...], batch_size: int) -> list[Op]:
+    """The traced operations; PyTorch's refusal of a too-small input becomes InputSizeError."""
     shape = (batch_size, *map(int, size))
     try:
-        tr = trace_model(net, shape)
+        return trace_model(net, shape).ops
     except InputSizeError:
         raise
     except RuntimeError as err:
@@ -398,47 +435,31 @@ def analyze(
             f"{label} cannot take a {'x'.join(map(str, size))} input ({first}): "
             "use a larger --input (see `cnnlab models` for each model's default size)"
         ) from None
-    rows = [_row(op, count) for op in tr.ops]
-    # Parameters of modules that never ran (e.g. auxiliary heads, used in training mode only).
+
+
+def _unused_params(net: nn.Module, ops: list[Op]) -> dict[str, int]:
+    """Parameters of modules that never ran (e.g. auxiliary heads, used in training mode only),
+    by top-level module."""
     by_name = dict(net.named_parameters())
-    seen = {id(p) for op in tr.ops if op.module is not None for p in op.module.parameters()}
-    seen |= {id(by_name[n]) for op in tr.ops for n in op.param_names}
+    seen = {id(p) for op in ops if op.module is not None for p in op.module.parameters()}
+    seen |= {id(by_name[n]) for op in ops for n in op.param_names}
     unused: dict[str, int] = {}
     for pname, p in net.named_parameters():
         if id(p) not in seen:
             owner = pname.rsplit(".", 1)[0].split(".")[0] if "." in pname else pname
             unused[owner] = unused.get(owner, 0) + p.numel()
+    return unused
+
+
+def _totals(net: nn.Module, rows: list[Row]) -> dict[str, int]:
     param_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
-    params = sum(p.numel() for p in net.parameters())
     macs = sum(r.macs for r in rows)
     act = sum(r.activation_bytes for r in rows if not r.aliases)
-    totals = {
-        "params": params,
+    return {
+        "params": sum(p.numel() for p in net.parameters()),
         "macs": macs,
         "flops": 2 * macs,
         "activation_bytes": act,
         "param_bytes": param_bytes,
         "training_memory_bytes": arith.training_memory(param_bytes, act),
     }
-    report = Report(
-        model=label,
-        input_size=tuple(size),
-        batch_size=batch_size,
-        count=count,
-        rows=rows,
-        totals=totals,
-        all_rows=rows,
-        depth=depth,
-        unused_params=unused,
-        module_types={name: type(m).__name__ for name, m in net.named_modules()},
-    )
-    if strict and report.warnings:
-        raise GeometryError(
-            f"{label} at {'x'.join(map(str, size))}: {report.warnings[0]}"
-            + (f" (and {len(report.warnings) - 1} more)" if len(report.warnings) > 1 else "")
-            + "; change the input size, padding or stride so the windows tile the input, "
-            "or drop --strict"
-        )
-    if depth is not None:
-        report.rows = fold(rows, depth, report.module_types)
-    return report

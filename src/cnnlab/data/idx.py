@@ -24,6 +24,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -79,35 +80,14 @@ def read_idx(path: str | os.PathLike, magic: int, *, fix: str = DEFAULT_FIX) -> 
         DataError: naming the file and the field that is wrong.
     """
     path = Path(path)
-    ndim = magic & 0xFF
     fh, compressed = _open(path, fix)
     with fh:
         try:
-            header = fh.read(4 + 4 * ndim)
-            if len(header) < 4:
-                raise _fail(path, f"only {len(header)} bytes, too short for an IDX header", fix)
-            (got_magic,) = struct.unpack(">I", header[:4])
-            if got_magic != magic:
-                kind = "images" if magic == IMAGES_MAGIC else "labels"
-                hint = ""
-                if got_magic >> 16 == 0 and (got_magic >> 8) & 0xFF == _UBYTE:
-                    hint = f" (an IDX file with {got_magic & 0xFF} dimensions)"
-                raise _fail(
-                    path,
-                    f"magic number 0x{got_magic:08x}{hint}, expected 0x{magic:08x} for IDX {kind}",
-                    fix,
-                )
-            if len(header) < 4 + 4 * ndim:
-                raise _fail(path, "header ends before its dimension sizes", fix)
-            dims = struct.unpack(f">{ndim}I", header[4:])
-            names = ("count", "rows", "columns")[:ndim]
-            for name, d in zip(names, dims, strict=True):
-                if d == 0:
-                    raise _fail(path, f"header field {name} is 0", fix)
+            header_bytes, dims = _read_header(fh, path, magic, fix)
             payload = math.prod(dims)  # Python ints: no overflow on a garbage header
             if payload > MAX_IDX_BYTES:
                 raise _fail(path, f"header dimensions {dims} claim {payload} bytes", fix)
-            expected = len(header) + payload
+            expected = header_bytes + payload
             if not compressed:
                 size = path.stat().st_size
                 if size != expected:
@@ -117,23 +97,7 @@ def read_idx(path: str | os.PathLike, magic: int, *, fix: str = DEFAULT_FIX) -> 
                         f"({'truncated' if size < expected else 'trailing bytes'})",
                         fix,
                     )
-            array = np.empty(payload, dtype=np.uint8)
-            view = memoryview(array)
-            got = 0
-            while got < payload:
-                # Bounded chunks: GzipFile.readinto decodes into a temporary bytes object as
-                # large as the request, so one whole-array read would peak at twice the array.
-                n = fh.readinto(view[got : got + READ_CHUNK])
-                if not n:  # short reads are normal for gzip; zero means the data ended
-                    break
-                got += n
-            if got < payload:
-                raise _fail(
-                    path,
-                    f"data ends after {got} of the {payload} bytes its header {dims} implies "
-                    "(truncated)",
-                    fix,
-                )
+            array = _read_payload(fh, path, dims, payload, fix)
             if compressed and fh.read(1):
                 raise _fail(
                     path, f"data continues past the {payload} bytes its header implies", fix
@@ -141,6 +105,56 @@ def read_idx(path: str | os.PathLike, magic: int, *, fix: str = DEFAULT_FIX) -> 
         except (EOFError, zlib.error, gzip.BadGzipFile) as err:
             raise _fail(path, f"corrupt or truncated gzip stream ({err})", fix) from None
     return array.reshape(dims)
+
+
+def _read_header(fh: IO[bytes], path: Path, magic: int, fix: str) -> tuple[int, tuple[int, ...]]:
+    """Check the magic number and read the dimension sizes: (header length, dims)."""
+    ndim = magic & 0xFF
+    header = fh.read(4 + 4 * ndim)
+    if len(header) < 4:
+        raise _fail(path, f"only {len(header)} bytes, too short for an IDX header", fix)
+    (got_magic,) = struct.unpack(">I", header[:4])
+    if got_magic != magic:
+        kind = "images" if magic == IMAGES_MAGIC else "labels"
+        hint = ""
+        if got_magic >> 16 == 0 and (got_magic >> 8) & 0xFF == _UBYTE:
+            hint = f" (an IDX file with {got_magic & 0xFF} dimensions)"
+        raise _fail(
+            path,
+            f"magic number 0x{got_magic:08x}{hint}, expected 0x{magic:08x} for IDX {kind}",
+            fix,
+        )
+    if len(header) < 4 + 4 * ndim:
+        raise _fail(path, "header ends before its dimension sizes", fix)
+    dims = struct.unpack(f">{ndim}I", header[4:])
+    names = ("count", "rows", "columns")[:ndim]
+    for name, d in zip(names, dims, strict=True):
+        if d == 0:
+            raise _fail(path, f"header field {name} is 0", fix)
+    return len(header), dims
+
+
+def _read_payload(
+    fh: IO[bytes], path: Path, dims: tuple[int, ...], payload: int, fix: str
+) -> np.ndarray:
+    """The ``payload`` data bytes after the header, as a flat uint8 array."""
+    array = np.empty(payload, dtype=np.uint8)
+    view = memoryview(array)
+    got = 0
+    while got < payload:
+        # Bounded chunks: GzipFile.readinto decodes into a temporary bytes object as
+        # large as the request, so one whole-array read would peak at twice the array.
+        n = fh.readinto(view[got : got + READ_CHUNK])
+        if not n:  # short reads are normal for gzip; zero means the data ended
+            break
+        got += n
+    if got < payload:
+        raise _fail(
+            path,
+            f"data ends after {got} of the {payload} bytes its header {dims} implies (truncated)",
+            fix,
+        )
+    return array
 
 
 def read_idx_pair(
