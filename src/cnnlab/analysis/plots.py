@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # charts because their bars would only repeat the layer before them.
 _CHART_KINDS = {"conv", "linear", "pool", "adaptive_pool", "lrn", "group", "cat", "matmul"}
 MAX_BARS = 60
+DPI = 120  # of the written figures
 
 
 def _chart_rows(report: Report) -> list[Row]:
@@ -47,9 +48,6 @@ def _chart_rows(report: Report) -> list[Row]:
         rows = charted(fold(report.all_rows, depth, report.module_types))
         depth -= 1
     return rows
-
-
-DPI = 120
 
 
 def plot_layers(report: Report, path: str | Path | None = None) -> Figure:
