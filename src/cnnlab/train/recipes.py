@@ -40,12 +40,12 @@ import dataclasses
 from typing import Any
 
 from cnnlab.errors import ConfigError
+from cnnlab.models.googlenet import AUX_LOSS_WEIGHT
 from cnnlab.train.config import TrainConfig, recipe_fields
 
 # Lecture hyperparameters, named (the training slides of the AlexNet/VGG and ResNet lectures).
 SGD_MOMENTUM = 0.9  # all families
 LR_DIVISOR_ON_PLATEAU = 10  # "reduced by 10 manually when val accuracy plateaus"
-GOOGLENET_AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2014, Sec. 5: "weighted by 0.3"
 GOOGLENET_LR_DECAY = 0.96  # "decreasing the learning rate by 4% every 8 epochs"
 GOOGLENET_LR_DECAY_EPOCHS = 8
 
@@ -64,7 +64,7 @@ _BASE: dict[str, Any] = {
     "step_epochs": GOOGLENET_LR_DECAY_EPOCHS,
     "warmup": 0.0,
     "label_smoothing": 0.0,
-    "aux_loss_weight": GOOGLENET_AUX_LOSS_WEIGHT,
+    "aux_loss_weight": AUX_LOSS_WEIGHT,  # Szegedy et al. 2014, Sec. 5: "weighted by 0.3"
     "dropout": None,  # the model's own (the papers' 0.5 where they use dropout)
     "augment": "crop+flip",
     "crop_padding": 4,
