@@ -7,6 +7,7 @@ all the data. Top-1 accuracy is the trace of the confusion matrix over its total
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -92,15 +93,58 @@ class EvalResult:
         }
 
 
+def main_logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The logits of a model's output: models with auxiliary heads (GoogLeNet) return a tuple."""
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def logits_of(
+    model: Callable[[torch.Tensor], Any], x: torch.Tensor, tta: bool = False
+) -> torch.Tensor:
+    """A model's logits for a prepared batch; with ``tta``, averaged with the mirror's.
+
+    Flip test-time augmentation: the fast recipe trains with random horizontal flips, so the
+    mirrored image is as good an input as the original and the mean of both logits is a
+    slightly better estimate. Evaluation, the training report and :mod:`cnnlab.predictor` all
+    call this one function, so a reported accuracy and a prediction average the same way.
+
+    Shape:
+        x: ``(N, C, H, W)`` float -> ``(N, K)``, on the model's device.
+    """
+    logits = main_logits(model(x))
+    if tta:
+        logits = (logits + main_logits(model(x.flip(-1)))) / 2
+    return logits
+
+
 def batches(n: int, batch_size: int) -> Iterator[slice]:
     """Consecutive slices covering ``range(n)``, the last one possibly shorter."""
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
 
 
+@contextlib.contextmanager
+def eval_mode(model: nn.Module | Callable[[torch.Tensor], Any]) -> Iterator[None]:
+    """Eval mode for the block, then each submodule's own flag back; a non-module runs as it is.
+
+    Each flag is restored, not just the top one, so a model with some layers deliberately kept
+    in eval mode (frozen batch norm) comes back exactly as it was.
+    """
+    if not isinstance(model, nn.Module):  # an ONNX Runtime session has no training mode
+        yield
+        return
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
 @torch.inference_mode()
 def evaluate(
-    model: nn.Module,
+    model: nn.Module | Callable[[torch.Tensor], Any],
     images: torch.Tensor,
     labels: torch.Tensor,
     prepare: Callable[[torch.Tensor], torch.Tensor],
@@ -112,30 +156,21 @@ def evaluate(
     """Evaluate ``model`` (switched to eval mode, then back) on uint8 images.
 
     Args:
-        model: the network; its output (or first output, for auxiliary-head models) is logits.
+        model: the network (or an :class:`~cnnlab.export.OnnxClassifier`); its output (or first
+            output, for auxiliary-head models) is logits.
         images: ``(N, C, H, W)`` uint8 on the CPU.
         labels: ``(N,)`` int64.
         prepare: turns a uint8 batch into the model's float input on its device.
         num_classes: K, the confusion matrix side.
         batch_size: images per forward pass.
         reduce: called on the local tally before the result is computed (DDP all-reduce).
-        tta: also run each image's horizontal mirror and average the two logits (flip
-            test-time augmentation, as the fast recipe trains with flips).
+        tta: also run each image's horizontal mirror and average the two logits
+            (:func:`logits_of`).
     """
-    was_training = model.training
-    model.eval()
     tally = Tally.zeros(num_classes)
-    try:
+    with eval_mode(model):
         for s in batches(len(images), batch_size):
-            x = prepare(images[s])
-            out = model(x)
-            logits = out[0] if isinstance(out, tuple) else out
-            if tta:
-                mirrored = model(x.flip(-1))
-                logits = (logits + (mirrored[0] if isinstance(mirrored, tuple) else mirrored)) / 2
-            tally.add(logits, labels[s])
-    finally:
-        model.train(was_training)
+            tally.add(logits_of(model, prepare(images[s]), tta), labels[s])
     if reduce is not None:
         reduce(tally)
     return tally.result()
