@@ -8,6 +8,7 @@ rtol 1e-3 / atol 1e-5. Inputs are the smallest each model allows, to keep the fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ from cnnlab.export import (
     export_onnx,
     read_metadata,
 )
+from cnnlab.runmeta import RunMeta
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -250,6 +252,39 @@ def test_corrupt_or_missing_onnx_is_refused(tmp_path: Path) -> None:
         OnnxClassifier(good).logits(np.zeros((1, 1, 32, 32), np.float32))
 
 
+def test_metadata_is_the_run_record_and_old_files_still_read(tmp_path: Path) -> None:
+    model = cnnlab.create_model("lenet5", num_classes=3)
+    # What `cnnlab export` wrote before the record existed: these keys and no others.
+    old = {
+        "model": "lenet5",
+        "num_classes": 3,
+        "in_channels": 1,
+        "input_size": [1, 28, 28],
+        "classes": ["a", "b", "c"],
+        "mean": [0.5],
+        "std": [0.25],
+        "dataset": "toy",
+    }
+    path = export_onnx(model, tmp_path / "old.onnx", (1, 28, 28), metadata=old, optimize=False)
+    meta = OnnxClassifier(path, require_meta=True).meta
+    assert meta == RunMeta.from_dict(old)
+    assert (meta.tta, meta.precision, meta.model_kwargs) == (False, "fp32", {})
+
+    record = dataclasses.replace(meta, tta=True, seed=7, recipe="fast", test_top1=0.5)
+    path = export_onnx(model, tmp_path / "new.onnx", (1, 28, 28), metadata=record, optimize=False)
+    stored = read_metadata(path)
+    assert {k: stored[k] for k in record.to_dict()} == record.to_dict()
+    assert stored["opset"] == DEFAULT_OPSET
+    assert OnnxClassifier(path).meta == record
+
+    bare = export_onnx(model, tmp_path / "bare.onnx", (1, 28, 28), optimize=False)
+    assert OnnxClassifier(bare).meta is None  # no run record: fine unless one is required
+    damaged = {**old, "classes": ["a", "b"]}
+    path = export_onnx(model, tmp_path / "bad.onnx", (1, 28, 28), metadata=damaged, optimize=False)
+    with pytest.raises(CheckpointError, match="names 2 classes for 3 outputs"):
+        OnnxClassifier(path)
+
+
 def test_onnx_with_external_data_is_refused(tmp_path: Path) -> None:
     """A file whose weights point at another file (here: outside its directory) is refused."""
     from onnx import helper, numpy_helper
@@ -332,6 +367,7 @@ def test_cli_export_then_predict_from_onnx_alone(tmp_path: Path) -> None:
     assert result["ok"] and result["max_abs_diff"] < 1e-4
     stored = read_metadata(out)
     assert stored["classes"] == classes and stored["mean"] == [0.5] and stored["std"] == [0.25]
+    assert OnnxClassifier(out).meta == RunMeta.from_dict(meta)  # the run's whole record
 
     from PIL import Image
 

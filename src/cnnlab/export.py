@@ -16,12 +16,14 @@ What a file holds:
 - the model's *eval* graph: batch norm uses its running statistics, dropout is the identity and
   models with auxiliary training heads (GoogLeNet) export only the main classifier;
 - ``metadata_props`` with the cnnlab facts a consumer needs to run it without cnnlab's run
-  directory: ``cnnlab.model``, ``cnnlab.input_size`` (JSON ``[C, H, W]``), ``cnnlab.classes``
-  (JSON list of names), ``cnnlab.mean`` / ``cnnlab.std`` (JSON per-channel normalisation in
-  [0, 1] units), plus anything else the caller passes.
+  directory: ``cnnlab.model``, ``cnnlab.input_size`` (JSON ``[C, H, W]``) and ``cnnlab.opset``
+  always; from ``cnnlab export``, every field of the run's :class:`~cnnlab.runmeta.RunMeta`
+  (``cnnlab.classes``, ``cnnlab.mean`` / ``cnnlab.std`` in [0, 1] units, ``cnnlab.num_classes``,
+  ``cnnlab.in_channels``, ``cnnlab.dataset``, ``cnnlab.tta``, ...), each a JSON value. Files
+  written before the record existed carry fewer keys and still read: the missing ones default.
 
-Files are written atomically: to a temporary file in the destination directory, fsynced, then
-renamed over the destination, so a crash never leaves a half-written ``.onnx`` under the real name.
+Files are written atomically through :mod:`cnnlab.files`, so a crash never leaves a half-written
+``.onnx`` under the real name.
 
 Deviations: models larger than 2 GiB of weights (protobuf's limit for a single file) are refused
 rather than written with external data, so that one ``.onnx`` file is always self-contained.
@@ -33,9 +35,8 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnlab import files
 from cnnlab.errors import CheckpointError, ConfigError, DataError
+from cnnlab.runmeta import RunMeta
+from cnnlab.train.metrics import eval_mode, main_logits
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 18  # lowest opset the dynamo exporter emits natively (see module docstring)
@@ -54,9 +58,6 @@ MAX_OPSET = 23  # highest opset torch 2.14's exporter implements (torch.onnx._co
 # convolution kernels and summation orders, so float32 results differ by rounding only.
 RTOL = 1e-3
 ATOL = 1e-5
-
-# Metadata `cnnlab predict` needs to run a file on its own (the keys load_trained returns).
-PREDICT_KEYS = ("model", "num_classes", "in_channels", "input_size", "classes", "mean", "std")
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -90,22 +91,7 @@ class _EvalLogits(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        return out
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` (and every submodule) in eval mode for the block, then restore each flag."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
+        return main_logits(self.model(x))
 
 
 def _check_opset(opset: int) -> int:
@@ -133,33 +119,6 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a fsynced temporary file in the same directory + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file 0600; give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable (POSIX: fsync the directory entry).
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -167,7 +126,7 @@ def export_onnx(
     *,
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
-    metadata: Mapping[str, Any] | None = None,
+    metadata: RunMeta | Mapping[str, Any] | None = None,
     optimize: bool = True,
 ) -> Path:
     """Export a classifier's eval graph to a self-contained ONNX file, atomically.
@@ -180,8 +139,9 @@ def export_onnx(
         opset: ONNX opset, :data:`MIN_OPSET` to :data:`MAX_OPSET`.
         dynamic_batch: give the batch dimension a symbolic size so the file runs at any batch
             size; with False the file only takes batches of 1.
-        metadata: extra facts stored in ``metadata_props`` under ``cnnlab.<key>`` as JSON
-            text. ``model``, ``input_size`` and ``opset`` are always added.
+        metadata: facts stored in ``metadata_props`` under ``cnnlab.<key>`` as JSON text: a
+            :class:`~cnnlab.runmeta.RunMeta` (what ``cnnlab predict`` needs to run the file
+            alone) or any mapping. ``model``, ``input_size`` and ``opset`` are always added.
         optimize: let the exporter fold constants and fuse trivial ops (slower export, leaner
             graph); ONNX Runtime optimises the graph again when it loads it either way.
 
@@ -199,7 +159,21 @@ def export_onnx(
     _require_onnx()
     opset = _check_opset(opset)
     size = _check_input_size(input_size)
-    path = Path(path)
+    _check_fits_one_file(model)
+    proto = _trace(model, size, opset, dynamic_batch, optimize)
+    info = getattr(model, "cnnlab_info", None)
+    facts: dict[str, Any] = {"input_size": list(size), "opset": opset}
+    if info is not None:
+        facts["model"] = info.name
+    facts.update(metadata.to_dict() if isinstance(metadata, RunMeta) else metadata or {})
+    _set_metadata(proto, facts)
+    got = {o.domain: o.version for o in proto.opset_import}.get("")
+    if got != opset:  # never ship a file whose opset differs from the one asked for
+        raise ConfigError(f"the exporter produced opset {got}, not {opset}: use --opset {got}")
+    return files.write_bytes_atomic(path, proto.SerializeToString())
+
+
+def _check_fits_one_file(model: nn.Module) -> None:
     n_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     n_bytes += sum(b.numel() * b.element_size() for b in model.buffers())
     if n_bytes >= _PROTOBUF_LIMIT:
@@ -208,24 +182,27 @@ def export_onnx(
             "2 GiB): export a smaller model or reduce num_classes"
         )
 
-    wrapper = _EvalLogits(model)
+
+def _trace(
+    model: nn.Module, size: tuple[int, int, int], opset: int, dynamic_batch: bool, optimize: bool
+) -> Any:
+    """The exporter's ``ModelProto`` of the model's eval graph (quietly: it prints and warns)."""
     example = torch.zeros((1, *size), device=_model_device(model))
     dynamic_shapes = None
     if dynamic_batch:
         # torch.export would specialise a size-1 example dimension; declaring it dynamic keeps
         # it symbolic. The upper bound is only a hint for the exporter's range analysis.
         dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=65536)},)
-    stdout = io.StringIO()
     with (
-        _eval_mode(model),
+        eval_mode(model),
         torch.no_grad(),
         warnings.catch_warnings(),
-        contextlib.redirect_stdout(stdout),  # the exporter prints progress lines
+        contextlib.redirect_stdout(io.StringIO()),  # the exporter prints progress lines
     ):
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
-                wrapper,
+                _EvalLogits(model),
                 (example,),
                 None,
                 dynamo=True,
@@ -244,18 +221,7 @@ def export_onnx(
                 f"check the model runs on a {'x'.join(map(str, size))} input, or try another "
                 "--opset"
             ) from err
-    proto = program.model_proto
-    info = getattr(model, "cnnlab_info", None)
-    facts: dict[str, Any] = {"input_size": list(size), "opset": opset}
-    if info is not None:
-        facts["model"] = info.name
-    facts.update(metadata or {})
-    _set_metadata(proto, facts)
-    got = {o.domain: o.version for o in proto.opset_import}.get("")
-    if got != opset:  # never ship a file whose opset differs from the one asked for
-        raise ConfigError(f"the exporter produced opset {got}, not {opset}: use --opset {got}")
-    _atomic_write_bytes(path, proto.SerializeToString())
-    return path
+    return program.model_proto
 
 
 def _set_metadata(proto: Any, facts: Mapping[str, Any]) -> None:
@@ -369,19 +335,11 @@ def check_onnx(
             f"{str(path)!r} fails the ONNX checker ({str(err).splitlines()[0][:200]}): re-export it"
         ) from None
     if inputs is None:
-        if input_size is None:
-            input_size = read_metadata(path).get("input_size")
-            if input_size is None:
-                raise ConfigError(f"{str(path)!r} has no cnnlab.input_size: pass input_size")
-        size = _check_input_size(input_size)
-        gen = torch.Generator().manual_seed(seed)
-        inputs = torch.randn((batch_size, *size), generator=gen)
+        inputs = _random_inputs(path, input_size, batch_size, seed)
     session = OnnxClassifier(path)
     got = session.logits(inputs.float().cpu().numpy())
-    with _eval_mode(model), torch.no_grad():
-        out = model(inputs.to(_model_device(model)))
-        if isinstance(out, (tuple, list)):
-            out = out[0]
+    with eval_mode(model), torch.no_grad():
+        out = main_logits(model(inputs.to(_model_device(model))))
     want = out.float().cpu().numpy()
     if got.shape != want.shape:
         return ParityReport(False, float("inf"), float("inf"), len(inputs), rtol, atol)
@@ -398,21 +356,41 @@ def check_onnx(
     )
 
 
+def _random_inputs(
+    path: Path, input_size: Sequence[int] | None, batch_size: int, seed: int
+) -> torch.Tensor:
+    """A seeded standard-normal batch of the file's input size (or ``input_size``)."""
+    if input_size is None:
+        input_size = read_metadata(path).get("input_size")
+        if input_size is None:
+            raise ConfigError(f"{str(path)!r} has no cnnlab.input_size: pass input_size")
+    size = _check_input_size(input_size)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch_size, *size), generator=gen)
+
+
 class OnnxClassifier:
     """An exported cnnlab model run by ONNX Runtime on the CPU, described by its own metadata.
 
-    It stands in for the PyTorch model in ``cnnlab predict``: calling it maps a preprocessed
-    float batch to logits, and :attr:`meta` holds what :func:`cnnlab.train.load_trained`'s
-    metadata holds (``model``, ``num_classes``, ``in_channels``, ``input_size``, ``classes``,
-    ``mean``, ``std``), read from the file's ``metadata_props`` alone.
+    It stands in for the PyTorch model in :mod:`cnnlab.predictor`: calling it maps a preprocessed
+    float batch to logits, and :attr:`meta` is the :class:`~cnnlab.runmeta.RunMeta` that
+    :func:`cnnlab.train.load_trained` gives for the run, read from the file's ``metadata_props``
+    alone.
 
     Args:
         path: a ``.onnx`` file written by :func:`export_onnx`.
         threads: intra-op threads for ONNX Runtime (0: its default).
+        require_meta: refuse a file without a complete run record (a bare ``export_onnx`` of a
+            model rather than ``cnnlab export`` of a run).
+
+    Attributes:
+        metadata: every ``cnnlab.*`` fact of the file, as :func:`read_metadata` returns them.
+        meta: the run record, or None when the file does not carry a complete one.
+        input_size: ``(C, H, W)`` the graph takes, when the file says.
 
     Raises:
-        CheckpointError: if the file is missing, is not a loadable ONNX model, or (with
-            ``require_meta``) lacks the metadata ``cnnlab predict`` needs.
+        CheckpointError: if the file is missing, is not a loadable ONNX model, carries a damaged
+            run record, or (with ``require_meta``) lacks the metadata ``cnnlab predict`` needs.
     """
 
     def __init__(
@@ -420,15 +398,8 @@ class OnnxClassifier:
     ) -> None:
         _, ort = _require_onnx()
         self.path = Path(path)
-        self.meta = read_metadata(self.path)
-        if require_meta:
-            missing = [k for k in PREDICT_KEYS if k not in self.meta]
-            if missing:
-                raise CheckpointError(
-                    f"{str(self.path)!r} lacks the cnnlab metadata {', '.join(missing)}: export "
-                    "it with `cnnlab export RUN_DIR --onnx OUT.onnx`"
-                )
-        self.meta["source"] = str(self.path)
+        self.metadata = read_metadata(self.path)
+        self.meta = self._run_meta(require_meta)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only; ORT warns about unused initializers
@@ -442,10 +413,21 @@ class OnnxClassifier:
                 "re-export it with `cnnlab export`"
             ) from None
         self._input = self._session.get_inputs()[0].name
-        size = self.meta.get("input_size")
+        size = self.metadata.get("input_size")
         self.input_size: tuple[int, ...] | None = (
             tuple(int(s) for s in size) if isinstance(size, list) and len(size) == 3 else None
         )
+
+    def _run_meta(self, required: bool) -> RunMeta | None:
+        missing = [k for k in RunMeta.required() if k not in self.metadata]
+        if not missing:
+            return RunMeta.from_dict(self.metadata, str(self.path))
+        if required:
+            raise CheckpointError(
+                f"{str(self.path)!r} lacks the cnnlab metadata {', '.join(missing)}: export "
+                "it with `cnnlab export RUN_DIR --onnx OUT.onnx`"
+            )
+        return None
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Run the graph on float images that are already preprocessed (normalised, resized).

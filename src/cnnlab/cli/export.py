@@ -7,18 +7,6 @@ import json
 
 from cnnlab.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
-# Metadata copied from the run into the ONNX file, so `cnnlab predict OUT.onnx` needs nothing else.
-_CARRIED = (
-    "model",
-    "num_classes",
-    "in_channels",
-    "input_size",
-    "classes",
-    "mean",
-    "std",
-    "dataset",
-)
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -58,22 +46,23 @@ def run(args: argparse.Namespace) -> int:
 
     if not str(args.onnx).endswith(".onnx"):
         raise ConfigError(f"--onnx {args.onnx!r}: the output file name must end in .onnx")
-    model, meta = load_trained(args.path, device="cpu")
-    carried = {k: meta[k] for k in _CARRIED if k in meta}
+    trained = load_trained(args.path, device="cpu")
+    meta = trained.meta
+    # The whole run record goes into the file, so `cnnlab predict OUT.onnx` needs nothing else.
     out = export_onnx(
-        model,
+        trained.model,
         args.onnx,
-        meta["input_size"],
+        meta.input_size,
         opset=args.opset,
         dynamic_batch=not args.static_batch,
-        metadata=carried,
+        metadata=meta,
     )
     report = None
     if not args.no_check:
         batch = 1 if args.static_batch else 2
-        report = check_onnx(model, out, meta["input_size"], batch_size=batch)
+        report = check_onnx(trained.model, out, meta.input_size, batch_size=batch)
     if args.format == "json":
-        result = {"onnx": str(out), "model": meta["model"], "source": meta["source"]}
+        result = {"onnx": str(out), "model": meta.model, "source": str(trained.source)}
         result["opset"] = args.opset
         if report is not None:
             result |= {
@@ -85,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
             }
         print(json.dumps(result))
     else:
-        c, h, w = meta["input_size"]
-        print(f"wrote {out} ({meta['model']}, input Nx{c}x{h}x{w}, opset {args.opset})")
+        c, h, w = meta.input_size
+        print(f"wrote {out} ({meta.model}, input Nx{c}x{h}x{w}, opset {args.opset})")
         if report is not None:
             verdict = "matches" if report.ok else "DOES NOT match"
             print(
