@@ -25,15 +25,19 @@ __version__ = "0.1.0"
 _LAZY = {
     "analyze": "cnnlab.analysis",
     "load_dataset": "cnnlab.data",
+    "load": "cnnlab.predictor",
+    "Predictor": "cnnlab.predictor",
 }
 
 __all__ = [
     "CnnlabError",
     "ModelInfo",
+    "Predictor",
     "__version__",
     "analyze",
     "create_model",
     "list_models",
+    "load",
     "load_dataset",
     "model_info",
     "register_model",

@@ -45,45 +45,42 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
-    from cnnlab.train import load_trained
-    from cnnlab.train.inputs import make_prepare
-    from cnnlab.train.loop import pick_device, set_threads
-    from cnnlab.train.metrics import evaluate, format_result
+    from cnnlab.predictor import load
+    from cnnlab.train.device import pick_device, set_threads
+    from cnnlab.train.metrics import format_result
 
     device = pick_device(args.device)
     if device.type == "cpu":
         set_threads(0)
-    model, meta = load_trained(args.path, device=device)
-    data = args.data or meta.get("dataset") or "fashion-mnist"
+    predictor = load(args.path, device=device, tta=args.tta)
+    meta = predictor.meta
+    data = args.data or meta.dataset or "fashion-mnist"
     images, labels = load_dataset(data, args.split, root=args.data_dir)
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
-    if images.shape[1] != meta["in_channels"]:
+    if images.shape[1] != meta.in_channels:
         raise DataError(
-            f"{data} has {images.shape[1]}-channel images but {meta['model']} was trained on "
-            f"{meta['in_channels']} channels: evaluate on a dataset like its training data"
+            f"{data} has {images.shape[1]}-channel images but {meta.model} was trained on "
+            f"{meta.in_channels} channels: evaluate on a dataset like its training data"
         )
-    if len(labels) and int(labels.max()) >= meta["num_classes"]:
+    if len(labels) and int(labels.max()) >= meta.num_classes:
         raise DataError(
             f"{data} has labels up to {int(labels.max())} but the model knows "
-            f"{meta['num_classes']} classes: evaluate on a dataset with the same classes"
+            f"{meta.num_classes} classes: evaluate on a dataset with the same classes"
         )
-    size = tuple(meta["input_size"][1:])
-    prepare = make_prepare(size, meta["mean"], meta["std"], device)
-    tta = bool(meta.get("tta", False)) if args.tta is None else args.tta
-    result = evaluate(model, images, labels, prepare, meta["num_classes"], args.batch_size, tta=tta)
+    result = predictor.evaluate(images, labels, args.batch_size)
     if args.format == "json":
         out = {
-            "model": meta["model"],
-            "source": meta["source"],
+            "model": meta.model,
+            "source": str(predictor.source),
             "data": data,
             "split": args.split,
-            "tta": tta,
-            **result.to_dict(meta["classes"]),
+            "tta": predictor.tta,
+            **result.to_dict(meta.classes),
         }
         print(json.dumps(out))
         return 0
-    how = ", with flip test-time augmentation" if tta else ""
-    print(f"{meta['model']} from {meta['source']} on {data} ({args.split}{how})")
-    print(format_result(result, meta["classes"]))
+    how = ", with flip test-time augmentation" if predictor.tta else ""
+    print(f"{meta.model} from {predictor.source} on {data} ({args.split}{how})")
+    print(format_result(result, meta.classes))
     return 0

@@ -36,54 +36,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from cnnlab.data.images import read_image
     from cnnlab.errors import ConfigError
-    from cnnlab.train import load_trained
-    from cnnlab.train.inputs import make_prepare
-    from cnnlab.train.loop import pick_device, set_threads
+    from cnnlab.predictor import load
+    from cnnlab.train.device import pick_device, set_threads
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")
     device = pick_device(args.device)
     if device.type == "cpu":
         set_threads(0)
-    if str(args.path).endswith(".onnx"):  # a `cnnlab export` file: ONNX Runtime on the CPU
-        from cnnlab.export import OnnxClassifier
-
-        device = torch.device("cpu")
-        model = OnnxClassifier(args.path, require_meta=True)
-        meta = model.meta
-    else:
-        model, meta = load_trained(args.path, device=device)
-    prepare = make_prepare(tuple(meta["input_size"][1:]), meta["mean"], meta["std"], device)
-    classes = meta["classes"]
-    tta = bool(meta.get("tta", False)) if args.tta is None else args.tta
-    k = min(args.top_k, len(classes))
-    results = []
-    for path in args.images:
-        image = read_image(path, channels=meta["in_channels"])  # (C, H, W) uint8
-        with torch.inference_mode():
-            x = prepare(image[None])
-            logits = model(x)
-            if tta:  # the same flip averaging as `cnnlab eval` and the training report
-                logits = (logits + model(x.flip(-1))) / 2
-            probs = torch.softmax(logits.float(), dim=1)[0]
-        top = probs.topk(k)
-        results.append(
-            {
-                "image": str(path),
-                "predictions": [
-                    {"class": classes[i], "index": int(i), "probability": float(p)}
-                    for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=False)
-                ],
-            }
-        )
+    predictor = load(args.path, device=device, tta=args.tta)
+    probs = predictor.predict(args.images)  # (N, K)
+    results = [
+        {
+            "image": str(path),
+            "predictions": [
+                {"class": p.name, "index": p.index, "probability": p.probability} for p in top
+            ],
+        }
+        for path, top in zip(args.images, predictor.top_k(probs, args.top_k), strict=True)
+    ]
     if args.format == "json":
         print(json.dumps(results))
         return 0
-    width = max(len(c) for c in classes)
+    width = max(len(c) for c in predictor.classes)
     for r in results:
         print(r["image"])
         for p in r["predictions"]:

@@ -1,0 +1,225 @@
+"""One way to load a trained model and run it on images: :func:`load` -> :class:`Predictor`.
+
+A trained model reaches users as a run directory, a ``.safetensors`` file (the final model or a
+checkpoint) or an ``.onnx`` file from ``cnnlab export``. Each carries a
+:class:`~cnnlab.runmeta.RunMeta`, so each is enough to rebuild the network, prepare an image the
+way training did (:func:`cnnlab.train.inputs.make_prepare`: scale to [0, 1], normalise with the
+training split's mean and std, resize to the input size) and name the predicted class.
+``cnnlab eval``, ``cnnlab predict`` and library code all go through :func:`load`, so a number the
+command prints and a number a notebook computes come from the same code::
+
+    import cnnlab
+    predictor = cnnlab.load("runs/lenet5")
+    probs = predictor.predict(["shoe.png", "shirt.jpg"])  # (2, K) softmax probabilities
+    for row in predictor.top_k(probs, 3):
+        print(row)  # [Prediction(name='Sneaker', index=7, probability=0.91), ...]
+
+Loading changes no process state (threads, RNG): the caller decides those, as the CLI does with
+:mod:`cnnlab.train.device`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, cast
+
+import torch
+
+from cnnlab.errors import DataError
+from cnnlab.runmeta import RunMeta
+from cnnlab.train.metrics import EvalResult, batches, eval_mode, evaluate, logits_of
+
+BATCH_SIZE = 256  # images per forward pass: bounded memory for any N, still fast on a CPU
+CPU = torch.device("cpu")
+
+# What predict() takes: image files, (C, H, W) uint8 images, or one (N, C, H, W) uint8 batch.
+ImageLike = str | os.PathLike[str] | torch.Tensor
+Images = ImageLike | Sequence[ImageLike]
+
+
+class Prediction(NamedTuple):
+    """One of an image's top classes."""
+
+    name: str  # class name, from the run's dataset
+    index: int  # class index, the model's output column
+    probability: float  # softmax probability in [0, 1]
+
+
+@dataclass
+class Predictor:
+    """A trained model with its record and its preprocessing, ready to classify uint8 images.
+
+    Attributes:
+        model: the ``nn.Module`` (eval mode, on ``device``) or an
+            :class:`~cnnlab.export.OnnxClassifier`; either maps a prepared float batch to logits.
+        meta: the run's record: classes, input size, normalisation, ...
+        source: the file the weights were read from.
+        device: where the model runs and ``prepare`` puts its output (the CPU for ONNX).
+        tta: average each image's logits with its mirror's (default: ``meta.tta``, as the run's
+            reported accuracy was measured).
+        batch_size: images per forward pass in :meth:`logits` and :meth:`predict`.
+        prepare: uint8 ``(N, C, H, W)`` on the CPU -> the model's float input on ``device``.
+    """
+
+    model: Callable[[torch.Tensor], Any]
+    meta: RunMeta
+    source: Path
+    device: torch.device = CPU
+    tta: bool | None = None
+    batch_size: int = BATCH_SIZE
+    prepare: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from cnnlab.train.inputs import make_prepare
+
+        if self.tta is None:
+            self.tta = self.meta.tta
+        self.prepare = make_prepare(
+            self.meta.image_size, self.meta.mean, self.meta.std, self.device
+        )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.meta.classes
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model's logits for a uint8 batch of any height and width, without gradients.
+
+        Shape:
+            uint8 ``(N, C, H, W)`` -> float32 ``(N, K)`` on the CPU.
+
+        Raises:
+            DataError: not a uint8 ``(N, C, H, W)`` tensor with the model's channel count.
+        """
+        batch = self._check(batch, 4)
+        return self._run(self.prepare(batch[s]) for s in batches(len(batch), self.batch_size))
+
+    def predict(self, images: Images) -> torch.Tensor:
+        """Softmax probabilities of each image's classes.
+
+        Args:
+            images: image file paths (read with :func:`cnnlab.data.images.read_image`, converted
+                to the model's channels), uint8 ``(C, H, W)`` tensors of any size, a mix of
+                both, or one uint8 ``(N, C, H, W)`` batch. Each image is resized on its own, so
+                sizes may differ.
+
+        Returns:
+            float32 ``(N, K)`` on the CPU, rows in the order given.
+
+        Raises:
+            DataError: an unreadable file, or a tensor of another dtype or channel count.
+        """
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            logits = self.logits(images)
+        else:
+            items = [images] if isinstance(images, (str, os.PathLike, torch.Tensor)) else images
+            logits = self._run(self._one_by_one(list(items)))
+        return torch.softmax(logits, dim=1)
+
+    def top_k(self, probs: torch.Tensor, k: int) -> list[list[Prediction]]:
+        """The ``k`` most probable classes of each row of ``probs`` (all of them if fewer)."""
+        top = probs.topk(min(k, probs.shape[1]), dim=1)
+        return [
+            [Prediction(self.classes[i], int(i), float(p)) for p, i in zip(ps, ix, strict=True)]
+            for ps, ix in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        ]
+
+    def evaluate(
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int | None = None
+    ) -> EvalResult:
+        """Top-1, top-5, loss, per-class accuracy and confusion on uint8 images with labels."""
+        images = self._check(images, 4)
+        return evaluate(
+            self.model,
+            images,
+            labels,
+            self.prepare,
+            self.meta.num_classes,
+            batch_size or self.batch_size,
+            tta=bool(self.tta),
+        )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _run(self, prepared: Iterator[torch.Tensor]) -> torch.Tensor:
+        """Logits of prepared float batches, concatenated: float32 ``(N, K)`` on the CPU."""
+        out = [torch.empty(0, self.meta.num_classes)]
+        with eval_mode(self.model):
+            # The generator prepares (and reads) each chunk only when it is run: bounded memory.
+            for x in prepared:
+                out.append(logits_of(self.model, x, bool(self.tta)).float().cpu())
+        return torch.cat(out)
+
+    def _one_by_one(self, items: list[ImageLike]) -> Iterator[torch.Tensor]:
+        """Prepared chunks of images that may differ in size: each is read and resized alone."""
+        for s in batches(len(items), self.batch_size):
+            yield torch.cat([self.prepare(self._image(item)[None]) for item in items[s]])
+
+    def _image(self, item: ImageLike) -> torch.Tensor:
+        """One image as uint8 ``(C, H, W)``: a file read in the model's channels, or a tensor."""
+        from cnnlab.data.images import read_image
+
+        if isinstance(item, torch.Tensor):
+            return self._check(item, 3)
+        if not isinstance(item, (str, os.PathLike)):
+            raise DataError(
+                f"cannot read a {type(item).__name__} as an image: pass image file paths or "
+                "uint8 tensors"
+            )
+        return read_image(item, channels=self.meta.in_channels)
+
+    def _check(self, images: torch.Tensor, dims: int) -> torch.Tensor:
+        """Refuse what preprocessing would silently get wrong: float pixels, other channels."""
+        shape = "(N, C, H, W) batch" if dims == 4 else "(C, H, W) image"
+        c = self.meta.in_channels
+        if not isinstance(images, torch.Tensor) or images.dim() != dims:
+            got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+            raise DataError(f"expected a uint8 {shape}, got {got}: pass pixels as a uint8 tensor")
+        if images.dtype != torch.uint8:
+            raise DataError(
+                f"{self.meta.model} takes uint8 pixels (0-255), got {images.dtype}: convert with "
+                "(x * 255).round().to(torch.uint8) if they are floats in [0, 1]"
+            )
+        if images.shape[-3] != c:
+            raise DataError(
+                f"{self.meta.model} takes {c}-channel images, got {images.shape[-3]} channels: "
+                f"read files with read_image(path, channels={c})"
+            )
+        return images
+
+
+def load(
+    path: str | os.PathLike[str],
+    device: str | torch.device = "auto",
+    tta: bool | None = None,
+) -> Predictor:
+    """Load a trained model for prediction or evaluation.
+
+    Args:
+        path: a run directory (its ``model.safetensors``, or its newest valid checkpoint while
+            training runs), a ``.safetensors`` model or checkpoint, or an ``.onnx`` file written
+            by ``cnnlab export`` (run by ONNX Runtime on the CPU whatever ``device`` says).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or a ``torch.device``.
+        tta: flip test-time augmentation; None: as the run was evaluated (``meta.tta``).
+
+    Raises:
+        CheckpointError: a file cnnlab did not write, a damaged one, or an ONNX file without
+            the run's metadata. Nothing in the file is executed.
+        ConfigError: ``cuda`` asked for where there is none.
+    """
+    from cnnlab.train.device import pick_device
+
+    where = device if isinstance(device, torch.device) else pick_device(device)
+    if str(path).endswith(".onnx"):  # a `cnnlab export` file: ONNX Runtime on the CPU
+        from cnnlab.export import OnnxClassifier
+
+        onnx = OnnxClassifier(path, require_meta=True)  # refuses a file without a RunMeta
+        return Predictor(onnx, cast(RunMeta, onnx.meta), onnx.path, CPU, tta)
+    from cnnlab.train.checkpoint import load_trained
+
+    trained = load_trained(path, device=where)
+    return Predictor(trained.model, trained.meta, trained.source, where, tta)
