@@ -1,11 +1,24 @@
-"""Shared test settings: deterministic, single-threaded where it helps, quiet."""
+"""Shared test settings (deterministic, single-threaded where it helps, quiet) and fixtures.
+
+``tests/`` goes on ``sys.path`` so that every test module imports shared code from
+``helpers`` (and the reliability harness from ``reliability``), never from another test module.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+TESTS_DIR = str(Path(__file__).resolve().parent)
+if TESTS_DIR not in sys.path:
+    sys.path.insert(0, TESTS_DIR)
+
+from helpers.datasets import has_fashion_mnist  # noqa: E402
+from helpers.runs import SMALL  # noqa: E402
 
 # Two cores on CI: pytest-xdist workers each get one intra-op thread so they do not fight.
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -15,3 +28,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 2-epoch ``cnnlab train tinynet`` run on a small Fashion-MNIST subset."""
+    if not has_fashion_mnist():
+        pytest.skip("Fashion-MNIST not installed")
+    import helpers.models  # noqa: F401  (registers tinynet)
+    from cnnlab.cli import main
+
+    out = tmp_path_factory.mktemp("train") / "run"
+    assert main(["train", "tinynet", *SMALL, "--epochs", "2", "--out", str(out)]) == 0
+    return out
