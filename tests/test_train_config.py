@@ -1,0 +1,100 @@
+"""What a training run is set up from: flags, the config, recipes, input size, validation split.
+
+Flags are parsed as ``cnnlab train`` parses them (:func:`cnnlab.cli.train.parse`); ``tinynet``
+(``helpers.models``) stands in for a registered model of a family of its own.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import helpers.models  # registers tinynet
+from cnnlab.cli.train import parse
+from cnnlab.errors import ConfigError
+from cnnlab.registry import ModelInfo, list_models, model_info
+from cnnlab.train.config import TrainConfig, differences
+from cnnlab.train.inputs import input_size_for, split_train_val
+from cnnlab.train.recipes import paper_recipe, recipe_settings, resolve
+
+
+def test_flags_parse_into_config_and_record_what_was_given() -> None:
+    config, given = parse(["resnet20", "--lr", "0.5", "--no-nesterov", "--epochs", "3"])
+    assert (config.model, config.lr, config.nesterov, config.epochs) == ("resnet20", 0.5, False, 3)
+    assert given == {"model", "lr", "nesterov", "epochs"}
+    assert config.batch_size is None  # left to the recipe
+    with pytest.raises(ConfigError, match="--epochs must be at least 1"):
+        parse(["--epochs", "0"])
+    with pytest.raises(ConfigError, match="label-smoothing"):
+        parse(["--label-smoothing", "1.5"])
+
+
+def test_paper_recipes_follow_the_lectures() -> None:
+    alexnet, vgg, resnet = paper_recipe("alexnet"), paper_recipe("vgg"), paper_recipe("resnet")
+    for r in (alexnet, vgg):  # the lectures' AlexNet/VGG recipe
+        assert (r["optimizer"], r["momentum"], r["lr"], r["weight_decay"], r["batch_size"]) == (
+            "sgd",
+            0.9,
+            0.01,
+            5e-4,
+            128,
+        )
+        assert r["schedule"] == "plateau" and r["lr_decay"] == pytest.approx(0.1)
+    # the lectures' ResNet recipe, with the paper's weight decay (the slide's 1e-5 is a typo)
+    assert (resnet["lr"], resnet["weight_decay"], resnet["batch_size"]) == (0.1, 1e-4, 256)
+    # variants are registered in their family, so they train with its recipe
+    assert paper_recipe(model_info("resnext50_32x4d").family) == resnet
+    assert paper_recipe("googlenet")["aux_loss_weight"] == 0.3
+    # A family without a recipe is an error naming the fix, not LeNet's recipe in disguise.
+    with pytest.raises(ConfigError, match="no paper recipe: add one with"):
+        paper_recipe("no-such-family")
+    assert paper_recipe("test") == {**paper_recipe("lenet"), **helpers.models.PAPER_RECIPE}
+    assert recipe_settings("fast", "vgg")["schedule"] == "onecycle"
+
+
+def test_resolve_keeps_explicit_settings_and_drops_flips_for_digits() -> None:
+    config, given = parse(["tinynet", "--recipe", "paper", "--lr", "0.3"])
+    resolved, notes = resolve(config, given)
+    assert resolved.lr == 0.3 and resolved.weight_decay == 5e-4 and resolved.epochs == 30
+    assert all(getattr(resolved, f) is not None for f in ("batch_size", "schedule", "augment"))
+    config, given = parse(["tinynet", "--recipe", "fast", "--data", "mnist"])
+    resolved, notes = resolve(config, given)
+    assert "flip" not in resolved.augment and "mirrored digit" in notes[0]
+
+
+def test_resume_differences_ignore_where_and_how_it_runs() -> None:
+    a = TrainConfig(model="tinynet", lr=0.1, out="x", threads=1)
+    b = TrainConfig(model="tinynet", lr=0.2, out="y", threads=2, progress=False)
+    assert differences(a, b) == ["lr: 0.1 in the run, 0.2 now"]
+
+
+def test_input_size_for_small_and_fixed_models() -> None:
+    free = ModelInfo("m", "f", "p", (3, 224, 224), (63, 63), 0)
+    size, note = input_size_for(free, (28, 28), None)
+    assert size == (63, 63) and "5.06x the pixels" in note
+    assert input_size_for(free, (64, 64), None) == ((64, 64), None)
+    fixed = ModelInfo("m", "f", "p", (1, 32, 32), (32, 32), 0, fixed_input=True)
+    assert input_size_for(fixed, (28, 28), None)[0] == (32, 32)
+    with pytest.raises(ConfigError, match="takes exactly 32x32"):
+        input_size_for(fixed, (28, 28), 40)
+    with pytest.raises(ConfigError, match="below m's minimum"):
+        input_size_for(free, (28, 28), 32)
+
+
+def test_validation_split_is_fixed_by_seed_and_disjoint() -> None:
+    images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1)
+    labels = torch.arange(100)
+    tr, trl, va, val = split_train_val(images, labels, 20, seed=3)
+    assert len(va) == 20 and len(tr) == 80
+    assert set(trl.tolist()).isdisjoint(val.tolist())
+    assert torch.equal(split_train_val(images, labels, 20, seed=3)[3], val)
+    assert not torch.equal(split_train_val(images, labels, 20, seed=4)[3], val)
+    with pytest.raises(ConfigError, match="--val-size"):
+        split_train_val(images, labels, 100, seed=0)
+
+
+def test_every_registered_family_has_a_paper_recipe() -> None:
+    families = {model_info(name).family for name in list_models()}
+    assert "test" in families  # tinynet's, registered by helpers.models with its recipe
+    for family in sorted(families):
+        assert paper_recipe(family)["optimizer"] in ("sgd", "adamw"), family

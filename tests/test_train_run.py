@@ -1,0 +1,218 @@
+"""Whole training runs of ``tinynet`` on a small Fashion-MNIST subset, through ``cnnlab.train.fit``.
+
+What a run leaves on disk, the rules for an existing run directory, a non-finite loss, what
+``fit`` tells its callbacks and in which order, and that ``fit(quiet=True)`` can run many times
+in one process: silent, reproducible, and leaving the process as it found it. The command line
+(``cnnlab train``/``eval``/``predict``) is tested in ``test_cli.py``; a run killed with SIGKILL
+and resumed in ``test_train_resume.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import helpers.models  # noqa: F401  (registers tinynet)
+from cnnlab.cli.train import parse
+from cnnlab.errors import ConfigError, TrainingError
+from cnnlab.train import Callback, fit
+from cnnlab.train import checkpoint as ckpt
+from helpers.datasets import needs_fashion_mnist
+from helpers.runs import SMALL, SMALL_STEPS_PER_EPOCH, TIMINGS, bitwise_differences, weights
+
+pytestmark = needs_fashion_mnist
+
+
+def _small(out: Path, *extra: str) -> tuple[Any, set[str]]:
+    """The config of ``cnnlab train tinynet SMALL... EXTRA... --out OUT``."""
+    return parse(["tinynet", *SMALL, *extra, "--out", str(out)])
+
+
+def test_run_directory_holds_everything(trained_run: Path) -> None:
+    names = {p.name for p in trained_run.iterdir()}
+    assert {
+        "config.json",
+        "metrics.jsonl",
+        "model.safetensors",
+        "results.json",
+        "checkpoints",
+        "figures",
+    } <= names
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["model"] == "tinynet" and config["recipe"] == "fast" and config["lr"] > 0
+    lines = [json.loads(x) for x in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2] and lines[1]["step"] == 2 * (512 // 64)
+    for x in lines:
+        assert set(x) == {
+            "epoch",
+            "step",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "lr",
+            "seconds",
+            "images_per_s",
+        }
+        assert all(math.isfinite(v) for v in x.values())
+    assert sorted(p.name for p in (trained_run / "figures").iterdir()) == [
+        "accuracy.png",
+        "confusion.png",
+        "loss.png",
+    ]
+    for png in (trained_run / "figures").iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    meta = ckpt.read_header(trained_run / "model.safetensors")
+    assert meta["classes"][0] == "T-shirt/top" and meta["input_size"] == [1, 28, 28]
+    assert len(list((trained_run / "checkpoints").glob("*.json"))) == 2
+
+
+def test_existing_run_needs_resume_and_matching_config(trained_run: Path) -> None:
+    config, given = _small(trained_run, "--epochs", "2")
+    with pytest.raises(ConfigError, match="already holds a run: pass --resume"):
+        fit(config, given=given, quiet=True)
+    config, given = _small(trained_run, "--epochs", "2", "--resume", "--lr", "0.01", "--seed", "3")
+    with pytest.raises(
+        ConfigError,
+        match=r"config differs \(lr: [0-9.]+ in the run, 0.01 now; seed: 0 in the run, 3 now\)",
+    ):
+        fit(config, given=given, quiet=True)
+
+
+class NaNLogitsFrom(Callback):
+    """Makes the model's logits NaN from the training step numbered ``step`` (1-based) on."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.running = 0  # 1-based number of the step in progress
+
+    def on_train_start(self, trainer: Any) -> None:
+        trainer.model.register_forward_hook(self.poison)
+
+    def on_step_start(self, trainer: Any) -> None:
+        self.running = trainer.progress.step + 1
+
+    def poison(self, module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> Any:
+        if module.training and self.running >= self.step:
+            return output * float("nan")
+        return None
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path: Path) -> None:
+    config, given = _small(tmp_path / "run", "--checkpoint-every", "2")
+    with pytest.raises(TrainingError, match=r"at step 6 \(epoch 1\).*lower --lr"):
+        fit(config, given=given, quiet=True, callbacks=[NaNLogitsFrom(6)])
+    kept = [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert kept == ["step-00000002.json", "step-00000004.json"]
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+class EventLog(Callback):
+    """Every event as ``(name, steps done, epoch)`` plus what the event carries."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def add(self, name: str, trainer: Any, *extra: Any) -> None:
+        self.events.append((name, trainer.progress.step, trainer.progress.epoch, *extra))
+
+    def on_setup(self, trainer: Any) -> None:
+        self.events.append(("setup",))
+
+    def on_train_start(self, trainer: Any) -> None:
+        self.add("train_start", trainer)
+
+    def on_epoch_start(self, trainer: Any) -> None:
+        self.add("epoch_start", trainer)
+
+    def on_step_start(self, trainer: Any) -> None:
+        self.add("step_start", trainer)
+
+    def on_step_end(self, trainer: Any, result: Any) -> None:
+        self.add("step_end", trainer, result.count)
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        self.add("epoch_end", trainer, record["epoch"], record["step"])
+
+    def on_checkpoint_phase(self, trainer: Any, phase: str, path: Path) -> None:
+        self.add(phase, trainer)
+
+    def on_checkpoint(self, trainer: Any, path: Path) -> None:
+        self.add("checkpoint", trainer, path.name)
+
+    def on_train_end(self, trainer: Any, result: Any) -> None:
+        self.add("train_end", trainer, result.test.count)
+
+
+def test_callbacks_hear_every_event_in_order_with_the_step_counts(tmp_path: Path) -> None:
+    log = EventLog()
+    config, given = _small(tmp_path / "run", "--checkpoint-every", "3")
+    fit(config, given=given, quiet=True, callbacks=[log])
+    n = SMALL_STEPS_PER_EPOCH  # 8: checkpoints after steps 3 and 6, and at the epoch's end
+
+    def save(step: int, prune: bool) -> list[tuple]:
+        phases = ["tensors-written", "record-written", "committed"]
+        phases += ["pruned-tensors"] * prune
+        return [(p, step, 0) for p in phases] + [("checkpoint", step, 0, f"step-{step:08d}.json")]
+
+    expected: list[tuple] = [("setup",), ("train_start", 0, 0), ("epoch_start", 0, 0)]
+    for i in range(n):
+        # on_step_start: the 0-based index of the step about to run; on_step_end: steps done.
+        expected += [("step_start", i, 0), ("step_end", i + 1, 0, 64)]
+        if i + 1 in (3, 6):
+            expected += save(i + 1, prune=False)
+    expected += [("epoch_end", n, 0, 1, n), *save(n, prune=True), ("train_end", n, 1, 300)]
+    assert log.events == expected
+
+
+def _process_state() -> tuple:
+    return (
+        torch.get_num_threads(),
+        torch.get_rng_state(),
+        np.random.get_state(),
+        random.getstate(),
+    )
+
+
+def test_quiet_fit_prints_nothing_and_restores_the_process_state(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the run uses --threads 1
+    try:
+        torch.manual_seed(123), np.random.seed(123), random.seed(123)
+        before = _process_state()
+        config, given = _small(tmp_path / "run")
+        result = fit(config, given=given, quiet=True)
+        after = _process_state()
+    finally:
+        torch.set_num_threads(threads)
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+    assert result.test.count == 300 and (result.run_dir / "model.safetensors").exists()
+    assert after[0] == before[0] == 2
+    assert torch.equal(after[1], before[1])
+    np_before, np_after = before[2], after[2]
+    assert np_after[0] == np_before[0] and np.array_equal(np_after[1], np_before[1])
+    assert np_after[2:] == np_before[2:]
+    assert after[3] == before[3]
+
+
+def test_two_fits_in_one_process_train_bitwise_identical_weights(tmp_path: Path) -> None:
+    results = []
+    for name in ("first", "second"):
+        config, given = _small(tmp_path / name, "--epochs", "2")
+        results.append(fit(config, given=given, quiet=True))
+    first, second = (weights(r.run_dir) for r in results)
+    assert bitwise_differences(first, second) == []
+    history = [
+        [{k: v for k, v in h.items() if k not in TIMINGS} for h in r.history] for r in results
+    ]
+    assert history[0] == history[1] and len(history[0]) == 2
