@@ -1,7 +1,7 @@
 """The fast default model and recipe: documented size, learning, evaluation options, benchmarks.
 
 The figures checked here are the ones ``src/cnnlab/models/fast.py`` documents (its design table)
-and ``docs/readme/perf.md`` reports.
+and ``docs/performance.md`` reports.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.train import RunResult, fit
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.loop import train
 from cnnlab.train.metrics import evaluate
 from cnnlab.train.recipes import FAST_DEFAULT_MODEL, resolve
 
@@ -104,7 +104,7 @@ def test_no_flip_tta_for_digits() -> None:
     assert resolve(TrainConfig(recipe="paper"))[0].tta is False
 
 
-def _small_run(tmp_path: Path, name: str, **overrides: object) -> object:
+def _small_run(tmp_path: Path, name: str, **overrides: object) -> RunResult:
     config = TrainConfig(
         recipe="fast",
         epochs=3,
@@ -117,7 +117,7 @@ def _small_run(tmp_path: Path, name: str, **overrides: object) -> object:
         out=str(tmp_path / name),
         **overrides,
     )
-    return train(config)
+    return fit(config, quiet=True)
 
 
 @pytest.mark.slow
