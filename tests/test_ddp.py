@@ -22,14 +22,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from test_train import needs_fashion_mnist
+from helpers import TESTS_DIR, subprocess_env
+from helpers.datasets import needs_fashion_mnist
 
 pytestmark = [needs_fashion_mnist, pytest.mark.slow]
 
 # Everything that could differ between a 1- and a 2-process run is pinned: recipe fields, seed,
 # threads. lenet5 has neither batch norm (per-rank statistics) nor dropout (per-rank RNG).
-TRAIN = [
-    "train",
+TRAIN = [  # the flags of `cnnlab train`
     "lenet5",
     "--recipe",
     "paper",
@@ -67,53 +67,15 @@ TRAIN = [
     "--no-progress",
 ]
 
-# Records, per rank, every file-system change Python makes under the run directory (open for
-# writing, rename/replace, mkdir, remove), then runs the cnnlab CLI. safetensors writes its
-# temporary file from Rust, but cnnlab commits every file with os.replace, which is audited.
-RUNNER = r"""
-import json, os, sys
-watch = os.path.realpath(os.environ["CNNLAB_TEST_WATCH"])
-log = []
-
-def inside(p):
-    try:
-        p = os.path.realpath(os.fsdecode(p))
-        return p == watch or p.startswith(watch + os.sep)
-    except Exception:
-        return False
-
-def hook(event, args):
-    if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
-        mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
-        flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
-        writing = any(c in mode for c in "wax+") or flags & (os.O_WRONLY | os.O_RDWR)
-        if writing and inside(args[0]):
-            log.append([event, os.fsdecode(args[0])])
-    elif event == "os.rename" and inside(args[1]):  # os.replace raises "os.rename" too
-        log.append([event, os.fsdecode(args[1])])
-    elif event in ("os.mkdir", "os.remove", "os.rmdir") and inside(args[0]):
-        log.append([event, os.fsdecode(args[0])])
-
-sys.addaudithook(hook)
-rank = os.environ.get("RANK", "single")
-try:
-    from cnnlab.cli import main
-    code = main(sys.argv[1:])
-finally:
-    with open(os.environ["CNNLAB_TEST_LOG"] + f".{rank}", "w") as f:
-        json.dump(log, f)
-sys.exit(code)
-"""
+# `cnnlab train` with each rank's writes under the run directory recorded (and, on request, a
+# slow rank 1): a script, because torchrun starts its workers from a file.
+RUNNER = TESTS_DIR / "helpers" / "ddp_runner.py"
 
 
-def _env(run: Path, log: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return env | {
-        "PYTHONHASHSEED": "0",
-        "OMP_NUM_THREADS": "1",
-        "CNNLAB_TEST_WATCH": str(run),
-        "CNNLAB_TEST_LOG": str(log),
-    }
+def _env(run: Path, log: Path, **extra: str) -> dict[str, str]:
+    return subprocess_env(
+        OMP_NUM_THREADS="1", CNNLAB_TEST_WATCH=str(run), CNNLAB_TEST_LOG=str(log), **extra
+    )
 
 
 def _torchrun(runner: Path, *args: str, nproc: int = 2) -> list[str]:
@@ -153,25 +115,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def runner(tmp_path: Path) -> Path:
-    path = tmp_path / "runner.py"
-    path.write_text(RUNNER)
-    return path
-
-
-def test_two_process_ddp_equals_single_process(tmp_path: Path, runner: Path) -> None:
+def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     logs = tmp_path / "log"
     logs.mkdir()
     _run(
-        [sys.executable, str(runner), *TRAIN, "--epochs", "1", "--out", str(single)],
+        [sys.executable, str(RUNNER), *TRAIN, "--epochs", "1", "--out", str(single)],
         _env(single, logs / "single"),
     )
     proc = _run(
-        _torchrun(runner, *TRAIN, "--epochs", "1", "--out", str(ddp)), _env(ddp, logs / "ddp")
+        _torchrun(RUNNER, *TRAIN, "--epochs", "1", "--out", str(ddp)), _env(ddp, logs / "ddp")
     )
-    assert "x2 ranks" in proc.stdout  # the loop saw the process group
+    assert "x2 ranks" in proc.stdout  # the trainer saw the process group
 
     a, b = _weights(single), _weights(ddp)
     assert a.keys() == b.keys()
@@ -201,19 +156,19 @@ def test_two_process_ddp_equals_single_process(tmp_path: Path, runner: Path) -> 
     assert "model.safetensors" in written
 
 
-def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner: Path) -> None:
+def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     args = [*TRAIN, "--epochs", "2", "--checkpoint-every", "3"]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     logs = tmp_path / "log"
     logs.mkdir()
     first = subprocess.Popen(
-        _torchrun(runner, *args, "--out", str(straight)),
+        _torchrun(RUNNER, *args, "--out", str(straight)),
         env=_env(straight, logs / "straight"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     victim = subprocess.Popen(
-        _torchrun(runner, *args, "--out", str(killed)),
+        _torchrun(RUNNER, *args, "--out", str(killed)),
         env=_env(killed, logs / "killed"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -229,7 +184,7 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
     workers = [
         pid
         for pid in _children(victim.pid)
-        if str(runner) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        if str(RUNNER) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     ]
     assert len(workers) == 2, f"expected 2 workers under torchrun, found {workers}"
     for pid in [*workers, victim.pid]:
@@ -244,7 +199,7 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
 
     # Resuming with another number of processes is refused with a message naming the fix.
     wrong = subprocess.run(
-        [sys.executable, "-m", "cnnlab", *args, "--out", str(killed), "--resume"],
+        [sys.executable, "-m", "cnnlab", "train", *args, "--out", str(killed), "--resume"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -253,7 +208,7 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
     assert "--nproc_per_node 2" in wrong.stderr and "Traceback" not in wrong.stderr
 
     proc = _run(
-        _torchrun(runner, *args, "--out", str(killed), "--resume"), _env(killed, logs / "resumed")
+        _torchrun(RUNNER, *args, "--out", str(killed), "--resume"), _env(killed, logs / "resumed")
     )
     assert "resumed" in proc.stdout
     assert first.wait(timeout=300) == 0
@@ -265,30 +220,15 @@ def test_ddp_run_killed_and_resumed_equals_uninterrupted(tmp_path: Path, runner:
 
 
 # Regression test: rank 1 reaches the run-directory check 8 s late, long after rank 0 could have
-# written config.json; it must not mistake rank 0's new run for an old one (the loop has a barrier
-# between every rank's check and rank 0's first write).
-SLOW_RANK1 = RUNNER.replace(
-    "sys.addaudithook(hook)",
-    "sys.addaudithook(hook)\n"
-    "import time\n"
-    "from cnnlab.train import loop\n"
-    "_prepare = loop._prepare_run_dir\n"
-    "def _slow(config, main):\n"
-    "    if os.environ.get('RANK') == '1':\n"
-    "        time.sleep(8)\n"
-    "    return _prepare(config, main)\n"
-    "loop._prepare_run_dir = _slow\n",
-)
-
-
+# written config.json; it must not mistake rank 0's new run for an old one (the trainer has a
+# barrier between every rank's check and rank 0's first write). The runner's callback sleeps in
+# rank 1's on_setup.
 def test_slow_rank_does_not_mistake_rank0s_new_run_for_an_old_one(tmp_path: Path) -> None:
-    runner = tmp_path / "slow.py"
-    runner.write_text(SLOW_RANK1)
     out, logs = tmp_path / "run", tmp_path / "log"
     logs.mkdir()
     proc = subprocess.run(
-        _torchrun(runner, *TRAIN, "--epochs", "1", "--out", str(out)),
-        env=_env(out, logs / "slow"),
+        _torchrun(RUNNER, *TRAIN, "--epochs", "1", "--out", str(out)),
+        env=_env(out, logs / "slow", CNNLAB_TEST_SLOW_RANK1="8"),
         capture_output=True,
         text=True,
         timeout=300,
