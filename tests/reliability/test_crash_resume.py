@@ -1,14 +1,15 @@
 """Crashes: SIGKILL mid-forward / mid-backward / mid-save and during checkpoint writes, a full
-disk, and a NaN loss. Small counts of the trials in ``benchmarks/reliability.py`` (which runs
-20 kill/resume trials and 50 write kills for the README table)."""
+disk, and a NaN loss. Small counts of the trials in ``harness.py`` (``benchmarks/reliability.py``
+runs 20 kill/resume trials and 50 write kills for the table in ``docs/shipping.md``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from reliability import harness
 
 pytestmark = [pytest.mark.needs_fashion_mnist, pytest.mark.slow]
 
@@ -19,7 +20,7 @@ def _explain(result) -> str:
 
 
 def test_kill_mid_forward_backward_save_then_resume_is_bitwise_exact(
-    harness: ModuleType, work: Path
+    work: Path
 ) -> None:
     result = harness.kill_resume_trials(work, 3, seed=1)  # one forward, one backward, one save
     assert [d["fault"].split(":")[0] for d in result.details] == ["forward", "backward", "save"]
@@ -28,7 +29,7 @@ def test_kill_mid_forward_backward_save_then_resume_is_bitwise_exact(
 
 
 def test_sigkill_during_checkpoint_writes_never_loads_a_partial_file(
-    harness: ModuleType, work: Path
+    work: Path
 ) -> None:
     result = harness.write_kill_trials(work, 4, seed=2)
     assert result.ok, _explain(result)
@@ -36,7 +37,7 @@ def test_sigkill_during_checkpoint_writes_never_loads_a_partial_file(
 
 
 @pytest.fixture(scope="module")
-def full_disk(harness: ModuleType, work: Path):
+def full_disk(work: Path):
     """One full-disk trial (ENOSPC at the save after step 4), shared by the tests below."""
     return harness.full_disk_trials(work, steps=(4,))
 
@@ -51,7 +52,7 @@ def test_full_disk_keeps_the_previous_checkpoint_and_resumes_exactly(full_disk) 
 
 
 def test_nan_at_step_k_stops_there_and_keeps_the_last_good_checkpoint(
-    harness: ModuleType, work: Path
+    work: Path
 ) -> None:
     result = harness.nan_trials(work, steps=(8,))
     assert result.ok, _explain(result)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from reliability import harness
+
 
 @pytest.fixture(scope="module")
-def results(harness: ModuleType, work: Path) -> list:
+def results(work: Path) -> list:
     """[mutated IDX, mutated images, decompression bombs, image folder] results."""
     return harness.damaged_data_trials(work, 100, 100, quick=True, seed=3)
 
@@ -47,15 +48,15 @@ def test_mutations_are_mostly_detected(results: list, group: int) -> None:
     assert refused >= r.count // 3, r.outcome
 
 
-def test_image_mode_matrix(harness: ModuleType, work: Path) -> None:
+def test_image_mode_matrix(work: Path) -> None:
     r = harness.image_mode_trials(work)
     assert r.ok, _bad(r)
     assert r.count >= 14
 
 
-def test_gzip_idx_peak_memory_close_to_the_array(harness: ModuleType, work: Path) -> None:
+def test_gzip_idx_peak_memory_close_to_the_array(work: Path) -> None:
     path = work / "bomb-honest-64.idx.gz"
-    path.write_bytes(harness._bomb_idx_gz(64, honest=True))
+    path.write_bytes(harness.bomb_idx_gz(64, honest=True))
     [record] = harness.read_files([(str(path), "idx")])
     assert record["outcome"] == "decoded"
     assert record["peak_mb"] <= 1.3 * 64 + 16, f"peak growth {record['peak_mb']:.0f} MB"

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from reliability import harness
 
 pytestmark = [pytest.mark.needs_fashion_mnist, pytest.mark.slow]
 
 
-def test_at_least_eight_payloads(harness: ModuleType) -> None:
-    assert len(harness._payloads()) >= 8
+def test_at_least_eight_payloads() -> None:
+    assert len(harness.all_payloads()) >= 8
 
 
-def test_every_payload_refused_by_load_trained_and_eval(harness: ModuleType, work: Path) -> None:
+def test_every_payload_refused_by_load_trained_and_eval(work: Path) -> None:
     result = harness.malicious_trials(work, ("load_trained()", "eval"), in_process=True)
     bad = [d for d in result.details if not d["refused"]]
     assert not bad, json.dumps(bad, indent=1)
@@ -30,7 +31,7 @@ def test_every_payload_refused_by_load_trained_and_eval(harness: ModuleType, wor
     assert all(d["message"].startswith("cnnlab: error:") for d in result.details)
 
 
-def test_payloads_refused_by_resume_predict_and_export(harness: ModuleType, work: Path) -> None:
+def test_payloads_refused_by_resume_predict_and_export(work: Path) -> None:
     chosen = [
         "torch.save zip archive as model.safetensors",
         "pickle as checkpoint tensors, record with matching size and SHA-256",
