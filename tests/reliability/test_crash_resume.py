@@ -19,18 +19,14 @@ def _explain(result) -> str:
     return f"{result.outcome}\n" + json.dumps(bad, indent=1, default=str)[:4000]
 
 
-def test_kill_mid_forward_backward_save_then_resume_is_bitwise_exact(
-    work: Path
-) -> None:
+def test_kill_mid_forward_backward_save_then_resume_is_bitwise_exact(work: Path) -> None:
     result = harness.kill_resume_trials(work, 3, seed=1)  # one forward, one backward, one save
     assert [d["fault"].split(":")[0] for d in result.details] == ["forward", "backward", "save"]
     assert all(d["killed"] for d in result.details), _explain(result)
     assert result.ok, _explain(result)
 
 
-def test_sigkill_during_checkpoint_writes_never_loads_a_partial_file(
-    work: Path
-) -> None:
+def test_sigkill_during_checkpoint_writes_never_loads_a_partial_file(work: Path) -> None:
     result = harness.write_kill_trials(work, 4, seed=2)
     assert result.ok, _explain(result)
     assert all(d["loaded"] and d["loaded"] >= d["committed"] for d in result.details)
@@ -51,9 +47,7 @@ def test_full_disk_keeps_the_previous_checkpoint_and_resumes_exactly(full_disk) 
     assert row["survivor"] == "step-00000003.json"  # the save at step 6 hit ENOSPC
 
 
-def test_nan_at_step_k_stops_there_and_keeps_the_last_good_checkpoint(
-    work: Path
-) -> None:
+def test_nan_at_step_k_stops_there_and_keeps_the_last_good_checkpoint(work: Path) -> None:
     result = harness.nan_trials(work, steps=(8,))
     assert result.ok, _explain(result)
     assert "at step 8 " in result.details[0]["message"]
