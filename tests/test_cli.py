@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,14 @@ from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.config import TrainConfig
 from helpers.datasets import needs_fashion_mnist
 from helpers.foreign_files import KINDS, plant
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads() -> Iterator[None]:
+    """eval and predict set the process's thread count (a command may); put it back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
