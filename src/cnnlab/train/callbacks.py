@@ -29,7 +29,8 @@ class Callback:
     """Base class: every event does nothing. Override the ones you need."""
 
     def on_setup(self, trainer: Trainer) -> None:
-        """Set-up begins: the config is resolved, nothing has been read or written yet."""
+        """Set-up begins: config resolved, device, threads and DDP process group ready; the run
+        directory not yet checked, nothing read or written."""
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         """A line worth telling the user (a resize, a busy machine, a resume)."""

@@ -79,7 +79,7 @@ _BASE: dict[str, Any] = {
 _SGD_DEFAULT: dict[str, Any] = {"augment": "none"}
 
 # Paper recipes by registry family: only the settings that differ from _BASE. Every family in the
-# registry has a row (tests/test_recipes.py fails otherwise), so no model silently trains with
+# registry has a row (tests/test_train_config.py fails otherwise), so no model silently trains with
 # another family's recipe.
 PAPER_RECIPES: dict[str, dict[str, Any]] = {
     # Krizhevsky et al. 2012, Sec. 5 (and the lecture slide): exactly _BASE. ZFNet is in this

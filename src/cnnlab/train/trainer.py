@@ -160,8 +160,8 @@ class Trainer:
     def setup(self) -> None:
         """Everything before the first step; ends with ``on_train_start``."""
         self.t_start = time.perf_counter()
-        self.events.on_setup(self)
         self.device, self.dist = self._setup_process()
+        self.events.on_setup(self)
         if self.config.batch_size % self.dist.world_size:
             raise ConfigError(
                 f"--batch-size {self.config.batch_size} does not split evenly over "
