@@ -41,3 +41,13 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "run"
     assert main(["train", "tinynet", *SMALL, "--epochs", "2", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def no_user_data(tmp_path: Path, monkeypatch) -> Path:
+    """Only the system copy is visible: no cache, no $CNNLAB_DATA, no downloads."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    monkeypatch.setenv("CNNLAB_DATA_URL", "http://127.0.0.1:9/")  # nothing listens on port 9
+    monkeypatch.setenv("CNNLAB_DOWNLOAD_TIMEOUT", "2")
+    return tmp_path

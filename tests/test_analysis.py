@@ -4,9 +4,7 @@ forward passes (REFERENCE.md cites the figures used here)."""
 from __future__ import annotations
 
 import functools
-import json
 import math
-import re
 import time
 
 import pytest
@@ -17,7 +15,6 @@ from torch import nn
 
 import cnnlab
 from cnnlab.analysis import Report, analyze, arith
-from cnnlab.cli import main
 from cnnlab.errors import GeometryError, InputSizeError, UnknownModelError
 
 # REFERENCE.md, "torchvision 0.29 classification models": conv + linear GMACs at 3x224x224
@@ -322,36 +319,7 @@ def test_input_too_small_is_a_clear_error() -> None:
         analyze("vgg-16")
 
 
-# -- renderers and CLI --------------------------------------------------------------------------
-
-
-def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["summary", "alexnet", "--input", "3x227x227", "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert {"model", "input_size", "batch_size", "rows", "totals"} <= set(doc)
-    assert doc["input_size"] == [3, 227, 227]
-    row_keys = set(
-        [
-            "name",
-            "type",
-            "input_shape",
-            "output_shape",
-            "filters",
-            "kernel",
-            "stride",
-            "padding",
-            "params",
-            "macs",
-            "activation_bytes",
-            "receptive_field",
-            "jump",
-        ]
-    )
-    assert all(row_keys <= set(row) for row in doc["rows"])
-    assert set(doc["totals"]) == {"params", "macs", "flops", "activation_bytes", "param_bytes",
-                                  "training_memory_bytes"}  # fmt: skip
-    conv1 = next(r for r in doc["rows"] if r["name"] == "features.0")
-    assert conv1["macs"] == 72_855_552 and conv1["output_shape"] == [64, 56, 56]
+# -- renderers ----------------------------------------------------------------------------------
 
 
 def test_text_markdown_csv_state_the_convention(alexnet: Report) -> None:
@@ -363,43 +331,6 @@ def test_text_markdown_csv_state_the_convention(alexnet: Report) -> None:
     assert "features.0,Conv2d,3x227x227,64x56x56,64,11,4,2,23296,72855552,802816,11,4" in lines
     md = alexnet.to_markdown().splitlines()
     assert md[2].startswith("| layer |") and md[3].startswith("|---|")
-
-
-def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["summary", "nosuchnet"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("cnnlab: error: unknown model") and "\n" not in err
-    assert main(["summary", "alexnet", "--input", "3x227x227", "--strict"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "does not fit a 56x56 input" in err and "\n" not in err
-
-
-def test_summary_depth_and_batch(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["summary", "resnet18", "--depth", "1", "--batch", "4"]) == 0
-    out = capsys.readouterr().out
-    assert re.search(r"^layer1\s+Sequential\s+64x56x56\s+64x56x56", out, re.M)
-    assert "batch 4" in out
-
-
-def test_plots_are_written(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    png = tmp_path / "alexnet.png"
-    assert main(["summary", "alexnet", "--input", "3x227x227", "--plot", str(png)]) == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-    cmp_png = tmp_path / "compare.png"
-    assert main(["compare", "alexnet", "resnet18", "vgg11", "--plot", str(cmp_png)]) == 0
-    out = capsys.readouterr().out
-    assert re.search(r"resnet18\s.*69\.76", out)  # torchvision's published top-1
-    assert cmp_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["summary", "lenet5", "--plot", str(tmp_path / "x.notaformat")]) == 2
-    assert "cannot write the figure" in capsys.readouterr().err
-
-
-def test_compare_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", "resnet1?", "--count", "conv-linear", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    by = {r["model"]: r for r in rows}
-    assert by["resnet18"]["gmacs"] == 1.814 and by["resnet18"]["top1"] == pytest.approx(69.758)
-    assert main(["compare", "nosuch*"]) == 2
 
 
 # -- the pure formulas against PyTorch ----------------------------------------------------------

@@ -1,8 +1,8 @@
-"""The real Fashion-MNIST (Debian's copy) and the ``cnnlab data`` command."""
+"""The real Fashion-MNIST (Debian's copy) and its verification (the ``cnnlab data`` command:
+``test_cli.py``)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,25 +11,10 @@ import torch
 
 from cnnlab.cli import main
 from cnnlab.data import DATASETS, dataset_info, load_dataset
-
-SYSTEM = Path("/usr/share/datasets/fashion-mnist")
-needs_fmnist = pytest.mark.skipif(
-    not (SYSTEM / "train-images-idx3-ubyte.gz").is_file(),
-    reason=f"Fashion-MNIST not installed in {SYSTEM} (Debian package dataset-fashion-mnist)",
-)
+from helpers.datasets import SYSTEM_FASHION_MNIST, needs_system_fashion_mnist
 
 
-@pytest.fixture
-def no_user_data(tmp_path: Path, monkeypatch) -> Path:
-    """Only the system copy is visible: no cache, no $CNNLAB_DATA, no downloads."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("CNNLAB_DATA", raising=False)
-    monkeypatch.setenv("CNNLAB_DATA_URL", "http://127.0.0.1:9/")  # nothing listens on port 9
-    monkeypatch.setenv("CNNLAB_DOWNLOAD_TIMEOUT", "2")
-    return tmp_path
-
-
-@needs_fmnist
+@needs_system_fashion_mnist
 def test_real_fashion_mnist(no_user_data: Path) -> None:
     start = time.perf_counter()
     x, y = load_dataset("fashion-mnist", "train")
@@ -60,47 +45,7 @@ def test_registry_statistics_are_sane() -> None:
             assert all(len(d) == 64 and int(d, 16) >= 0 for d in f.sha256), f.name
 
 
-@needs_fmnist
-def test_cli_data_info(no_user_data: Path, capsys) -> None:
-    assert main(["data", "info", "fashion-mnist"]) == 0
-    out = capsys.readouterr().out
-    assert "Ankle boot" in out and "60,000" in out and str(SYSTEM) in out
-    assert out.count("sha256 ok") == 4
-    assert main(["data", "info", "fmnist", "--format", "json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["name"] == "fashion-mnist" and doc["train"]["step"] == "system copy"
-
-
-def test_cli_errors_exit_nonzero_with_one_line(no_user_data: Path, capsys) -> None:
-    assert main(["data", "info", "imagenet"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cnnlab: error: unknown dataset 'imagenet'") and err.count("\n") == 1
-    # not found anywhere: info says so and exits 1
-    assert main(["data", "info", "mnist"]) == 1
-    assert "not found; run `cnnlab data fetch mnist`" in capsys.readouterr().out
-    # offline fetch: a clear one-line error, exit 2, no traceback
-    assert main(["data", "fetch", "mnist", "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "cannot reach http://127.0.0.1:9/mnist/" in err and "Traceback" not in err
-    assert err.count("\n") == 1
-
-
-def test_cli_fetch_finds_existing_and_folder_info(no_user_data: Path, capsys) -> None:
-    from PIL import Image
-
-    root = no_user_data / "shapes"
-    for name in ("circle", "square"):
-        (root / name).mkdir(parents=True)
-        for i in range(3):
-            Image.new("L", (5, 4), 40 * i).save(root / name / f"{i}.png")
-    assert main(["data", "info", str(root)]) == 0
-    out = capsys.readouterr().out
-    assert "circle, square" in out and "1x4x5" in out
-    assert main(["data", "fetch", str(root)]) == 2
-    assert "nothing to fetch" in capsys.readouterr().err
-
-
-@needs_fmnist
+@needs_system_fashion_mnist
 def test_verification_accepts_raw_and_recompressed_copies(no_user_data: Path) -> None:
     import gzip
     import shutil
@@ -112,7 +57,7 @@ def test_verification_accepts_raw_and_recompressed_copies(no_user_data: Path) ->
     (root / "fashion-mnist").mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         with (
-            gzip.open(SYSTEM / f"{name}.gz") as src,
+            gzip.open(SYSTEM_FASHION_MNIST / f"{name}.gz") as src,
             open(root / "fashion-mnist" / name, "wb") as dst,
         ):
             shutil.copyfileobj(src, dst)  # a raw, uncompressed copy

@@ -9,10 +9,7 @@ rtol 1e-3 / atol 1e-5. Inputs are the smallest each model allows, to keep the fi
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -309,90 +306,3 @@ def test_onnx_with_external_data_is_refused(tmp_path: Path) -> None:
     path.write_bytes(helper.make_model(graph).SerializeToString())
     with pytest.raises(CheckpointError, match="external files"):
         OnnxClassifier(path)
-
-
-def test_cli_export_unknown_path_is_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "cnnlab", "export", str(tmp_path / "nope"), "--onnx", "x.onnx"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("cnnlab: error: ")
-    assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-
-
-def test_cli_export_then_predict_from_onnx_alone(tmp_path: Path) -> None:
-    """A run written through the train package's own writer, exported, predicted from the file."""
-    from cnnlab.train.checkpoint import save_model
-
-    torch.manual_seed(3)
-    model = cnnlab.create_model("lenet5", num_classes=3)
-    classes = ["cat", "dog", "ship"]
-    meta = {
-        "model": "lenet5",
-        "model_kwargs": {},
-        "num_classes": 3,
-        "in_channels": 1,
-        "input_size": [1, 28, 28],
-        "dataset": "toy",
-        "classes": classes,
-        "mean": [0.5],
-        "std": [0.25],
-    }
-    run = tmp_path / "run"
-    run.mkdir()
-    save_model(run / "model.safetensors", model, meta)
-    out = tmp_path / "lenet.onnx"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cnnlab",
-            "export",
-            str(run),
-            "--onnx",
-            str(out),
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["ok"] and result["max_abs_diff"] < 1e-4
-    stored = read_metadata(out)
-    assert stored["classes"] == classes and stored["mean"] == [0.5] and stored["std"] == [0.25]
-    assert OnnxClassifier(out).meta == RunMeta.from_dict(meta)  # the run's whole record
-
-    from PIL import Image
-
-    image = tmp_path / "x.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30), np.uint8)).save(image)
-    predictions = {}
-    for source in (run, out):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cnnlab",
-                "predict",
-                str(source),
-                str(image),
-                "--format",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        predictions[source.suffix] = json.loads(proc.stdout)[0]["predictions"]
-    torch_top, onnx_top = predictions[""], predictions[".onnx"]
-    assert [p["class"] for p in torch_top] == [p["class"] for p in onnx_top]
-    for a, b in zip(torch_top, onnx_top, strict=True):
-        assert a["probability"] == pytest.approx(b["probability"], rel=1e-4, abs=1e-6)

@@ -1,5 +1,5 @@
-"""Image filtering from scratch: the lecture's worked example, the properties of convolution,
-the classical kernels on real photographs, and the ``cnnlab filter`` command."""
+"""Image filtering from scratch: the lecture's worked example, the properties of convolution and
+the classical kernels on real photographs (the ``cnnlab filter`` command: ``test_cli.py``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from PIL import Image
 
-from cnnlab.cli import main
 from cnnlab.errors import ConfigError, GeometryError, InputSizeError
 from cnnlab.scratch.correlate import convolve2d, correlate2d
 from cnnlab.scratch.filters import FILTERS, apply_filter, gaussian, get_filter, to_display
@@ -274,78 +272,3 @@ def test_to_display_and_argument_errors() -> None:
         correlate2d(np.zeros((4, 4)), np.ones((3, 3)), "same", mode="mirror")
     with pytest.raises(GeometryError, match="reflect"):
         correlate2d(np.zeros((2, 2)), np.ones((5, 5)), "same", mode="reflect")
-
-
-# ---------------------------------------------------------------------------------------------
-# The command line
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("img") / "camera.png"
-    Image.fromarray(skimage.data.camera()[::2, ::2]).save(path)  # 256x256 keeps the test quick
-    return str(path)
-
-
-def test_cli_filter_writes_an_edge_map(photo, tmp_path, capsys) -> None:
-    out = tmp_path / "edges.png"
-    assert main(["filter", photo, "--kernel", "sobel_x", "-o", str(out)]) == 0
-    assert "wrote" in capsys.readouterr().out
-    result = np.asarray(Image.open(out))
-    src = np.asarray(Image.open(photo))
-    assert result.shape == src.shape and result.dtype == np.uint8
-    expected = apply_filter(src, "sobel_x", "reflect")
-    np.testing.assert_array_equal(result, expected)
-    assert 0 < (result > 128).mean() < 0.1  # a sparse edge map, not blank, not saturated
-
-
-def test_cli_colour_list_and_grid(tmp_path, capsys) -> None:
-    rgb = tmp_path / "astronaut.jpg"
-    Image.fromarray(skimage.data.astronaut()[::4, ::4]).save(rgb)
-    out = tmp_path / "blur.png"
-    assert (
-        main(["filter", str(rgb), "-k", "gaussian", "--padding", "circular", "-o", str(out)]) == 0
-    )
-    assert np.asarray(Image.open(out)).shape == (128, 128, 3)
-    assert main(["filter", "--list"]) == 0
-    listing = capsys.readouterr().out
-    assert all(name in listing for name in FILTERS)
-    grid = tmp_path / "grid.png"
-    assert main(["filter", str(rgb), "--grid", str(grid)]) == 0
-    assert Image.open(grid).size[0] > 500
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["{missing}", "-k", "box", "-o", "{out}"], "not found"),
-        (["{garbage}", "-k", "box", "-o", "{out}"], "not an image"),
-        (["{photo}", "-k", "box", "-o", "{out}", "--max-pixels", "1000"], "over the filter limit"),
-        (["{bomb}", "-k", "box", "-o", "{out}"], "decompression bomb"),
-        (["{photo}", "-k", "nope", "-o", "{out}"], "unknown kernel"),
-        (["{photo}", "-k", "box"], "nothing to write"),
-        (["{photo}", "-o", "{out}"], "needs --kernel"),
-        (["{photo}", "-k", "box", "-o", "{tmp}/x.gif"], ".png"),
-        (["{photo}", "--grid", "{tmp}/grid.txt"], ".png"),
-        (["{photo}", "-k", "box", "-o", "{tmp}/no/such/dir/x.png"], "does not exist"),
-        ([], "no input image"),
-    ],
-)
-def test_cli_errors_are_one_line_exit_2(args, message, photo, tmp_path, capsys) -> None:
-    garbage = tmp_path / "garbage.png"
-    garbage.write_bytes(b"this is not a PNG")
-    bomb = tmp_path / "bomb.png"
-    if "{bomb}" in args:
-        Image.new("1", (10000, 10000)).save(bomb)  # 100 Mpx, a few kB on disk
-    fill = {
-        "{missing}": str(tmp_path / "missing.png"),
-        "{garbage}": str(garbage),
-        "{photo}": photo,
-        "{bomb}": str(bomb),
-        "{out}": str(tmp_path / "out.png"),
-    }
-    argv = ["filter"] + [fill.get(a, a.replace("{tmp}", str(tmp_path))) for a in args]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("cnnlab: error: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert message in err

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+# Debian's copy (package dataset-fashion-mnist), which the tests of the real data read directly.
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 def has_fashion_mnist() -> bool:
@@ -18,4 +23,9 @@ def has_fashion_mnist() -> bool:
 needs_fashion_mnist = pytest.mark.skipif(
     not has_fashion_mnist(),
     reason="Fashion-MNIST not installed (cnnlab data fetch fashion-mnist)",
+)
+needs_system_fashion_mnist = pytest.mark.skipif(
+    not (SYSTEM_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason=f"Fashion-MNIST not installed in {SYSTEM_FASHION_MNIST} (Debian package "
+    "dataset-fashion-mnist)",
 )
