@@ -68,7 +68,7 @@ if NAME not in list_models(NAME):
         paper="cnnlab tests",
         input_size=(1, 28, 28),
         min_input_size=(8, 8),
-        num_params=1_450,
+        num_params=1_434,
         num_classes=10,
     )(tinynet)
     add_paper_recipe(FAMILY, PAPER_RECIPE)
