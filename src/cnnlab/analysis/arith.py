@@ -147,6 +147,19 @@ def receptive_field(
     return r_in + (kernel - 1) * dilation * j_in, j_in * stride
 
 
+def field_start(
+    start_in: float, j_in: int, kernel: int, padding: int = 0, dilation: int = 1
+) -> float:
+    """Input coordinate of the centre of the first output unit's receptive field.
+
+    ``start_out = start_in + ((k - 1) * d / 2 - p) * j_in``: the first window covers input
+    positions ``-p .. -p + (k - 1) * d`` of its own input, whose centre is mapped back through
+    ``start_in`` and ``j_in``. A 3x3 convolution with padding 1 keeps the centre (0 stays 0);
+    AlexNet's 11x11, stride 4, padding 2 conv1 moves it to 3.
+    """
+    return start_in + ((kernel - 1) * dilation / 2 - padding) * j_in
+
+
 def activation_bytes(elements: int, bytes_per_element: int = BYTES_PER_ELEMENT) -> int:
     """Memory of a tensor of ``elements`` values (slide: 200,704 * 4 = 802,816 B = 784 KB)."""
     return elements * bytes_per_element

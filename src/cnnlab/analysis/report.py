@@ -28,7 +28,10 @@ class Row:
     """One line of the table.
 
     Shapes are per sample ([C, H, W]); ``macs`` and ``activation_bytes`` are for the whole batch.
-    ``receptive_field`` and ``jump`` are ints for square fields, ``[h, w]`` otherwise.
+    ``receptive_field`` and ``jump`` are ints for square fields, ``[h, w]`` otherwise; ``start``
+    (the input coordinate of the centre of the first unit's field, see
+    :class:`~cnnlab.analysis.trace.Field`) likewise, as a float. Output unit ``(i, j)`` sees the
+    input box centred on ``(start + i * jump, start + j * jump)``, ``receptive_field`` wide.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Row:
     aliases: bool = False  # output shares memory with an input (in-place op or view)
     input_shapes: list[Shape] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    start: float | list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,6 +61,12 @@ def _square(t: tuple[int, ...] | None) -> int | list[int] | None:
     if t is None or len(t) == 0:
         return None
     return int(t[0]) if len(set(t)) == 1 else [int(v) for v in t]
+
+
+def _start(t: tuple[float, ...] | None) -> float | list[float] | None:
+    if not t:
+        return None
+    return float(t[0]) if len(set(t)) == 1 else [float(v) for v in t]
 
 
 def _row(op: Op, count: str) -> Row:
@@ -87,6 +97,7 @@ def _row(op: Op, count: str) -> Row:
         aliases=op.aliases,
         input_shapes=[list(s[1:]) for s in op.input_shapes],
         notes=list(op.notes),
+        start=_start(op.rf.start) if op.rf else None,
     )
 
 
@@ -129,6 +140,7 @@ def fold(rows: list[Row], depth: int, types: dict[str, str]) -> list[Row]:
                 aliases=False,
                 input_shapes=first.input_shapes,
                 notes=[n for r in group for n in r.notes],
+                start=last.start,
             )
         )
 

@@ -71,11 +71,18 @@ def canonical_name(func: Callable[..., Any]) -> str:
 
 @dataclass
 class Field:
-    """Receptive field and jump of one tensor, per spatial dimension (H, W)."""
+    """Receptive field, jump and start of one tensor, per spatial dimension (H, W).
+
+    ``start`` is the input coordinate (pixel centres at 0, 1, ...) of the centre of the first
+    output unit's field, so unit ``i`` sees the input pixels ``start + i * jump +- (rf - 1) / 2``
+    (Dumoulin & Visin 2016, "A guide to convolution arithmetic"; Araujo et al. 2019, "Computing
+    receptive fields of convolutional neural networks"). Padding moves it left or up.
+    """
 
     rf: tuple[int, ...]
     jump: tuple[int, ...]
     extent: tuple[int, ...]  # spatial size of the last map this tensor came from
+    start: tuple[float, ...] = ()
 
 
 @dataclass
@@ -376,18 +383,29 @@ class _Tracer(TorchFunctionMode):
         rf = tuple(max(f.rf[i] for f in ins if len(f.rf) == nd) for i in range(nd))
         jump = tuple(max(f.jump[i] for f in ins if len(f.jump) == nd) for i in range(nd))
         extent = next(f.extent for f in ins if len(f.rf) == nd)
+        # Branches that merge keep the start of the widest one (in the zoo they agree: "same"
+        # padding and 1x1 shortcuts keep every branch's fields centred on the same pixels).
+        start = tuple(
+            max((f for f in ins if len(f.rf) == nd), key=lambda f, i=i: f.rf[i]).start[i]
+            for i in range(nd)
+        )
         x = inputs[0]
         spatial = x.dim() - 2
         g = op.geometry
         if kind in ("conv", "pool") and spatial == nd and not g.get("transposed"):
             dims = list(x.shape[2:])
-            new_rf, new_jump = [], []
+            new_rf, new_jump, new_start = [], [], []
             for i in range(nd):
                 r, j = arith.receptive_field(
                     rf[i], jump[i], g["kernel"][i], g["stride"][i], g["dilation"][i]
                 )
                 new_rf.append(r)
                 new_jump.append(j)
+                new_start.append(
+                    arith.field_start(
+                        start[i], jump[i], g["kernel"][i], g["padding"][i], g["dilation"][i]
+                    )
+                )
             fits = [
                 arith.output_size(
                     dims[i],
@@ -413,22 +431,24 @@ class _Tracer(TorchFunctionMode):
                     f"{_fmt_geom(dims, g['kernel'], g['stride'], g['padding'])}: {formula} "
                     f"({rounding} to {'x'.join(str(f.size) for f in fits)})"
                 )
-            return Field(tuple(new_rf), tuple(new_jump), tuple(y.shape[2:]))
+            return Field(tuple(new_rf), tuple(new_jump), tuple(y.shape[2:]), tuple(new_start))
         if kind == "adaptive_pool" and spatial == nd:
-            new_rf, new_jump = [], []
+            new_rf, new_jump, new_start = [], [], []
             for i in range(nd):
                 k, s = arith.adaptive_window(x.shape[2 + i], y.shape[2 + i])
                 r, j = arith.receptive_field(rf[i], jump[i], k, s)
                 new_rf.append(r)
                 new_jump.append(j)
-            return Field(tuple(new_rf), tuple(new_jump), tuple(y.shape[2:]))
+                new_start.append(arith.field_start(start[i], jump[i], k))
+            return Field(tuple(new_rf), tuple(new_jump), tuple(y.shape[2:]), tuple(new_start))
         if kind in ("linear", "matmul"):
             # Every output sees the whole map the features were flattened from.
             full = tuple(rf[i] + (extent[i] - 1) * jump[i] for i in range(nd))
-            return Field(full, jump, (1,) * nd)
+            centre = tuple(start[i] + (extent[i] - 1) * jump[i] / 2 for i in range(nd))
+            return Field(full, jump, (1,) * nd, centre)
         if kind == "reshape" and x.dim() >= 3 and y.dim() == x.dim() and fname != "flatten":
-            return Field(rf, jump, tuple(y.shape[2:]) if y.dim() > 2 else extent)
-        return Field(rf, jump, extent)
+            return Field(rf, jump, tuple(y.shape[2:]) if y.dim() > 2 else extent, start)
+        return Field(rf, jump, extent, start)
 
 
 @dataclass
@@ -482,7 +502,7 @@ def trace_model(model: nn.Module, input_shape: tuple[int, ...]) -> Trace:
     tracer = _Tracer(names, params)
     x = torch.empty(input_shape, device="meta")
     nd = len(input_shape) - 2
-    tracer.fields[id(x)] = Field((1,) * nd, (1,) * nd, tuple(input_shape[2:]))
+    tracer.fields[id(x)] = Field((1,) * nd, (1,) * nd, tuple(input_shape[2:]), (0.0,) * nd)
     tracer.keep.append(x)
     tracer.ops.append(
         Op(
