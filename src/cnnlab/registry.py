@@ -58,6 +58,17 @@ class ModelInfo:
     description: str = ""
     builder: Builder = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
+    def _repr_html_(self) -> str:
+        """The model's facts as a table in a Jupyter notebook."""
+        from cnnlab.report.notebook import model_info_html
+
+        return model_info_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from cnnlab.report.notebook import model_info_markdown
+
+        return model_info_markdown(self)
+
 
 _REGISTRY: dict[str, ModelInfo] = {}
 

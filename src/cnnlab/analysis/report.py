@@ -304,6 +304,16 @@ class Report:
     def __str__(self) -> str:
         return self.to_text()
 
+    def _repr_html_(self) -> str:
+        """The table, totals and conventions in a Jupyter notebook."""
+        from cnnlab.report.notebook import analysis_html
+
+        header, body = self._table()
+        return analysis_html(self, header, body, _NUMBER_COLUMNS)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
 
 # Columns of :meth:`Report._table` from "filters" on hold numbers: aligned right.
 _NUMBER_COLUMNS = range(4, 13)

@@ -27,6 +27,8 @@ COMMANDS = (
     "eval",
     "predict",
     "export",
+    "report",
+    "runs",
 )
 
 

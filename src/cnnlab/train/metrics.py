@@ -92,6 +92,17 @@ class EvalResult:
             "confusion": self.confusion,
         }
 
+    def _repr_html_(self) -> str:
+        """Headline numbers, per-class scores and the confusion matrix in a Jupyter notebook."""
+        from cnnlab.report.notebook import eval_html
+
+        return eval_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from cnnlab.report.notebook import eval_markdown
+
+        return eval_markdown(self)
+
 
 def main_logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
     """The logits of a model's output: models with auxiliary heads (GoogLeNet) return a tuple."""

@@ -1,0 +1,45 @@
+"""``cnnlab runs [DIR...]``: the runs under some folders side by side, with their curves."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "runs",
+        help="list training runs side by side",
+        description="List the run directories in or under DIR (default: runs/) with model, "
+        "data, recipe, epochs done, best and final validation accuracy, test accuracy, time and "
+        "status: finished (results.json written), interrupted (no results.json: resume it with "
+        "`cnnlab train --resume --out RUN_DIR`) or failed (results.json gives the reason).",
+    )
+    p.add_argument(
+        "dirs", nargs="*", metavar="DIR", help="run directories or folders holding them (runs/)"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        help="also write every run's validation accuracy and training loss per epoch",
+    )
+    p.add_argument(
+        "--format", choices=("text", "markdown", "json", "html"), default="text",
+        help="text table, Markdown table, JSON list, or a self-contained HTML page with the curves",
+    )  # fmt: skip
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.report.runs import DEFAULT_DIRS, runs_table
+
+    table = runs_table(args.dirs or DEFAULT_DIRS)
+    if args.plot:
+        table.plot(args.plot)
+    render = {
+        "text": table.to_text,
+        "markdown": table.to_markdown,
+        "json": table.to_json,
+        "html": table.to_html,
+    }[args.format]
+    print(render())
+    return 0
