@@ -1,0 +1,217 @@
+"""``cnnlab report``: the page's sections, its self-containment, the reproducing command, the
+first batch as the model saw it, the Grad-CAM hook, and the per-class arithmetic."""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+import shutil
+import sys
+import types
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnlab.cli import main
+from cnnlab.report import page
+from cnnlab.report.scores import class_scores, confused_pairs, macro_average
+from helpers.datasets import needs_fashion_mnist
+from helpers.runs import SMALL
+
+SECTIONS = ("run", "reproduce", "environment", "curves", "confusion", "per-class",
+            "confused-pairs", "worst-errors", "augmented", "gradcam", "layers",
+            "timings")  # fmt: skip
+
+
+def external_references(text: str) -> list[str]:
+    """Every src/href/url() that points outside the file (anything but data: and #fragments)."""
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", text, re.I)
+    refs += re.findall(r"url\(\s*['\"]?([^'\")]+)", text, re.I)
+    return [r for r in refs if not r.startswith(("data:", "#"))]
+
+
+def check_html(text: str) -> None:
+    """Well-formed HTML5 (html5lib's strict parser raises on any parse error) with no script and
+    nothing fetched from outside the file."""
+    import html5lib
+
+    html5lib.HTMLParser(strict=True).parse(text)
+    assert "<script" not in text.lower()
+    assert external_references(text) == []
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text, re.I)
+
+
+@pytest.fixture(scope="module")
+def page_path(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "page.html"
+    assert main(["report", str(trained_run), "-o", str(out)]) == 0
+    return out
+
+
+def test_report_has_every_section_and_is_self_contained(page_path: Path, capsys) -> None:
+    text = page_path.read_text()
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in text, section
+    check_html(text)
+    images = re.findall(r'<img[^>]*src="([^"]+)"', text)
+    assert len(images) > 40 and all(i.startswith("data:image/png;base64,") for i in images)
+    assert "tinynet" in text and "status-finished" in text
+    assert "T-shirt/top" in text and "macro average" in text  # per-class table, escaped names
+
+
+def test_report_prints_its_path_and_defaults_into_the_run(trained_run: Path, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert main(["report", str(run), "--limit", "100"]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "report.html")
+    assert (run / "report.html").stat().st_size > 10_000
+
+
+def test_report_of_a_folder_without_a_run_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnlab: error:") and "no training run" in err and err.count("\n") == 1
+
+
+def test_interrupted_run_shows_its_newest_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "results.json").unlink()
+    (run / "model.safetensors").unlink()
+    report = page.build_report(run, limit=200)
+    assert report.run.status == "interrupted"
+    assert "newest checkpoint" in report.confusion_source
+    assert sum(s.support for s in report.scores) == 200
+    assert "has not finished" in report.to_html()
+
+
+def test_the_command_reproduces_the_stored_config(trained_run: Path) -> None:
+    import json
+
+    from cnnlab.cli.train import parse
+    from cnnlab.train.config import from_dict
+
+    stored = from_dict(json.loads((trained_run / "config.json").read_text()))
+    command = page.train_command(stored)
+    argv = shlex.split(command)
+    assert argv[:3] == ["cnnlab", "train", "tinynet"]
+    config, _ = parse(argv[2:])
+    for name in ("resume", "progress"):  # how a run is watched, not what it trains
+        setattr(config, name, getattr(stored, name))
+    assert config == stored
+    ddp = page.train_command(stored, world_size=2)
+    assert ddp.startswith("torchrun --standalone --nproc_per_node 2 -m cnnlab train tinynet")
+
+
+@needs_fashion_mnist
+def test_first_batch_is_what_the_model_saw_at_step_1(tmp_path: Path) -> None:
+    """The page's augmented images, prepared as training prepares them, are bitwise the first
+    training input the network received."""
+    import helpers.models  # noqa: F401  (registers tinynet)
+    from cnnlab.cli.train import parse
+    from cnnlab.train import Callback, fit
+    from cnnlab.train.inputs import load_run_data
+
+    seen: list[torch.Tensor] = []
+
+    class FirstInput(Callback):
+        def on_train_start(self, trainer) -> None:
+            self.prepare = trainer.prepare
+
+            def hook(module, args):
+                if module.training and not seen:
+                    seen.append(args[0].detach().clone())
+
+            trainer.model.register_forward_pre_hook(hook)
+
+    first = FirstInput()
+    argv = ["tinynet", *SMALL, "--augment", "crop+flip", "--crop-padding", "3", "--seed", "5"]
+    config, given = parse([*argv, "--out", str(tmp_path / "run")])
+    result = fit(config, given=given, quiet=True, callbacks=[first])
+    pairs = page.first_batch(result.config, load_run_data(result.config))
+    assert len(pairs) == page.AUGMENTED
+    images = torch.stack([_decode(p[1].uri) for p in pairs])
+    assert torch.equal(first.prepare(images), seen[0][: len(pairs)])
+    stored = torch.stack([_decode(p[0].uri) for p in pairs])
+    assert not torch.equal(stored, images)  # the augmentation did something
+
+
+def _decode(uri: str) -> torch.Tensor:
+    """A PNG data URI back to a uint8 (1, H, W) image."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    data = base64.b64decode(uri.split(",", 1)[1])
+    return torch.from_numpy(np.array(Image.open(io.BytesIO(data))))[None]
+
+
+def test_worst_errors_are_the_wrong_ones_with_the_highest_loss() -> None:
+    labels = torch.tensor([0, 1, 2, 0])
+    logits = torch.tensor([[5.0, 0, 0], [0, 0, 1], [9, 0, 0], [0, 3, 0]])
+    images = torch.zeros(4, 1, 4, 4, dtype=torch.uint8)
+    found = page.worst_errors(images, labels, logits, ["a", "b", "c"])
+    assert [p.caption.split(":")[0] for p in found] == ["#2", "#3", "#1"]
+    assert found[0].caption.startswith("#2: c → a") and all(p.wrong for p in found)
+
+
+def test_gradcam_section_without_the_seeing_module_says_so() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("cnnlab.seeing") is not None:
+        pytest.skip("cnnlab.seeing exists: the section shows Grad-CAM")
+    pictures, note = page.gradcam_pictures(None, torch.zeros(1), torch.zeros(1))  # type: ignore[arg-type]
+    assert pictures == [] and "cnnlab.seeing" in note
+
+
+def test_gradcam_hook_overlays_the_seeing_modules_maps(trained_run: Path, monkeypatch) -> None:
+    """The documented hook: ``cnnlab.seeing.gradcam(model, x) -> (N, h, w)`` maps, overlaid."""
+    import cnnlab
+
+    calls = []
+
+    def gradcam(model, x):
+        calls.append(x.shape)
+        return torch.rand(len(x), 7, 7)
+
+    seeing = types.ModuleType("cnnlab.seeing")
+    seeing.__spec__ = ModuleSpec("cnnlab.seeing", None)
+    seeing.gradcam = gradcam  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cnnlab.seeing", seeing)
+    predictor = cnnlab.load(trained_run, device="cpu")
+    images = torch.randint(0, 255, (10, 1, 28, 28), dtype=torch.uint8)
+    pictures, note = page.gradcam_pictures(predictor, images, torch.zeros(10, dtype=torch.long))
+    assert note == "" and len(pictures) == page.GRADCAM_IMAGES
+    assert calls == [torch.Size([page.GRADCAM_IMAGES, 1, 28, 28])]
+    assert _decode(pictures[0].uri).shape == (1, 28, 28, 3)  # RGB heat over the image
+
+    def broken(model, x):
+        raise RuntimeError("no spatial layer")
+
+    seeing.gradcam = broken  # type: ignore[attr-defined]
+    pictures, note = page.gradcam_pictures(predictor, images, torch.zeros(10, dtype=torch.long))
+    assert pictures == [] and "no spatial layer" in note
+
+
+def test_class_scores_by_hand() -> None:
+    confusion = [[8, 2, 0], [1, 9, 0], [0, 0, 0]]  # class c: no images, never predicted
+    a, b, c = class_scores(confusion, ["a", "b", "c"])
+    assert (a.precision, a.recall, a.support) == (8 / 9, 0.8, 10)
+    assert math.isclose(a.f1, 2 * (8 / 9) * 0.8 / (8 / 9 + 0.8))
+    assert b.precision == 9 / 11 and b.recall == 0.9
+    assert math.isnan(c.precision) and math.isnan(c.recall) and math.isnan(c.f1)
+    macro = macro_average([a, b, c])
+    assert math.isclose(macro.recall, 0.85) and macro.support == 20
+    assert math.isnan(class_scores([[0, 5], [0, 5]], ["x", "y"])[0].precision)  # never predicted
+    pairs = confused_pairs([[5, 3, 1], [3, 5, 0], [0, 4, 5]], ["a", "b", "c"], top=3)
+    assert [(p.true, p.predicted, p.count) for p in pairs] == [
+        ("c", "b", 4),
+        ("a", "b", 3),
+        ("b", "a", 3),
+    ]
+    assert math.isclose(pairs[0].share, 4 / 9)

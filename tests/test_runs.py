@@ -1,0 +1,93 @@
+"""``cnnlab runs``: finished, interrupted and failed runs side by side, in every format."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cnnlab.cli import main
+from cnnlab.report.runs import find_runs, read_run, runs_table
+
+STALLED = "training loss stayed at chance (2.30 >= ln 10) for 2 epochs: lower --lr"
+
+
+@pytest.fixture
+def three_runs(trained_run: Path, tmp_path: Path) -> Path:
+    """runs/finished, runs/sweep/interrupted (no results.json) and runs/sweep/failed."""
+    runs = tmp_path / "runs"
+    shutil.copytree(trained_run, runs / "finished")
+    interrupted = runs / "sweep" / "interrupted"
+    shutil.copytree(trained_run, interrupted)
+    (interrupted / "results.json").unlink()
+    (interrupted / "model.safetensors").unlink()
+    failed = runs / "sweep" / "failed"
+    shutil.copytree(trained_run, failed)
+    (failed / "results.json").write_text(json.dumps({"status": "failed", "reason": STALLED}))
+    (runs / "notes").mkdir()  # not a run: skipped
+    return runs
+
+
+def test_statuses(three_runs: Path) -> None:
+    found = {p.name: read_run(p) for p in find_runs([three_runs])}
+    assert sorted(found) == ["failed", "finished", "interrupted"]
+    assert found["finished"].status == "finished" and found["finished"].test_top1 is not None
+    assert found["interrupted"].status == "interrupted" and found["interrupted"].reason == ""
+    assert found["failed"].status == "failed" and found["failed"].reason == STALLED
+    assert found["failed"].test_top1 is None and found["failed"].best_val_acc is not None
+    assert all(r.model == "tinynet" and r.epochs_done == r.epochs == 2 for r in found.values())
+
+
+def test_text_table_is_the_default_under_runs(three_runs: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(three_runs.parent)
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["run", "model", "data", "recipe"]
+    rows = {line.split()[0]: line.split()[-1] for line in out[1:4]}
+    assert rows == {
+        "runs/finished": "finished",
+        "runs/sweep/failed": "failed",
+        "runs/sweep/interrupted": "interrupted",
+    }
+    assert f"runs/sweep/failed: failed: {STALLED}" in out
+
+
+def test_json_markdown_and_html(three_runs: Path, capsys) -> None:
+    assert main(["runs", str(three_runs), "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert {r["status"] for r in records} == {"finished", "interrupted", "failed"}
+    assert set(records[0]) >= {"model", "best_val_acc", "final_val_acc", "test_top1", "seconds"}
+    assert main(["runs", str(three_runs), "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert markdown.startswith("| run | model |") and "| failed |" in markdown
+    assert main(["runs", str(three_runs), "--format", "html"]) == 0
+    page = capsys.readouterr().out
+    assert page.startswith("<!DOCTYPE html>") and page.count('src="data:image/png;base64,') == 1
+    import html5lib
+
+    html5lib.HTMLParser(strict=True).parse(page)  # raises on any HTML parse error
+    assert "<script" not in page and not re.search(r"(?:src|href)=\"(?!data:|#)", page)
+
+
+def test_plot_overlays_the_curves(three_runs: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "curves.png"
+    assert main(["runs", str(three_runs), "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = runs_table([three_runs]).plot()
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3, 3]
+
+
+def test_no_runs_and_damaged_runs(tmp_path: Path, capsys) -> None:
+    assert main(["runs", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "no runs found"
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    (tmp_path / "early").mkdir()
+    (tmp_path / "early" / "config.json").write_text(json.dumps({"model": "lenet5", "epochs": 3}))
+    table = runs_table([tmp_path])
+    assert [r.status for r in table.runs] == ["damaged", "interrupted"]
+    assert "before its first checkpoint" in table.runs[1].reason
+    assert "0/3" in table.to_text()
