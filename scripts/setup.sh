@@ -13,6 +13,13 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2
     >/dev/null 2>&1 || echo "setup: dataset-fashion-mnist not installed; cnnlab will download the data"
 fi
 
+# Headless Chromium and its WebDriver, for the browser test of `cnnlab report` (skipped without).
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 \
+   && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+    >/dev/null 2>&1 || echo "setup: chromium not installed; the report's browser test will be skipped"
+fi
+
 stamp="$VENV/.cnnlab-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
