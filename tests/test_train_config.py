@@ -98,3 +98,32 @@ def test_every_registered_family_has_a_paper_recipe() -> None:
     assert "test" in families  # tinynet's, registered by helpers.models with its recipe
     for family in sorted(families):
         assert paper_recipe(family)["optimizer"] in ("sgd", "adamw"), family
+
+
+def test_fast_recipe_keeps_fastnet_tuned_and_adapts_to_each_family() -> None:
+    from cnnlab.train.recipes import (
+        _BASE,
+        FAST_FAMILY_RECIPES,
+        FAST_RECIPE,
+        fast_recipe,
+        has_batch_norm,
+    )
+
+    # fastnet (and so `make demo`) trains with the tuned entry, unchanged.
+    assert resolve(TrainConfig())[0] == resolve(TrainConfig(model="fastnet"))[0]
+    fastnet = resolve(TrainConfig(model="fastnet"))[0]
+    assert {k: getattr(fastnet, k) for k in FAST_RECIPE} == FAST_RECIPE
+    assert fastnet.grad_clip == 0.0 and fast_recipe("fastnet") == {**_BASE, **FAST_RECIPE}
+    # Every family has a row; models without batch norm are clipped, whatever their family.
+    families = {model_info(name).family for name in list_models()} - {helpers.models.FAMILY}
+    assert families <= set(FAST_FAMILY_RECIPES)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    assert has_batch_norm("vgg11_bn") and not has_batch_norm("vgg11")
+    assert torch.equal(torch.get_rng_state(), state)  # a meta build draws nothing
+    for name in ("lenet5", "vgg11", "googlenet_paper", "alexnet", "nin"):
+        assert resolve(TrainConfig(model=name))[0].grad_clip > 0, name
+    assert resolve(TrainConfig(model="vgg11_bn"))[0].grad_clip == 0.0
+    # An explicit setting still wins, and the paper recipes never clip.
+    assert resolve(TrainConfig(model="lenet5", grad_clip=0.0), {"grad_clip"})[0].grad_clip == 0
+    assert resolve(TrainConfig(model="lenet5", recipe="paper"))[0].grad_clip == 0.0

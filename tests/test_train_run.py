@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli.train import parse
@@ -216,3 +217,114 @@ def test_two_fits_in_one_process_train_bitwise_identical_weights(tmp_path: Path)
         [{k: v for k, v in h.items() if k not in TIMINGS} for h in r.history] for r in results
     ]
     assert history[0] == history[1] and len(history[0]) == 2
+
+
+# --- the stall guard, the best epoch and early stopping -----------------------------------------
+
+
+class StuckOnClassZero(Callback):
+    """Replaces the model's logits by a fixed guess of class 0: a dead network, deterministically.
+
+    The loss (about 3.5 against ln 10 = 2.30) is far above chance and nothing can learn.
+    """
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def on_train_start(self, trainer: Any) -> None:
+        trainer.model.register_forward_hook(self.stuck)
+
+    def on_warning(self, trainer: Any, message: str) -> None:
+        self.warnings.append(message)
+
+    @staticmethod
+    def stuck(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        guess = torch.zeros_like(output)
+        guess[:, 0] = 4.0
+        return output * 0 + guess
+
+
+def _without_guard_off(args: list[str]) -> list[str]:
+    """SMALL turns the stall guard off; these tests want the default."""
+    i = args.index("--stall-patience")
+    return args[:i] + args[i + 2 :]
+
+
+def test_a_run_at_chance_warns_then_fails_with_the_reason_and_keeps_checkpoints(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    stuck = StuckOnClassZero()
+    config, given = parse(
+        ["tinynet", *_without_guard_off(SMALL), "--epochs", "4", "--out", str(out)]
+    )
+    assert config.stall_patience == 2  # the documented default
+    with pytest.raises(TrainingError, match=r"stalled at chance for 2 epoch\(s\).*lower --lr") as e:
+        fit(config, given=given, callbacks=[stuck])
+    assert "\n" not in str(e.value)
+    # One loud warning, after the first epoch at chance, on stderr, naming the fix.
+    assert len(stuck.warnings) == 1 and "epoch 1 is at chance" in stuck.warnings[0]
+    assert "lower --lr" in stuck.warnings[0] and "--grad-clip" in stuck.warnings[0]
+    assert "WARNING: epoch 1 is at chance" in capfd.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "failed" and results["reason"] == str(e.value)
+    assert results["epochs_done"] == 2 and "test" not in results
+    assert not (out / "model.safetensors").exists()  # no chance-level model as a result
+    kept = [p.name for p in ckpt.list_checkpoints(out / "checkpoints")]
+    assert kept[-1] == f"step-{2 * SMALL_STEPS_PER_EPOCH:08d}.json"
+    # A relaxed guard lets the same run go on from its checkpoint (stall_patience may differ).
+    config, given = parse(["tinynet", *SMALL, "--epochs", "4", "--out", str(out), "--resume"])
+    result = fit(config, given=given, quiet=True, callbacks=[StuckOnClassZero()])
+    assert len(result.history) == 4
+    assert json.loads((out / "results.json").read_text())["status"] == "finished"
+
+
+def test_a_one_epoch_run_at_chance_is_never_reported_as_a_result(tmp_path: Path) -> None:
+    config, given = parse(["tinynet", *_without_guard_off(SMALL), "--out", str(tmp_path / "r")])
+    with pytest.raises(TrainingError, match=r"stalled at chance for 1 epoch\(s\)"):
+        fit(config, given=given, quiet=True, callbacks=[StuckOnClassZero()])
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["status"] == "failed"
+
+
+def test_finished_runs_say_so_with_their_best_epoch(trained_run: Path) -> None:
+    results = json.loads((trained_run / "results.json").read_text())
+    assert results["status"] == "finished" and results["stopped_early"] is False
+    history = [json.loads(x) for x in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    best = max(history, key=lambda h: h["val_acc"])  # the first of equals
+    assert results["best"] == {"epoch": best["epoch"], "val_acc": best["val_acc"]}
+    assert ckpt.read_header(trained_run / "model_best.safetensors")["model"] == "tinynet"
+
+
+class BestWeights(Callback):
+    """The model's weights at the end of each epoch."""
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+        state = trainer.model.state_dict()
+        self.by_epoch[record["epoch"]] = {k: v.detach().clone() for k, v in state.items()}
+
+
+def test_early_stop_ends_after_n_epochs_without_improvement_and_keeps_the_best(
+    tmp_path: Path,
+) -> None:
+    # A learning rate of 1e-7 leaves the weights where they are, so the validation accuracy
+    # soon stops improving (batch norm's statistics still move a little at first).
+    epochs = SMALL.index("--epochs") + 1
+    args = [*SMALL[:epochs], "8", *SMALL[epochs + 1 :]]
+    seen = BestWeights()
+    config, given = parse(
+        ["tinynet", *args, "--lr", "1e-7", "--early-stop", "2", "--out", str(tmp_path / "r")]
+    )
+    result = fit(config, given=given, quiet=True, callbacks=[seen])
+    accs = [h["val_acc"] for h in result.history]
+    best = accs.index(max(accs)) + 1
+    assert len(accs) < 8, accs  # stopped early ...
+    assert len(accs) == best + 2, accs  # ... two epochs after the best one
+    results = json.loads((result.run_dir / "results.json").read_text())
+    assert results["stopped_early"] is True and results["epochs_done"] == len(accs)
+    assert results["best"] == {"epoch": best, "val_acc": max(accs)}
+    # model_best.safetensors holds the best epoch's weights, bit for bit.
+    best_file = load_file(str(result.run_dir / "model_best.safetensors"))
+    assert bitwise_differences(best_file, seen.by_epoch[best]) == []

@@ -87,3 +87,20 @@ def test_tally_matches_an_independent_computation() -> None:
     assert r.confusion == conf.tolist()
     for c in range(7):
         assert r.per_class[c] == pytest.approx(conf[c, c] / conf[c].sum())
+
+
+def test_gradient_clipping_bounds_the_update_norm() -> None:
+    # Plain SGD (no momentum, no decay): the first update is exactly lr * the clipped gradient.
+    base = dict(optimizer="sgd", lr=1.0, momentum=0.0, weight_decay=0.0, label_smoothing=0.0)
+    x, y = torch.randn(8, 1, 28, 28) * 50, torch.arange(8)
+    steps = {}
+    for clip in (0.0, 1e-3):
+        torch.manual_seed(0)
+        model = create_model("tinynet", num_classes=10, in_channels=1).train()
+        before = [p.detach().clone() for p in model.parameters()]
+        config = TrainConfig(**base, grad_clip=clip)
+        train_step(model, make_optimizer(config, model), x, y, config)
+        moved = [p.detach() - b for p, b in zip(model.parameters(), before, strict=True)]
+        steps[clip] = torch.linalg.vector_norm(torch.cat([m.reshape(-1) for m in moved]))
+    assert steps[0.0] > 1e-2  # unclipped, the gradient is far larger than the clip
+    assert steps[1e-3].item() == pytest.approx(1e-3, rel=1e-3)

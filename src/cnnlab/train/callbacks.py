@@ -35,6 +35,9 @@ class Callback:
     def on_note(self, trainer: Trainer, message: str) -> None:
         """A line worth telling the user (a resize, a busy machine, a resume)."""
 
+    def on_warning(self, trainer: Trainer, message: str) -> None:
+        """Something is going wrong and the user should act (a run stalled at chance)."""
+
     def on_train_start(self, trainer: Trainer) -> None:
         """Data, model, optimizer ready and any checkpoint restored; no step taken yet."""
 
@@ -91,15 +94,20 @@ class ConsoleLog(Callback):
         self.epoch_started = 0.0
 
     @staticmethod
-    def write(trainer: Trainer, message: str) -> None:
+    def write(trainer: Trainer, message: str, file: Any = None) -> None:
         if trainer.dist.is_main:
             from tqdm.auto import tqdm
 
-            tqdm.write(message, file=sys.stdout)
-            sys.stdout.flush()
+            file = file or sys.stdout
+            tqdm.write(message, file=file)
+            file.flush()
 
     def on_note(self, trainer: Trainer, message: str) -> None:
         self.write(trainer, message)
+
+    def on_warning(self, trainer: Trainer, message: str) -> None:
+        # On stderr, in capitals, so it survives `> log.txt` and stands out in a terminal.
+        self.write(trainer, f"WARNING: {message}", sys.stderr)
 
     def on_train_start(self, trainer: Trainer) -> None:
         c, d = trainer.config, trainer.data

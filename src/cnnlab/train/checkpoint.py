@@ -22,13 +22,14 @@ interpreted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import re
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ KEEP_CHECKPOINTS = 2
 MODEL_FORMAT = "cnnlab.model/1"
 CHECKPOINT_FORMAT = "cnnlab.checkpoint/1"
 MODEL_FILE = "model.safetensors"
+BEST_MODEL_FILE = "model_best.safetensors"  # the weights of the best epoch by validation accuracy
 CHECKPOINT_DIR = "checkpoints"
 _STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
 # A safetensors header larger than this is not one we wrote (ours are a few kB to a few MB).
@@ -476,6 +478,26 @@ def load_checkpoint(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str,
 
 
 @dataclass
+class EpochWatch:
+    """What the trainer tracks across epochs to decide when to stop; part of every checkpoint.
+
+    Attributes:
+        best_val_acc: the best validation accuracy so far (``None`` before the first epoch).
+        best_epoch: its 1-based epoch (the weights in ``model_best.safetensors``).
+        epochs_since_best: epochs since then (``--early-stop`` counts these).
+        stalled_epochs: consecutive epochs at chance, up to the last (the stall guard counts
+            these).
+        stopped_early: ``--early-stop`` ended training before the last epoch.
+    """
+
+    best_val_acc: float | None = None
+    best_epoch: int = 0
+    epochs_since_best: int = 0
+    stalled_epochs: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
 class TrainingState:
     """Everything ``--resume`` needs to continue a run bitwise exactly, in memory.
 
@@ -496,6 +518,7 @@ class TrainingState:
         world_size: DDP ranks the run was trained with.
         threads: intra-op threads (CPU reductions depend on it, so resume uses the same).
         config: the run's config as a dict.
+        watch: the best epoch, early-stopping and stall counters (:class:`EpochWatch`).
     """
 
     step: int
@@ -513,6 +536,7 @@ class TrainingState:
     world_size: int
     threads: int
     config: dict[str, Any]
+    watch: EpochWatch = field(default_factory=EpochWatch)
 
 
 def save_training_state(
@@ -548,6 +572,7 @@ def save_training_state(
         "rng": state.rng_scalars,
         "epoch_sums": state.epoch_sums,
         "history": state.history,
+        "watch": dataclasses.asdict(state.watch),
     }
     return save_checkpoint(directory, state.step, tensors, record, meta, on_phase=on_phase)
 
@@ -577,4 +602,5 @@ def load_training_state(json_path: Path) -> TrainingState:
         world_size=int(record["world_size"]),
         threads=record.get("threads"),
         config=record["config"],
+        watch=EpochWatch(**record.get("watch", {})),  # absent in checkpoints before it existed
     )

@@ -72,6 +72,9 @@ class TrainConfig:
     step_epochs: int | None = _opt("epochs between decays of the step schedule")
     warmup: float | None = _opt("fraction of all steps spent warming up (onecycle)")
     label_smoothing: float | None = _opt("label smoothing of the cross-entropy, 0 to 1")
+    grad_clip: float | None = _opt(
+        "clip the global gradient norm to this before each update (0: no clipping)"
+    )
     aux_loss_weight: float | None = _opt(
         "weight of auxiliary classifier losses (GoogLeNet: 0.3, Szegedy et al. 2014)"
     )
@@ -111,6 +114,19 @@ class TrainConfig:
         False,
     )
 
+    # --- when to stop early ---------------------------------------------------------------------
+    early_stop: int = _opt(
+        "stop after N epochs without a better validation accuracy (0: train every epoch); the "
+        "best epoch's weights are in RUN_DIR/model_best.safetensors either way",
+        0,
+    )
+    stall_patience: int = _opt(
+        "epochs at chance (training loss not below ln(classes), or validation accuracy within 2 "
+        "points of 1/classes) before training stops with an error; the first one warns (0: "
+        "never stop, for experiments on slow starts)",
+        2,
+    )
+
     # --- run directory and checkpoints ----------------------------------------------------------
     out: str | None = _opt("run directory (default: runs/MODEL-DATA)", metavar="RUN_DIR")
     resume: bool = _opt("continue the run in --out from its newest valid checkpoint", False)
@@ -139,6 +155,7 @@ RESUME_MAY_DIFFER = frozenset(
         "checkpoint_every",
         "data_dir",
         "test_every_epoch",
+        "stall_patience",  # decides only whether a run goes on: relax it to resume a stalled run
     }
 )
 
@@ -257,6 +274,9 @@ def validate(config: TrainConfig) -> None:
         "checkpoint_every",
         "threads",
         "plateau_patience",
+        "grad_clip",
+        "early_stop",
+        "stall_patience",
     )
     for name in nonneg:
         value = getattr(config, name)

@@ -4,8 +4,10 @@ Layout (every file written atomically, except the append-only ``metrics.jsonl``)
 
     RUN_DIR/config.json          the resolved TrainConfig
     RUN_DIR/metrics.jsonl        one JSON object per finished epoch
-    RUN_DIR/results.json         test metrics, wall time, epochs and steps (written last)
+    RUN_DIR/results.json         "status" (finished or failed, with its "reason"), test
+                                 metrics, wall time, epochs and steps (written last)
     RUN_DIR/model.safetensors    final weights + RunMeta
+    RUN_DIR/model_best.safetensors  the best epoch's weights by validation accuracy + RunMeta
     RUN_DIR/checkpoints/         the newest checkpoint pairs (step-XXXXXXXX.safetensors/.json)
     RUN_DIR/figures/             curves.png, lr.png, confusion.png
 
@@ -51,6 +53,11 @@ class RunFiles:
         return self.root / ckpt.MODEL_FILE
 
     @property
+    def model_best(self) -> Path:
+        """The weights of the epoch with the best validation accuracy so far."""
+        return self.root / ckpt.BEST_MODEL_FILE
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / ckpt.CHECKPOINT_DIR
 
@@ -65,7 +72,7 @@ class RunFiles:
         return [json.loads(line) for line in self.metrics.read_text().splitlines() if line]
 
     def read_results(self) -> dict[str, Any] | None:
-        """``results.json``, or None while the run has not finished."""
+        """``results.json``, or None while the run has neither finished nor failed."""
         return json.loads(self.results.read_text()) if self.results.exists() else None
 
     def write_history(self, history: list[dict[str, Any]]) -> None:

@@ -39,11 +39,13 @@ class StepResult:
         loss: the mean training loss of the batch (what was back-propagated).
         correct: images whose top-1 prediction was right.
         count: images in the batch.
+        aux_heads: auxiliary classifiers whose losses were added (GoogLeNet's two in training).
     """
 
     loss: float
     correct: int
     count: int
+    aux_heads: int = 0
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -135,18 +137,23 @@ def train_step(
         optimizer: its optimizer, learning rate already set for this step.
         images: the model's input, ``(N, C, H, W)`` float on its device.
         labels: ``(N,)`` int64 on the same device.
-        config: the loss settings (label smoothing, auxiliary loss weight) and precision.
+        config: the loss settings (label smoothing, auxiliary loss weight), precision and
+            gradient clipping (``grad_clip``: the global norm, 0 or ``None`` for none).
         autocast: the precision context (default: :func:`autocast_for`).
 
     Raises:
         NonFiniteLossError: the loss is NaN or infinite; nothing was updated.
     """
     with autocast_for(config, images.device) if autocast is None else autocast:
-        loss, logits = loss_and_logits(model(images), labels, config)
+        output = model(images)
+        loss, logits = loss_and_logits(output, labels, config)
+    aux = 0 if isinstance(output, torch.Tensor) else sum(a is not None for a in output[1:])
     value = loss.item()
     if not math.isfinite(value):
         raise NonFiniteLossError(value)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if config.grad_clip:  # after backward: under DDP the gradients are already all-reduced
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
-    return StepResult(value, int((logits.argmax(1) == labels).sum().item()), len(labels))
+    return StepResult(value, int((logits.argmax(1) == labels).sum().item()), len(labels), aux)

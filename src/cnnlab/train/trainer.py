@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import random
 import time
 from collections.abc import Iterable
@@ -65,6 +66,10 @@ CALIBRATION_STEPS = 20  # steps timed to turn those seconds into a step count
 EVAL_BATCH_SIZE = 500  # images per forward pass when evaluating (no gradients: can be large)
 ORDER_SEED_OFFSET = 1  # data-order generator = seed + 1, augmentation = seed + 2
 AUGMENT_SEED_OFFSET = 2
+# The stall guard: an epoch is "at chance" when its training loss is not below that of a uniform
+# guess (ln(classes), times the loss weights of auxiliary heads) or its validation accuracy is at
+# most this many points above 1/classes.
+CHANCE_ACCURACY_MARGIN = 0.02
 
 
 @dataclass
@@ -148,6 +153,8 @@ class Trainer:
         self.events = CallbackList(callbacks)
         self.notes: list[str] = []
         self.progress = Progress()
+        self.watch = ckpt.EpochWatch()  # best epoch, early stopping, stall guard
+        self.aux_heads = 0  # auxiliary losses in the training loss (seen by the last step)
         self.epoch_images = 0
 
     # --- set-up ---------------------------------------------------------------------------------
@@ -156,6 +163,11 @@ class Trainer:
         """Tell the user something (printed by the console callback; kept in the result)."""
         self.notes.append(message)
         self.events.on_note(self, message)
+
+    def warn(self, message: str) -> None:
+        """Tell the user something is going wrong (``on_warning``; kept in the notes)."""
+        self.notes.append(f"warning: {message}")
+        self.events.on_warning(self, message)
 
     def setup(self) -> None:
         """Everything before the first step; ends with ``on_train_start``."""
@@ -286,6 +298,7 @@ class Trainer:
         self.order_gen.set_state(state.order_rng)
         self.augment_gen.set_state(state.augment_rng)
         self.progress = Progress(state.step, state.epoch, state.batch, state.history)
+        self.watch = state.watch
         if self.dist.is_main:
             self.progress.epoch_sums = torch.tensor(state.epoch_sums, dtype=torch.float64)
         if state.epoch >= self.config.epochs:
@@ -304,7 +317,7 @@ class Trainer:
         """Set up, train the remaining epochs, finish; the process group is always cleaned up."""
         try:
             self.setup()
-            while self.progress.epoch < self.config.epochs:
+            while self.progress.epoch < self.config.epochs and not self.watch.stopped_early:
                 self.run_epoch()
             return self.finish()
         finally:
@@ -329,6 +342,7 @@ class Trainer:
         record = self.end_epoch(time.perf_counter() - t_epoch)
         self.save_checkpoint(epoch_done=True, order_state=self.order_gen.get_state())
         p.epoch, p.batch = p.epoch + 1, 0
+        self.check_stall()  # after the checkpoint: a stopped run keeps this epoch
         return record
 
     def train_batch(self, index: torch.Tensor) -> StepResult:
@@ -343,12 +357,13 @@ class Trainer:
         try:
             result = train_step(self.net, self.optimizer, self.prepare(x), y, config, self.autocast)
         except NonFiniteLossError as err:
-            raise TrainingError(
+            self.fail(
                 f"loss became {err.value} at step {p.step + 1} (epoch {p.epoch + 1}); the "
                 f"last good checkpoint in {self.files.checkpoints} is kept: lower "
                 f"--lr (now {self.optimizer.param_groups[0]['lr']:g}) and start a new run"
-            ) from None
+            )
         p.step += 1
+        self.aux_heads = result.aux_heads
         p.epoch_sums += torch.tensor(
             [result.loss * result.count, result.correct, result.count], dtype=torch.float64
         )
@@ -398,6 +413,7 @@ class Trainer:
         p.history.append(record)
         if self.dist.is_main:
             self.files.append_history(record)
+        self.watch_epoch(record)
         self.events.on_epoch_end(self, record)
         p.epoch_sums.zero_()
         return record
@@ -422,6 +438,94 @@ class Trainer:
             reduce,
             self.config.tta,
         )
+
+    # --- the best epoch, early stopping and the stall guard --------------------------------------
+
+    def watch_epoch(self, record: dict[str, Any]) -> None:
+        """Keep the best epoch's weights, count epochs towards early stopping and at chance."""
+        w, config = self.watch, self.config
+        if w.best_val_acc is None or record["val_acc"] > w.best_val_acc:
+            w.best_val_acc, w.best_epoch = record["val_acc"], record["epoch"]
+            w.epochs_since_best = 0
+            if self.dist.is_main:
+                ckpt.save_model(self.files.model_best, self.model, self.meta)
+        else:
+            w.epochs_since_best += 1
+        if config.early_stop and w.epochs_since_best >= config.early_stop:
+            w.stopped_early = record["epoch"] < config.epochs
+            if w.stopped_early:
+                self.note(
+                    f"stopping early: no better validation accuracy in {w.epochs_since_best} "
+                    f"epochs (best {100 * w.best_val_acc:.2f}% at epoch {w.best_epoch}, in "
+                    f"{self.files.model_best.name})"
+                )
+        chance = self.chance_diagnosis(record)
+        w.stalled_epochs = w.stalled_epochs + 1 if chance else 0
+        if chance and config.stall_patience and w.stalled_epochs == 1:
+            self.warn(
+                f"epoch {record['epoch']} is at chance ({chance}); training stops if it still is "
+                f"after {config.stall_patience} epoch(s) (--stall-patience). Likely fix: "
+                f"{self.likely_fix(record)}"
+            )
+
+    def chance_diagnosis(self, record: dict[str, Any]) -> str | None:
+        """Why an epoch's record is at chance level, or ``None`` when the model is learning."""
+        classes = self.meta.num_classes
+        # A uniform guess scores ln(classes) on every head whose loss is added in.
+        chance_loss = math.log(classes) * (1 + self.config.aux_loss_weight * self.aux_heads)
+        chance_acc = 1 / classes
+        if record["train_loss"] >= chance_loss:
+            return f"training loss {record['train_loss']:.3f} >= chance {chance_loss:.3f}"
+        if record["val_acc"] <= chance_acc + CHANCE_ACCURACY_MARGIN:
+            return (
+                f"validation accuracy {100 * record['val_acc']:.2f}% with {classes} classes, "
+                f"chance {100 * chance_acc:.2f}%"
+            )
+        return None
+
+    def likely_fix(self, record: dict[str, Any]) -> str:
+        """The setting most likely to get a stalled run learning."""
+        lr, clip = self.config.lr, self.config.grad_clip
+        if record["train_loss"] > 1.1 * math.log(self.meta.num_classes):  # above a guess: blew up
+            advice = f"lower --lr (now {lr:g}, try {lr / 3:.2g})"
+            return advice + ("" if clip else " or clip gradients with --grad-clip 1")
+        return (
+            f"the network is not learning: lower --lr (now {lr:g}, try {lr / 3:.2g}; dead ReLUs "
+            "after a too-large step are the usual cause), or a variant with batch norm"
+        )
+
+    def check_stall(self) -> None:
+        """Stop a run at chance (the stall guard) after ``stall_patience`` epochs or at the end.
+
+        A run whose last epoch is at chance is never finished (its model would be reported as a
+        result): it fails with ``results.json`` saying why, and its checkpoints are kept.
+        """
+        w, config = self.watch, self.config
+        over = self.progress.epoch >= config.epochs or w.stopped_early
+        if not (config.stall_patience and w.stalled_epochs):
+            return
+        if w.stalled_epochs >= config.stall_patience or over:
+            record = self.progress.history[-1]
+            self.fail(
+                f"training stalled at chance for {w.stalled_epochs} epoch(s) (epoch "
+                f"{record['epoch']}: {self.chance_diagnosis(record)}): {self.likely_fix(record)}; "
+                f"the checkpoints in {self.files.checkpoints} are kept (--resume with "
+                "--stall-patience 0 to go on regardless)"
+            )
+
+    def fail(self, reason: str) -> None:
+        """End the run with a one-line :class:`TrainingError`; ``results.json`` says why."""
+        if self.dist.is_main:
+            results = {
+                "status": "failed",
+                "reason": reason,
+                "epochs": self.config.epochs,
+                "epochs_done": self.progress.epoch,
+                "steps": self.progress.step,
+                "seconds": round(time.perf_counter() - self.t_start, 2),
+            }
+            ckpt.write_json_atomic(self.files.results, results)
+        raise TrainingError(reason) from None
 
     # --- checkpoints and the end ----------------------------------------------------------------
 
@@ -452,6 +556,7 @@ class Trainer:
             world_size=dist.world_size,
             threads=self.threads,
             config=to_dict(self.config),
+            watch=dataclasses.replace(self.watch),
         )
         path = ckpt.save_training_state(
             self.files.checkpoints,
@@ -463,6 +568,7 @@ class Trainer:
 
     def finish(self) -> RunResult:
         """Evaluate on the test set once; write the final model, results and figures."""
+        self.check_stall()  # a resumed run may be past its last epoch, and at chance
         test = self.evaluate(self.data.test_x, self.data.test_y)
         elapsed = time.perf_counter() - self.t_start
         if self.dist.is_main:
@@ -478,11 +584,16 @@ class Trainer:
         config, classes = self.config, self.meta.classes
         meta = dataclasses.replace(self.meta, test_top1=test.top1)
         ckpt.save_model(self.files.model, self.model, meta)
+        w = self.watch
         results = {
+            "status": "finished",
             "test": test.to_dict(classes),
             "seconds": round(elapsed, 2),
             "epochs": config.epochs,
+            "epochs_done": self.progress.epoch,
             "steps": self.progress.step,
+            "best": {"epoch": w.best_epoch, "val_acc": w.best_val_acc},
+            "stopped_early": w.stopped_early,
         }
         ckpt.write_json_atomic(self.files.results, results)
         title = f"{config.model} on {config.data}"
