@@ -1,0 +1,122 @@
+"""Notebooks: rich display of cnnlab's objects, the backend left alone, and the example notebook
+executed from top to bottom (so it never goes stale)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cnnlab
+from cnnlab.train.metrics import EvalResult
+from helpers import ROOT, subprocess_env
+from helpers.datasets import needs_fashion_mnist
+from helpers.optional import importable
+
+RESULT = EvalResult(
+    count=20,
+    loss=0.5,
+    top1=0.85,
+    top5=1.0,
+    per_class=[0.8, 0.9],
+    confusion=[[8, 2], [1, 9]],
+)
+
+
+def valid_fragment(text: str) -> None:
+    import html5lib
+
+    html5lib.HTMLParser(strict=True).parseFragment(text)
+    assert "<script" not in text and "http" not in text
+
+
+def test_analyzer_report_displays_its_table() -> None:
+    report = cnnlab.analyze("lenet5")
+    html = report._repr_html_()
+    valid_fragment(html)
+    assert html.count("<tr>") == len(report.rows) + 1  # header + one per row
+    assert "61,706" in html  # LeNet-5's parameter total, in the footer
+    assert report._repr_markdown_() == report.to_markdown()
+
+
+def test_eval_result_displays_scores_and_confusion() -> None:
+    html = RESULT._repr_html_()
+    valid_fragment(html)
+    assert "top-1 85.00%" in html and "88.89%" in html  # precision of class 0: 8 / 9
+    markdown = RESULT._repr_markdown_()
+    assert "**top-1 85.00%**" in markdown and "| 1 | 1 | 9 |" in markdown
+
+
+def test_model_info_displays_its_facts() -> None:
+    info = cnnlab.model_info("alexnet_paper")
+    html = info._repr_html_()
+    valid_fragment(html)
+    assert "alexnet_paper" in html and f"{info.num_params:,}" in html
+    assert info._repr_markdown_().startswith("|  | alexnet_paper |")
+
+
+def test_runs_table_displays_itself(tmp_path: Path) -> None:
+    from cnnlab.report import runs_table
+
+    assert runs_table([tmp_path])._repr_html_() == "<p>no runs found</p>"
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "config.json").write_text('{"model": "lenet5", "epochs": 1}')
+    table = runs_table([tmp_path])
+    valid_fragment(table._repr_html_())
+    assert "interrupted" in table._repr_markdown_()
+
+
+IMPORT_EVERYTHING = """
+import importlib, pkgutil, sys
+import matplotlib
+matplotlib.use("svg")
+before = matplotlib.get_backend()
+import cnnlab
+names = [m.name for m in pkgutil.walk_packages(cnnlab.__path__, "cnnlab.")]
+names.remove("cnnlab.__main__")  # runs the command line
+for name in names:
+    importlib.import_module(name)
+import cnnlab.report.page, cnnlab.cli
+cnnlab.cli.build_parser()
+assert "matplotlib.pyplot" not in sys.modules, "something imported pyplot"
+print(len(names), before, matplotlib.get_backend())
+"""
+
+
+def test_importing_every_module_leaves_the_backend_alone() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", IMPORT_EVERYTHING],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(MPLBACKEND="agg"),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    count, before, after = out.stdout.split()
+    assert int(count) > 40 and before == after == "svg"
+
+
+@needs_fashion_mnist
+@pytest.mark.skipif(
+    not importable("nbclient", "nbformat", "ipykernel"), reason="nbclient/ipykernel not installed"
+)
+@pytest.mark.slow
+def test_example_notebook_runs(tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "examples" / "lecture_tour.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # stored clean
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"path": str(tmp_path)}
+    ).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    kinds = [set(o.get("data", {})) for o in outputs if o.output_type == "execute_result"]
+    assert sum("text/html" in k for k in kinds) >= 5  # model info, 2 analyses, eval, runs
+    assert sum("image/png" in k for k in kinds) >= 2  # the figures drew inline
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "output volume 55x55x96, parameters 34,944" in text
+    assert "ResNet-50  v1  3.858 G" in text
