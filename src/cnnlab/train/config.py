@@ -142,6 +142,12 @@ class TrainConfig:
     )
     threads: int = _opt("CPU threads for torch (0: all cores this process may use)", 0)
     progress: bool = _opt("show a progress bar per epoch", True)
+    log: str = _opt(
+        "also log to TensorBoard event files in RUN_DIR/tb/ (needs the tensorboard package); "
+        "nothing is sent anywhere",
+        "none",
+        choices=("none", "tensorboard"),
+    )
 
 
 # Fields a resumed run may change without changing the result: where it runs and how it reports.
@@ -155,6 +161,7 @@ RESUME_MAY_DIFFER = frozenset(
         "checkpoint_every",
         "data_dir",
         "test_every_epoch",
+        "log",
         "stall_patience",  # decides only whether a run goes on: relax it to resume a stalled run
     }
 )

@@ -123,8 +123,11 @@ def fit(
         TrainingError: a non-finite loss (the last good checkpoint is kept).
     """
     console = [] if quiet else [ConsoleLog(progress_bar=config.progress)]
+    from cnnlab.report.loggers import loggers_for  # --log tensorboard; nothing by default
+
+    loggers = loggers_for(config.log)
     with preserved_process_state():
-        return Trainer(config, given=given, callbacks=[*console, *callbacks]).run()
+        return Trainer(config, given=given, callbacks=[*console, *loggers, *callbacks]).run()
 
 
 def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
