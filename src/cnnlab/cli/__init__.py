@@ -27,6 +27,7 @@ COMMANDS = (
     "eval",
     "predict",
     "export",
+    "show",
     "report",
     "runs",
 )
