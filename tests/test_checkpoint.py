@@ -160,3 +160,52 @@ def test_load_trained_refuses_weights_of_another_architecture(tmp_path: Path) ->
     ckpt.save_model(tmp_path / "m.safetensors", model, {**partial, "num_classes": 10})
     with pytest.raises(CheckpointError, match="lacks classes"):
         ckpt.load_trained(tmp_path / "m.safetensors")
+
+
+def _training_state(watch: ckpt.EpochWatch) -> ckpt.TrainingState:
+    model = create_model("tinynet", num_classes=10, in_channels=1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rng_tensors, rng_scalars = ckpt.capture_rng()
+    return ckpt.TrainingState(
+        step=7,
+        epoch=2,
+        batch=0,
+        history=[{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.4}],
+        epoch_sums=[0.0, 0.0, 0.0],
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        plateau={},
+        rank_rng=[rng_tensors],
+        rng_scalars=rng_scalars,
+        order_rng=torch.Generator().get_state(),
+        augment_rng=torch.Generator().get_state(),
+        world_size=1,
+        threads=1,
+        config={"model": "tinynet"},
+        watch=watch,
+    )
+
+
+def test_the_best_epoch_and_stopping_counters_round_trip_in_the_checkpoint(tmp_path: Path) -> None:
+    from cnnlab.runmeta import RunMeta
+
+    meta = RunMeta(
+        model="tinynet",
+        num_classes=10,
+        in_channels=1,
+        input_size=(1, 28, 28),
+        classes=tuple("0123456789"),
+        mean=(0.5,),
+        std=(0.25,),
+    )
+    watch = ckpt.EpochWatch(
+        best_val_acc=0.5, best_epoch=1, epochs_since_best=1, stalled_epochs=2, stopped_early=True
+    )
+    path = ckpt.save_training_state(tmp_path, _training_state(watch), meta)
+    assert json.loads(path.read_text())["watch"]["best_val_acc"] == 0.5
+    assert ckpt.load_training_state(path).watch == watch
+    # A checkpoint written before the watch existed loads with the fresh counters.
+    record = json.loads(path.read_text())
+    del record["watch"]
+    path.write_text(json.dumps(record))
+    assert ckpt.load_training_state(path).watch == ckpt.EpochWatch()

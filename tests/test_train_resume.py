@@ -2,8 +2,9 @@
 
 Two training subprocesses on the same small Fashion-MNIST subset and seed: one runs through; the
 other is killed (SIGKILL, no chance to clean up) at a random moment after its first checkpoint,
-then restarted with ``--resume``. On the CPU the two final ``model.safetensors`` must hold the same
-tensors bit for bit, and the metrics history must agree on everything but timings.
+then restarted with ``--resume``. On the CPU the two final ``model.safetensors`` and
+``model_best.safetensors`` must hold the same tensors bit for bit, the metrics history must agree on
+everything but timings, and so must the best-epoch and early-stopping state of the last checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
+from cnnlab.train import checkpoint as ckpt
 from helpers import subprocess_env
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import TIMINGS, bitwise_differences, weights
@@ -44,6 +47,12 @@ ARGS = [
     "1",
     "--device",
     "cpu",
+    # The early-stopping counter runs (3 epochs: it can never stop the run); tinynet may sit at
+    # chance for an epoch on this little data, so the stall guard is off.
+    "--early-stop",
+    "2",
+    "--stall-patience",
+    "0",
 ]
 
 
@@ -90,6 +99,13 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path) -> None:
 
     differ = bitwise_differences(weights(straight), weights(killed))
     assert differ == [], f"{differ} differ after resume (killed after {steps_at_kill})"
+    best = [load_file(str(run / "model_best.safetensors")) for run in (straight, killed)]
+    assert bitwise_differences(*best) == [], f"model_best differs (killed after {steps_at_kill})"
+    watches = [
+        json.loads(ckpt.list_checkpoints(run / "checkpoints")[-1].read_text())["watch"]
+        for run in (straight, killed)
+    ]
+    assert watches[0] == watches[1] and watches[0]["best_epoch"] >= 1
     history = [
         [
             {k: v for k, v in json.loads(line).items() if k not in TIMINGS}

@@ -328,3 +328,8 @@ def test_early_stop_ends_after_n_epochs_without_improvement_and_keeps_the_best(
     # model_best.safetensors holds the best epoch's weights, bit for bit.
     best_file = load_file(str(result.run_dir / "model_best.safetensors"))
     assert bitwise_differences(best_file, seen.by_epoch[best]) == []
+    # --resume of a run that stopped early trains no further: the stop is in its checkpoint.
+    flags = ["--lr", "1e-7", "--early-stop", "2", "--out", str(tmp_path / "r"), "--resume"]
+    config, given = parse(["tinynet", *args, *flags])
+    again = fit(config, given=given, quiet=True)
+    assert again.history == result.history and again.test.top1 == result.test.top1

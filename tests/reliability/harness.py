@@ -12,8 +12,9 @@ Trials:
   mid-forward (inside a layer), mid-backward (inside a parameter's gradient hook) or mid-save (at
   each phase of a checkpoint write: tensors file complete but not renamed, JSON record complete
   but not renamed, both committed, an old pair's tensors deleted but not its record), then
-  resumed with ``--resume``. Final weights, the final checkpoint's optimizer state and RNG states,
-  and every step's loss must be bitwise equal to an uninterrupted run. The faults are injected by
+  resumed with ``--resume``. Final weights, the best epoch's weights (``model_best.safetensors``),
+  the final checkpoint's optimizer state, RNG states and best-epoch/early-stopping counters, and
+  every step's loss must be bitwise equal to an uninterrupted run. The faults are injected by
   ``fault_runner.py`` through the trainer's callbacks.
 * **kill during checkpoint writes** (:func:`write_kill_trials`): ``checkpoint_writer.py`` saves
   checkpoint pairs (real LeNet-5 state) in a loop and is SIGKILLed after a random delay, so the
@@ -109,6 +110,12 @@ TRAIN_ARGS = [
     "--device",
     "cpu",
     "--no-progress",
+    # The best-epoch and early-stopping state must survive a kill too (2 epochs: never stops);
+    # the stall guard still counts epochs at chance, but this tiny run must not end on them.
+    "--early-stop",
+    "1",
+    "--stall-patience",
+    "0",
 ]
 # Steps after which TRAIN_ARGS checkpoints: every 3 steps inside an epoch, and each epoch end.
 SAVE_STEPS = (3, 6, 9, 10, 12, 15, 18, 20)
@@ -183,10 +190,12 @@ def final_state(run: Path) -> dict[str, Any]:
     ]
     return {
         "weights": load_file(str(run / "model.safetensors")),
+        "best_weights": load_file(str(run / ckpt.BEST_MODEL_FILE)),
         "checkpoint": tensors,
         "optimizer": record["optimizer"],
         "step": record["step"],
         "history": history,
+        "watch": record["watch"],
     }
 
 
@@ -203,9 +212,11 @@ def compare_runs(reference: dict[str, Any], other: dict[str, Any]) -> list[str]:
     problems = []
     if bad := _tensors_equal(reference["weights"], other["weights"]):
         problems.append(f"final weights differ: {bad[:3]}")
+    if bad := _tensors_equal(reference["best_weights"], other["best_weights"]):
+        problems.append(f"model_best weights differ: {bad[:3]}")
     if bad := _tensors_equal(reference["checkpoint"], other["checkpoint"]):
         problems.append(f"final checkpoint tensors differ (optimizer/RNG/model): {bad[:3]}")
-    for key in ("optimizer", "step", "history"):
+    for key in ("optimizer", "step", "history", "watch"):
         if reference[key] != other[key]:
             problems.append(f"final checkpoint {key} differs")
     return problems
