@@ -163,14 +163,29 @@ class Predictor:
         """One image as uint8 ``(C, H, W)``: a file read in the model's channels, or a tensor."""
         from cnnlab.data.images import read_image
 
+        resize = self.meta.resize  # photos: the shorter side to ``resize``, the centre crop
         if isinstance(item, torch.Tensor):
-            return self._check(item, 3)
+            image = self._check(item, 3)
+            if resize is None:
+                return image
+            from cnnlab.data.augment import resize as resize_batch
+            from cnnlab.data.crops import center_crop
+
+            h, w = image.shape[-2:]
+            scale = resize / min(h, w)
+            shape = (
+                max(self.meta.image_size[0], round(h * scale)),
+                max(self.meta.image_size[1], round(w * scale)),
+            )
+            return center_crop(resize_batch(image[None], shape), self.meta.image_size)[0]
         if not isinstance(item, (str, os.PathLike)):
             raise DataError(
                 f"cannot read a {type(item).__name__} as an image: pass image file paths or "
                 "uint8 tensors"
             )
-        return read_image(item, channels=self.meta.in_channels)
+        if resize is None:
+            return read_image(item, channels=self.meta.in_channels)
+        return read_image(item, self.meta.in_channels, self.meta.image_size, shorter_side=resize)
 
     def _check(self, images: torch.Tensor, dims: int) -> torch.Tensor:
         """Refuse what preprocessing would silently get wrong: float pixels, other channels."""

@@ -37,6 +37,9 @@ class RunMeta:
         seed: the run's ``--seed``.
         cnnlab_version: the version that wrote the file.
         test_top1: final test accuracy, on ``model.safetensors`` only.
+        weights: the pretrained weights training started from (``""``: none).
+        resize: shorter side images are resized to before the centre ``input_size`` crop
+            (image folders, pretrained weights); None: resized straight to ``input_size``.
     """
 
     model: str
@@ -54,6 +57,8 @@ class RunMeta:
     seed: int | None = None
     cnnlab_version: str = ""
     test_top1: float | None = None
+    weights: str = ""
+    resize: int | None = None
 
     @property
     def image_size(self) -> tuple[int, int]:

@@ -27,6 +27,7 @@ COMMANDS = (
     "eval",
     "predict",
     "export",
+    "weights",
     "show",
     "report",
     "runs",

@@ -68,9 +68,10 @@ def resolve(name: str | os.PathLike) -> DatasetInfo | Path:
     )
 
 
-def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r}; use 'train' or 'test'")
+def _check_split(split: str, folder: bool = False) -> None:
+    if split not in SPLITS and not (folder and split == "val"):
+        also = ", 'val'" if folder else ""
+        raise DataError(f"unknown split {split!r}; use 'train'{also} or 'test'")
 
 
 def dataset_info(name: str | os.PathLike) -> DatasetInfo:
@@ -147,12 +148,13 @@ def load_dataset(
     verify: bool = True,
     channels: int | None = None,
     size: tuple[int, int] | None = None,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load one split of a dataset as two tensors.
 
     Args:
         name: ``"fashion-mnist"`` (default), ``"mnist"``, ``"cifar10"``, or the path of an image
-            folder (one sub-folder per class, optionally under ``train/`` and ``test/``).
+            folder (one sub-folder per class, optionally under ``train/``, ``val/``, ``test/``).
         split: ``"train"`` or ``"test"``.
         root: Folder searched first (``--data-dir``); see :mod:`cnnlab.data.fetch` for the rest
             of the lookup order.
@@ -162,7 +164,10 @@ def load_dataset(
             Fashion-MNIST. This is what tells Fashion-MNIST from MNIST, whose files have the
             same names. ``False`` reads any structurally valid file.
         channels: Image folders only: 1 or 3 (default: 3 if any image has colour, else 1).
-        size: Image folders only: (H, W) to resize to (default: the median size).
+        size: Image folders only: (H, W) to resize to (default: the median size, at most 512
+            pixels on the shorter side).
+        seed: Image folders only: fixes the files held out for a split that has no folder of
+            its own (``val`` is a split of image folders too).
 
     Returns:
         ``(images, labels)``.
@@ -173,15 +178,15 @@ def load_dataset(
     Raises:
         DataError: unknown name, files missing and not downloadable, malformed files.
     """
-    _check_split(split)
     target = resolve(name)
+    _check_split(split, folder=isinstance(target, Path))
     if isinstance(target, Path):
         from cnnlab.data.folder import load_folder
 
-        return load_folder(target, split, channels=channels, size=size)
-    if channels is not None or size is not None:
+        return load_folder(target, split, channels=channels, size=size, seed=seed)
+    if channels is not None or size is not None or seed:
         raise DataError(
-            f"channels/size apply to image folders only; {target.name} is "
+            f"channels/size/seed apply to image folders only; {target.name} is "
             f"{target.channels}x{target.size[0]}x{target.size[1]}: convert with "
             "cnnlab.data.augment.resize after loading"
         )

@@ -132,10 +132,36 @@ def _to_8bit_gray(img: Image.Image) -> Image.Image:
     return Image.fromarray(out.astype(np.uint8), mode="L")
 
 
+def _draft(img: Image.Image, side: int) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 scale when both sides stay at least ``side``.
+
+    Pillow's draft mode scales the DCT itself, so a 12-megapixel photo needed at 256 pixels is
+    never held at full resolution (a 1/8 decode reads 1/64 of the pixels). Other formats ignore
+    it. A square request keeps the guarantee whatever the EXIF orientation does later.
+    """
+    if img.format != "JPEG" or side < 1:
+        return
+    with contextlib.suppress(*_DAMAGE):  # a draft that fails just decodes at full size
+        img.draft(img.mode, (side, side))
+
+
+def _resize_crop(img: Image.Image, size: tuple[int, int], shorter_side: int) -> Image.Image:
+    """Resize so the shorter side is ``shorter_side`` (aspect kept), then centre-crop ``size``."""
+    w, h = img.size
+    scale = shorter_side / min(w, h)
+    new_w, new_h = max(size[1], round(w * scale)), max(size[0], round(h * scale))
+    if (new_w, new_h) != (w, h):
+        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    left, top = (new_w - size[1]) // 2, (new_h - size[0]) // 2
+    return img.crop((left, top, left + size[1], top + size[0]))
+
+
 def read_image(
     path: str | os.PathLike,
     channels: int | None = None,
     size: tuple[int, int] | None = None,
+    *,
+    shorter_side: int | None = None,
 ) -> torch.Tensor:
     """Decode an image file to a uint8 tensor.
 
@@ -145,6 +171,12 @@ def read_image(
             modes, 3 otherwise.
         size: ``(H, W)`` to resize to with Pillow's bilinear filter (antialiased when
             shrinking); the aspect ratio is not kept. ``None`` keeps the file's size.
+        shorter_side: With ``size``: resize so the shorter side has this many pixels, keeping
+            the aspect ratio, then crop the centre ``size`` (the evaluation transform of
+            torchvision's ImageNet models: 256, then the centre 224x224).
+
+    A JPEG needed at a reduced size is decoded in Pillow's draft mode (at 1/2, 1/4 or 1/8 of its
+    resolution, never smaller than needed), so large photos are never held at full size.
 
     Returns:
         The image, values 0-255.
@@ -158,9 +190,13 @@ def read_image(
     path = Path(path)
     if channels not in (None, 1, 3):
         raise DataError(f"channels={channels} for {path}: use 1 (grayscale) or 3 (RGB)")
+    if shorter_side is not None and size is None:
+        raise DataError(f"{path}: shorter_side needs size=(H, W), the centre crop to take")
     img = _open(path)
     try:
         with img:
+            if size is not None:
+                _draft(img, shorter_side or max(size))
             img.load()  # decodes the first frame; damaged data raises here
             with contextlib.suppress(*_DAMAGE):  # broken EXIF is no reason to refuse pixels
                 img = ImageOps.exif_transpose(img)
@@ -174,7 +210,9 @@ def read_image(
             elif img.mode == "F" or img.mode == "I" or img.mode.startswith("I;16"):
                 img = _to_8bit_gray(img)
             img = img.convert("L" if want == 1 else "RGB")
-            if size is not None:
+            if size is not None and shorter_side is not None:
+                img = _resize_crop(img, size, shorter_side)
+            elif size is not None:
                 h, w = size
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.BILINEAR)

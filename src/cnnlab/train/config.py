@@ -104,6 +104,21 @@ class TrainConfig:
     val_size: int = _opt(
         "training images held out (fixed by --seed) for validation and plateau decisions", 5000
     )
+    val_fraction: float = _opt(
+        "image folders without val/: fraction of each class held out for validation", 0.1
+    )
+    test_fraction: float = _opt(
+        "image folders without test/: fraction of each class held out for testing", 0.1
+    )
+    classes: str = _opt(
+        "named datasets: keep only these classes (indices or names, comma-separated), relabelled "
+        "0.. in the order given",
+        "",
+        metavar="LIST",
+    )
+    limit_per_class: int = _opt(
+        "named datasets: train on the first N training images of each class (0: all)", 0
+    )
     limit_train: int | None = _opt("use only the first N training images (quick experiments)")
     limit_test: int | None = _opt("evaluate only the first N test images")
     seed: int = _opt("seed of weights, data order, split and augmentation", 0)
@@ -125,6 +140,24 @@ class TrainConfig:
         "points of 1/classes) before training stops with an error; the first one warns (0: "
         "never stop, for experiments on slow starts)",
         2,
+    )
+
+    # --- starting from pretrained weights (cnnlab/weights.py) ---------------------------------
+    weights: str = _opt(
+        "start from weights: imagenet (torchvision's published file for this model), a "
+        ".safetensors file or a cnnlab run directory; none: random initialisation",
+        "none",
+        metavar="imagenet|PATH",
+    )
+    finetune: str = _opt(
+        "with --weights: train only the new head (a linear probe), or all layers",
+        "all",
+        choices=("head", "all"),
+    )
+    backbone_lr: float = _opt(
+        "with --weights and --finetune all: learning rate of the pretrained layers, as a fraction "
+        "of --lr",
+        0.1,
     )
 
     # --- run directory and checkpoints ----------------------------------------------------------
@@ -289,10 +322,18 @@ def validate(config: TrainConfig) -> None:
         value = getattr(config, name)
         if value is not None and value < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative (got {value})")
-    unit = ("label_smoothing", "dropout", "warmup", "lr_decay")
+    unit = ("label_smoothing", "dropout", "warmup", "lr_decay", "backbone_lr")
     for name in unit:
         value = getattr(config, name)
         if value is not None and not 0 <= value <= 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1 (got {value})")
     if config.lr is not None and config.lr == 0:
         raise ConfigError("--lr must be positive (got 0): try the recipe's value by leaving it out")
+    for name in ("val_fraction", "test_fraction"):
+        value = getattr(config, name)
+        if not 0 < value < 0.5:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be above 0 and below 0.5 (got {value})"
+            )
+    if config.limit_per_class < 0:
+        raise ConfigError(f"--limit-per-class must not be negative (got {config.limit_per_class})")

@@ -5,22 +5,38 @@ batches are indexed out of it, augmented as whole batches, and only then convert
 normalised and, where the model needs a larger input than the data has, resized. The same
 :func:`make_prepare` serves training, evaluation and ``cnnlab predict``, so a trained model always
 sees its inputs prepared the same way.
+
+Image folders (photos) are decoded once, at the size the model needs
+(:func:`load_run_data`): the training images at the resize size (``R``, 256 for a 224 input,
+torchvision's ImageNet ratio: the shorter side resized to ``R``, the centre ``R x R`` kept), the
+validation and test images already in their evaluation form (the shorter side resized to ``R``,
+the centre ``S x S``). Training then takes a random-resized crop of ``S x S`` from each stored
+image (:mod:`cnnlab.data.crops`), so memory holds ``R x R`` per image, never the photo.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from cnnlab.errors import ConfigError
-from cnnlab.registry import ModelInfo
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.registry import ModelInfo, model_info
 
 # Offset added to --seed for the validation split's generator, so the split does not share a
 # stream with weight initialisation or the data order.
 SPLIT_SEED_OFFSET = 1_000_003
+# torchvision's ImageNet evaluation: resize the shorter side to 256, keep the centre 224x224.
+RESIZE_RATIO = 256 / 224
+# A batch of more than half the training images is never a deliberate choice: it is capped to
+# the largest power of two that gives at least this many steps per epoch.
+MIN_STEPS_PER_EPOCH = 4
+SPLITS_FILE = "splits.json"  # the file lists of an image folder's splits, in the run directory
 
 
 def split_train_val(
@@ -117,19 +133,44 @@ def make_prepare(
 
 @dataclass(frozen=True)
 class Augmenter:
-    """The training augmentation of a recipe, applied to whole uint8 batches."""
+    """The training augmentation of a recipe, applied to whole uint8 batches.
+
+    With ``resized_crop`` (image folders, whose training images are stored larger than the
+    input) every augmentation but ``none`` takes a random-resized crop of that ``(H, W)``, and
+    ``none`` the centre crop; flips follow the setting.
+    """
 
     crop: bool
     flip: bool
     padding: int
+    resized_crop: tuple[int, int] | None = None
 
     @classmethod
     def from_setting(cls, setting: str, padding: int) -> Augmenter:
         return cls(crop="crop" in setting, flip="flip" in setting, padding=padding)
 
-    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        from cnnlab.data import augment
+    @classmethod
+    def for_run(cls, config: Any, data: RunData) -> Augmenter:
+        """The recipe's augmentation, made for the run's data (photos get resized crops)."""
+        if data.image_size is None:
+            return cls.from_setting(config.augment, config.crop_padding)
+        return cls(
+            crop=config.augment != "none",
+            flip="flip" in config.augment,
+            padding=0,
+            resized_crop=data.image_size,
+        )
 
+    def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from cnnlab.data import augment, crops
+
+        if self.resized_crop is not None:
+            if self.crop:
+                return crops.random_resized_crop(
+                    batch, self.resized_crop, generator, flip=self.flip
+                )
+            batch = crops.center_crop(batch, self.resized_crop)
+            return augment.random_hflip(batch, generator) if self.flip else batch
         if self.crop and self.padding > 0:
             batch = augment.random_crop(batch, self.padding, generator)
         if self.flip:
@@ -152,6 +193,12 @@ class RunData:
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    # Image folders only: the network's (H, W) (the training images are stored at ``resize``
+    # and cropped to it), the resize side, the file lists, and what loading had to say.
+    image_size: tuple[int, int] | None = None
+    resize: int | None = None
+    splits: Any = None  # cnnlab.data.folder.FolderSplits
+    notes: tuple[str, ...] = ()
 
     @property
     def in_channels(self) -> int:
@@ -163,15 +210,236 @@ class RunData:
 
 
 def load_run_data(config: Any) -> RunData:
-    """Load ``config.data`` (a name or an image folder), split and limit it as the config says."""
-    from cnnlab.data import dataset_info, load_dataset
+    """Load ``config.data`` (a name or an image folder), split and limit it as the config says.
 
+    Named datasets: the validation split is ``--val-size`` images held out of the training
+    split; ``--classes`` keeps some classes (relabelled in the order given) and
+    ``--limit-per-class`` the first N training images of each. Image folders: see
+    :func:`load_folder_run`.
+    """
+    from cnnlab.data import dataset_info, load_dataset, resolve
+
+    if isinstance(resolve(config.data), Path):
+        return load_folder_run(config)
     info = dataset_info(config.data)
-    images, labels = load_dataset(config.data, "train", root=config.data_dir)
+    keep = parse_classes(config.classes, info.classes)
+    images, labels = select_classes(*load_dataset(config.data, "train", root=config.data_dir), keep)
     train_x, train_y, val_x, val_y = split_train_val(images, labels, config.val_size, config.seed)
+    if config.limit_per_class:
+        train_x, train_y = first_per_class(train_x, train_y, config.limit_per_class)
     if config.limit_train is not None:
         train_x, train_y = train_x[: config.limit_train], train_y[: config.limit_train]
-    test_x, test_y = load_dataset(config.data, "test", root=config.data_dir)
+    test_x, test_y = select_classes(*load_dataset(config.data, "test", root=config.data_dir), keep)
     if config.limit_test is not None:
         test_x, test_y = test_x[: config.limit_test], test_y[: config.limit_test]
+    if keep is not None:
+        info = dataclasses.replace(info, classes=tuple(info.classes[k] for k in keep))
     return RunData(info, train_x, train_y, val_x, val_y, test_x, test_y)
+
+
+# --- a subset of the classes (transfer experiments) ----------------------------------------------
+
+
+def parse_classes(text: str, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """``"5,6,7"`` or ``"Sandal,Shirt"`` -> class indices in the order given; ``""`` -> None."""
+    if not text:
+        return None
+    keep = []
+    for item in (t.strip() for t in text.split(",")):
+        if item.isdigit() and int(item) < len(names):
+            keep.append(int(item))
+        elif item in names:
+            keep.append(names.index(item))
+        else:
+            raise ConfigError(
+                f"--classes: {item!r} is not a class index (0-{len(names) - 1}) or name of "
+                f"the dataset ({', '.join(names)})"
+            )
+    if len(set(keep)) != len(keep) or len(keep) < 2:
+        raise ConfigError(f"--classes {text!r}: name at least two different classes")
+    return tuple(keep)
+
+
+def select_classes(
+    images: torch.Tensor, labels: torch.Tensor, keep: tuple[int, ...] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The samples of the classes ``keep``, relabelled 0..k-1 in that order (order kept)."""
+    if keep is None:
+        return images, labels
+    relabel = torch.full((int(labels.max()) + 1,), -1, dtype=torch.int64)
+    relabel[list(keep)] = torch.arange(len(keep))
+    new = relabel[labels]
+    mask = new >= 0
+    return images[mask], new[mask]
+
+
+def first_per_class(
+    images: torch.Tensor, labels: torch.Tensor, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples of each class, in their original order (a few-shot subset)."""
+    rank = torch.zeros_like(labels)
+    for k in labels.unique():
+        where = labels == k
+        rank[where] = torch.arange(int(where.sum()))
+    mask = rank < n
+    return images[mask], labels[mask]
+
+
+# --- image folders -------------------------------------------------------------------------------
+
+
+def folder_geometry(config: Any) -> tuple[int, int, Any]:
+    """``(S, R, preprocessing)``: the input side, the resize side and the weights' preprocessing.
+
+    ``S`` is ``--image-size``, else the pretrained weights' crop, else the model's own input
+    (224 for the ImageNet models), grown to the model's minimum. ``R`` is the weights' resize
+    side when their crop is used, else ``S x 256/224``.
+    """
+    from cnnlab.weights import preprocessing_for
+
+    pre = preprocessing_for(config)
+    info = model_info(config.model)
+    side = config.image_size or (pre.crop if pre else info.input_size[1])
+    (s, _), _ = input_size_for(info, (side, side), config.image_size)
+    resize = pre.resize if pre and s == pre.crop else round(s * RESIZE_RATIO)
+    return s, resize, pre
+
+
+def _mean_std(images: torch.Tensor, chunk: int = 32) -> tuple[tuple[float, ...], ...]:
+    """Per-channel mean and std in [0, 1] of a uint8 batch, in chunks (bounded memory)."""
+    c = images.shape[1]
+    sums = torch.zeros(2, c, dtype=torch.float64)
+    for i in range(0, len(images), chunk):
+        x = images[i : i + chunk].to(torch.float64).div_(255)
+        sums[0] += x.sum(dim=(0, 2, 3))
+        sums[1] += x.square().sum(dim=(0, 2, 3))
+    n = images.numel() / c
+    mean = sums[0] / n
+    std = (sums[1] / n - mean.square()).clamp(min=1e-8).sqrt()
+    return (
+        tuple(round(float(v), 4) for v in mean),
+        tuple(max(round(float(v), 4), 1e-4) for v in std),
+    )
+
+
+def load_folder_run(config: Any) -> RunData:
+    """An image folder for training: split, decoded at the model's size, never at full size.
+
+    The splits come from :func:`cnnlab.data.folder.split_folder` (``train/``, ``val/``,
+    ``test/`` when present, else ``--val-fraction`` and ``--test-fraction`` of each class, fixed
+    by ``--seed``). Unreadable files are skipped and counted in a note; a class left with no
+    readable training image is an error. Mean and std are measured on the stored training
+    images.
+    """
+    from cnnlab.data.datasets import DatasetInfo
+    from cnnlab.data.folder import channels_of, check_memory, decode_files, split_folder
+
+    if config.classes or config.limit_per_class:
+        raise ConfigError(
+            "--classes and --limit-per-class apply to named datasets; for an image folder, "
+            "copy the classes and images you want into a folder of their own"
+        )
+    splits = split_folder(
+        config.data,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        seed=config.seed,
+    )
+    size, resize, _ = folder_geometry(config)
+    channels = channels_of(splits.train)
+    root = splits.root
+    check_memory(root, len(splits.train), channels, (resize, resize))
+    notes: list[str] = []
+    decoded = {}
+    for split in ("train", "val", "test"):
+        shape = (resize, resize) if split == "train" else (size, size)
+        x, y, skipped = decode_files(
+            getattr(splits, split), channels, shape, shorter_side=resize, skip_unreadable=True
+        )
+        if skipped:
+            _, why = skipped[0]
+            notes.append(
+                f"note: skipped {len(skipped)} unreadable file(s) of the {split} split, e.g. {why}"
+            )
+        missing = sorted(set(range(len(splits.classes))) - set(y.tolist()))
+        if split == "train" and missing:
+            name = splits.classes[missing[0]]
+            raise DataError(
+                f"{root}: class {name!r} has no readable training image; replace its files "
+                "or remove the class"
+            )
+        decoded[split] = (x, y)
+    if config.val_size != _field_default(config, "val_size"):
+        notes.append(
+            "note: --val-size does not apply to image folders: the validation split is "
+            "val/ or --val-fraction of each class"
+        )
+    train_x, train_y = decoded["train"]
+    if config.limit_train is not None:
+        train_x, train_y = train_x[: config.limit_train], train_y[: config.limit_train]
+    test_x, test_y = decoded["test"]
+    if config.limit_test is not None:
+        test_x, test_y = test_x[: config.limit_test], test_y[: config.limit_test]
+    mean, std = _mean_std(train_x)
+    info = DatasetInfo(
+        name=str(root),
+        title=f"image folder {root}",
+        classes=splits.classes,
+        channels=channels,
+        size=(size, size),
+        mean=mean,
+        std=std,
+        num_train=len(train_x),
+        num_test=len(test_x),
+        format="folder",
+        root=root,
+    )
+    return RunData(
+        info,
+        train_x,
+        train_y,
+        *decoded["val"],
+        test_x,
+        test_y,
+        image_size=(size, size),
+        resize=resize,
+        splits=splits,
+        notes=tuple(notes),
+    )
+
+
+def _field_default(config: Any, name: str) -> Any:
+    """A config field's default (a different value is the user's own)."""
+    return next(f.default for f in dataclasses.fields(config) if f.name == name)
+
+
+def write_splits(data: RunData, run_dir: Path) -> None:
+    """Record an image folder's file lists in the run directory (nothing for named datasets)."""
+    from cnnlab.files import write_json_atomic
+
+    if data.splits is not None:
+        write_json_atomic(Path(run_dir) / SPLITS_FILE, data.splits.to_dict())
+
+
+def fit_config_to_data(config: Any, data: RunData) -> tuple[Any, list[str]]:
+    """Cap a batch larger than half the training images, scaling the lr with it.
+
+    The cap is the largest power of two giving :data:`MIN_STEPS_PER_EPOCH` steps per epoch;
+    the learning rate follows the linear scaling rule (Goyal et al. 2017), as the recipe's lr was
+    chosen for its batch.
+
+    Returns:
+        The config to train with, and the notes saying what changed.
+    """
+    n = len(data.train_x)
+    if config.batch_size <= n // 2:
+        return config, []
+    batch = 2 ** max(0, int(math.log2(max(1, n // MIN_STEPS_PER_EPOCH))))
+    lr = config.lr * batch / config.batch_size
+    note = (
+        f"note: --batch-size {config.batch_size} is more than half of the {n} training images: "
+        f"using {batch} ({n // batch} steps per epoch) and lr {config.lr:g} x {batch}/"
+        f"{config.batch_size} = {lr:.4g} (linear scaling); pass a --batch-size up to {n // 2} "
+        "to choose"
+    )
+    return dataclasses.replace(config, batch_size=batch, lr=lr), [note]

@@ -47,7 +47,14 @@ from cnnlab.train.callbacks import Callback, CallbackList, ConsoleLog
 from cnnlab.train.config import TrainConfig, to_dict
 from cnnlab.train.device import pick_device, preserved_process_state, set_threads
 from cnnlab.train.figures import plot_confusion, plot_curves
-from cnnlab.train.inputs import Augmenter, input_size_for, load_run_data, make_prepare
+from cnnlab.train.inputs import (
+    Augmenter,
+    fit_config_to_data,
+    input_size_for,
+    load_run_data,
+    make_prepare,
+    write_splits,
+)
 from cnnlab.train.metrics import EvalResult, Tally, evaluate
 from cnnlab.train.recipes import resolve
 from cnnlab.train.rundir import check_run_dir
@@ -55,11 +62,11 @@ from cnnlab.train.step import (
     NonFiniteLossError,
     StepResult,
     autocast_for,
-    make_optimizer,
     scheduled_lr,
     set_lr,
     train_step,
 )
+from cnnlab.weights import finetune_optimizer, load_for_training
 
 AUTO_CHECKPOINT_SECONDS = 300  # --checkpoint-every 0: a checkpoint about every 5 minutes
 CALIBRATION_STEPS = 20  # steps timed to turn those seconds into a step count
@@ -182,12 +189,19 @@ class Trainer:
                 f"--batch-size {self.config.batch_size} does not split evenly over "
                 f"{self.dist.world_size} ranks: use a multiple of {self.dist.world_size}"
             )
+        # The data first: a batch larger than the data is capped, and the run directory's
+        # config (compared on --resume) must be the capped one.
+        self.data = load_run_data(self.config)
+        self.config, data_notes = fit_config_to_data(self.config, self.data)
         start = check_run_dir(self.config, clean=self.dist.is_main)
         ddp.barrier(self.dist)  # every rank has judged the run directory before rank 0 writes
         self.files, resume_from = start.files, start.resume_from
         for message in [*self.recipe_notes, *self._thread_notes, *start.notes]:
             self.note(message)
-        self.data = load_run_data(self.config)
+        for message in [*self.data.notes, *data_notes]:
+            self.note(message)
+        if self.dist.is_main:
+            write_splits(self.data, self.files.root)  # an image folder's file lists
         self.steps_per_epoch = len(self.data.train_x) // self.config.batch_size
         if self.steps_per_epoch == 0:
             raise ConfigError(
@@ -223,11 +237,14 @@ class Trainer:
     def _build_model(self) -> None:
         """Seed every global RNG, build the model, and describe it in :attr:`meta`."""
         config, data, rank = self.config, self.data, self.dist.rank
-        size, resize_note = input_size_for(
-            model_info(config.model), tuple(data.train_x.shape[-2:]), config.image_size
-        )
-        if resize_note:
-            self.note(resize_note)
+        if data.image_size is not None:  # an image folder, decoded for this model already
+            size = data.image_size
+        else:
+            size, resize_note = input_size_for(
+                model_info(config.model), tuple(data.train_x.shape[-2:]), config.image_size
+            )
+            if resize_note:
+                self.note(resize_note)
         # Every global RNG is seeded (and checkpointed) even where cnnlab draws nothing from
         # NumPy or Python's `random`, so user code and libraries that do stay reproducible.
         torch.manual_seed(config.seed + rank)  # weights are broadcast from rank 0 by DDP
@@ -240,6 +257,12 @@ class Trainer:
             )
         except TypeError as err:  # a **kwargs builder that has no such setting after all
             raise ConfigError(f"{config.model} does not take {sorted(kwargs)} ({err})") from None
+        classes = tuple(data.info.classes)
+        pretrained = load_for_training(self.model, config, classes, data.in_channels)
+        mean, std = tuple(data.info.mean), tuple(data.info.std)
+        if pretrained is not None:  # the weights' own normalisation
+            pre = pretrained.preprocessing.for_channels(data.in_channels)
+            mean, std = pre.mean, pre.std
         memory = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(device=self.device, memory_format=memory)
         self.meta = RunMeta(
@@ -247,9 +270,9 @@ class Trainer:
             num_classes=data.num_classes,
             in_channels=data.in_channels,
             input_size=(data.in_channels, *size),
-            classes=tuple(data.info.classes),
-            mean=tuple(data.info.mean),
-            std=tuple(data.info.std),
+            classes=classes,
+            mean=mean,
+            std=std,
             dataset=str(config.data),
             model_kwargs=kwargs,
             precision=config.precision,
@@ -257,19 +280,21 @@ class Trainer:
             recipe=config.recipe,
             seed=config.seed,
             cnnlab_version=__version__,
+            weights=pretrained.source if pretrained is not None else "",
+            resize=data.resize,
         )
 
     def _build_optimization(self) -> None:
         """Optimizer, plateau rule, input preparation, augmentation and their generators."""
         config = self.config
-        self.optimizer = make_optimizer(config, self.model)
+        self.optimizer = finetune_optimizer(config, self.model)
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.lr_decay, patience=config.plateau_patience
         )
         self.prepare = make_prepare(
             self.meta.image_size, self.meta.mean, self.meta.std, self.device, config.channels_last
         )
-        self.augmenter = Augmenter.from_setting(config.augment, config.crop_padding)
+        self.augmenter = Augmenter.for_run(config, self.data)
         self.order_gen = torch.Generator().manual_seed(config.seed + ORDER_SEED_OFFSET)
         self.augment_gen = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
         self.autocast = autocast_for(config, self.device)

@@ -1,0 +1,582 @@
+"""Pretrained weights: torchvision's published ImageNet files, your own ``.pth``, cnnlab runs.
+
+Where each piece comes from:
+
+- **Which file.** ``--weights imagenet`` takes the address, the category names and the
+  preprocessing (resize side, crop, mean, std) of ``torchvision.models.get_model_weights(name)
+  .DEFAULT`` from the installed torchvision, for the 25 models whose ``ModelInfo.torchvision``
+  names a builder (cnnlab's copies are tested to strict-load torchvision's state dicts). Models
+  without one (the ``_paper`` variants, the CIFAR nets) are a one-line error.
+- **Download.** Into ``~/.cache/cnnlab/weights`` (``$XDG_CACHE_HOME``) with a progress bar, through
+  :func:`cnnlab.data.fetch.download` (``$CNNLAB_WEIGHTS_URL`` serves ``<base>/<file name>``
+  instead, as the tests' local server does). The SHA-256 of the downloaded bytes must start with
+  the hex digits in the file's name (``resnet18-f37072fd.pth``: torchvision's own convention)
+  **before anything parses it**; a mismatch deletes it.
+- **Parsing.** Only ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain
+  containers and refuses any other object without running it; then every key and shape is
+  checked against the cnnlab model (:func:`check_state_dict`). The result is written once as
+  safetensors (``<file stem>.safetensors``, with the categories and preprocessing in its
+  metadata) and the ``.pth`` is deleted: it is never parsed as a pickle again.
+  torchvision itself unpickles these files with ``weights_only=False`` and, once cached, checks
+  nothing.
+- **Loading into a model** (:func:`apply_weights`). Every tensor is copied except the classifier
+  head when the classes differ (its keys are the ones whose shape depends on ``num_classes``,
+  found by building the model twice on the ``meta`` device); a one-channel model gets the first
+  convolution's RGB kernels summed (a grey image fed as three equal channels gives the same
+  output), and the mean and std averaged over the channels.
+- **Fine-tuning** (:func:`finetune_optimizer`). ``--finetune head`` trains only the head (a linear
+  probe: the rest frozen, batch-norm statistics included); ``--finetune all`` trains everything,
+  the pretrained layers at ``--backbone-lr`` times the learning rate (param groups with an
+  ``lr_scale``, applied around each optimizer step, so any schedule stays one number).
+
+Exception to torchvision's preprocessing: GoogLeNet and Inception v3 were trained on inputs
+scaled to [-1, 1]; torchvision's builders convert ImageNet-normalised input back
+(``transform_input=True``), cnnlab's models have no such step, so their recorded mean and std are
+0.5 (the same arithmetic, done in the preprocessing).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab import files
+from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.registry import create_model, model_info
+
+__all__ = [
+    "IMAGENET",
+    "Preprocessing",
+    "Pretrained",
+    "Published",
+    "SourceWeights",
+    "apply_weights",
+    "check_state_dict",
+    "convert_pth",
+    "fetch_imagenet",
+    "finetune_optimizer",
+    "preprocessing_for",
+    "published",
+    "read_weights",
+]
+
+IMAGENET = "imagenet"
+WEIGHTS_FORMAT = "cnnlab.weights/1"
+ENV_URL = "CNNLAB_WEIGHTS_URL"
+#: The hex digits torchvision puts in a file name: the start of the file's SHA-256
+#: (torch.hub's ``HASH_REGEX``).
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+#: torchvision builds these with ``transform_input=True`` when given weights (see the docstring).
+_TRANSFORM_INPUT = frozenset({"googlenet", "inception_v3"})
+#: Old DenseNet files name ``norm.1`` what the module calls ``norm1`` (torchvision's densenet.py
+#: renames them with this pattern when it loads them).
+_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images were prepared for a set of weights: resize the shorter side, crop, normalise.
+
+    Attributes:
+        resize: shorter side in pixels before the centre crop (None: resize to ``crop``).
+        crop: side of the centre crop, the network's input.
+        mean, std: per channel, pixels in [0, 1].
+    """
+
+    resize: int | None
+    crop: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def for_channels(self, channels: int) -> Preprocessing:
+        """The same for ``channels`` inputs: one channel averages the RGB mean and std."""
+        if channels == len(self.mean):
+            return self
+        if channels == 1:
+            avg = lambda v: (round(sum(v) / len(v), 6),)  # noqa: E731
+            return Preprocessing(self.resize, self.crop, avg(self.mean), avg(self.std))
+        raise ConfigError(
+            f"weights for {len(self.mean)}-channel input cannot take {channels} channels: "
+            "use data with the channels the weights were trained on"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        resize = data.get("resize")
+        return cls(
+            None if resize is None else int(resize),
+            int(data["crop"]),
+            tuple(float(v) for v in data["mean"]),
+            tuple(float(v) for v in data["std"]),
+        )
+
+
+@dataclass(frozen=True)
+class Published:
+    """torchvision's published ImageNet weights for one cnnlab model."""
+
+    model: str
+    url: str
+    file_name: str
+    hash_prefix: str
+    categories: tuple[str, ...]
+    preprocessing: Preprocessing
+
+    @property
+    def cache_name(self) -> str:
+        """The converted file's name: the published name, as safetensors."""
+        return Path(self.file_name).stem + ".safetensors"
+
+
+@dataclass
+class SourceWeights:
+    """A state dict to start from, with what it was trained for."""
+
+    model: str
+    state: dict[str, torch.Tensor]
+    classes: tuple[str, ...]
+    preprocessing: Preprocessing
+    source: str
+
+
+@dataclass
+class Pretrained:
+    """What :func:`apply_weights` did: the tensors it copied, the head's keys, and the
+    preprocessing the weights were trained with."""
+
+    source: str
+    preprocessing: Preprocessing
+    loaded: set[str] = field(default_factory=set)
+    head: set[str] = field(default_factory=set)
+    head_reset: bool = False
+
+
+# --- which weights ------------------------------------------------------------------------------
+
+
+def _builder_name(model: str) -> str:
+    name = model_info(model).torchvision
+    if name is None:
+        with_weights = ", ".join(_with_weights()[:6])
+        raise ConfigError(
+            f"{model} has no published ImageNet weights (cnnlab's own variant, not "
+            f"torchvision's): train it from scratch, or use a torchvision-named model "
+            f"({with_weights}, ...; `cnnlab models` marks them)"
+        )
+    return name
+
+
+def _with_weights() -> list[str]:
+    from cnnlab.registry import list_models
+
+    return [n for n in list_models() if model_info(n).torchvision]
+
+
+def published(model: str) -> Published:
+    """The installed torchvision's DEFAULT ImageNet weights for ``model`` (no download)."""
+    import torchvision
+
+    builder = _builder_name(model)
+    weights = torchvision.models.get_model_weights(builder).DEFAULT
+    t = weights.transforms()
+    mean, std = tuple(t.mean), tuple(t.std)
+    if builder in _TRANSFORM_INPUT:
+        mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    file_name = Path(urllib.parse.urlparse(weights.url).path).name
+    match = _HASH_IN_NAME.search(file_name)
+    if match is None:  # every torchvision classification file has one; refuse rather than trust
+        raise CheckpointError(
+            f"{weights.url}: no SHA-256 prefix in the file name to check it against; download it "
+            f"yourself and run `cnnlab weights import FILE --model {model}`"
+        )
+    pre = Preprocessing(int(t.resize_size[0]), int(t.crop_size[0]), mean, std)
+    return Published(
+        model, weights.url, file_name, match.group(1), tuple(weights.meta["categories"]), pre
+    )
+
+
+def weights_dir() -> Path:
+    """Where converted ImageNet weights are kept: ``$XDG_CACHE_HOME/cnnlab/weights``."""
+    from cnnlab.data.fetch import cache_dir
+
+    return cache_dir() / "weights"
+
+
+def _url(pub: Published, base_url: str | None) -> str:
+    base = base_url or os.environ.get(ENV_URL)
+    return f"{base.rstrip('/')}/{pub.file_name}" if base else pub.url
+
+
+# --- download, check, convert --------------------------------------------------------------------
+
+
+def fetch_imagenet(
+    model: str, *, base_url: str | None = None, progress: bool | None = None
+) -> Path:
+    """The converted ImageNet weights of ``model``, downloaded and converted unless cached.
+
+    Raises:
+        CheckpointError: the download's SHA-256 does not start with the name's digits, or the
+            file is not a state dict of ``model`` (it is deleted either way).
+        DataError: the address cannot be reached (the message names the fix).
+    """
+    from cnnlab.data.fetch import download
+
+    pub = published(model)
+    dest = weights_dir() / pub.cache_name
+    if dest.is_file():
+        _read_converted(dest, model)  # framing and metadata checked; a damaged copy raises
+        return dest
+    url = _url(pub, base_url)
+    staging = weights_dir() / pub.file_name
+    fix = f"or download {pub.url} yourself and run `cnnlab weights import FILE --model {model}`"
+    try:
+        download(url, staging, (), progress=progress, offline_fix=f"check your connection, {fix}")
+        digest = files.sha256_file(staging)
+        if not digest.startswith(pub.hash_prefix):
+            raise CheckpointError(
+                f"{url}: SHA-256 {digest[:16]}... does not start with {pub.hash_prefix}, the "
+                "digits in its name: the download is damaged or not the published file; it was "
+                "deleted unread: try again"
+            )
+        convert_pth(
+            staging,
+            model,
+            dest,
+            categories=pub.categories,
+            preprocessing=pub.preprocessing,
+            source=pub.url,
+        )
+    finally:
+        staging.unlink(missing_ok=True)
+    return dest
+
+
+def load_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A ``torch.save`` state dict, read only with ``torch.load(weights_only=True)``.
+
+    Accepts a plain state dict or one wrapped as ``{"state_dict": ...}`` / ``{"model": ...}``.
+
+    Raises:
+        CheckpointError: not a ``torch.save`` file, an object that is not tensors (refused by
+            the restricted unpickler without running it), or a dict of something else.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file: pass a .pth file saved with torch.save")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head != b"PK" and head[:1] != b"\x80":
+        raise CheckpointError(
+            f"{path} is not a torch.save file (a zip archive or a pickle): pass a state dict "
+            "saved with torch.save(model.state_dict(), PATH)"
+        )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError, EOFError, zip errors...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(
+            f"{path}: refused by torch.load(weights_only=True) ({first[:160]}); it is damaged "
+            "or holds objects other than tensors, which cnnlab never unpickles"
+        ) from None
+    if isinstance(obj, dict) and len(obj) == 1 and next(iter(obj)) in ("state_dict", "model"):
+        obj = next(iter(obj.values()))
+    if not isinstance(obj, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise CheckpointError(
+            f"{path}: not a state dict (names to tensors): save model.state_dict() instead"
+        )
+    return obj
+
+
+def check_state_dict(
+    state: dict[str, torch.Tensor], model: str, source: object
+) -> dict[str, torch.Tensor]:
+    """``state`` with every key and shape checked against ``model`` at 1000 classes, RGB input.
+
+    Old DenseNet key names are renamed as torchvision does.
+
+    Raises:
+        CheckpointError: missing or unexpected keys, or a shape that differs (the first few are
+            named, with the counts).
+    """
+    if model_info(model).family == "densenet":
+        state = {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
+    with torch.device("meta"):
+        expected = create_model(model).state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{len(items)} {what}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
+        for what, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shapes", wrong),
+        )
+        if items
+    ]
+    if problems:
+        raise CheckpointError(
+            f"{source}: not a state dict of {model} ({'; '.join(problems)}): pass the weights "
+            "of this architecture, or the matching --model"
+        )
+    return {k: state[k].detach().contiguous() for k in expected}
+
+
+def convert_pth(
+    path: str | os.PathLike,
+    model: str,
+    dest: str | os.PathLike,
+    *,
+    categories: tuple[str, ...] | None = None,
+    preprocessing: Preprocessing | None = None,
+    source: str | None = None,
+) -> Path:
+    """Check a ``.pth`` state dict of ``model`` and write it as safetensors (atomically).
+
+    ``categories`` default to ``class0``..., ``preprocessing`` to the model's published one
+    (torchvision's ImageNet transforms), or resize 256 / crop 224 with ImageNet's statistics.
+    """
+    from cnnlab.train.checkpoint import write_safetensors_atomic
+
+    path, dest = Path(path), Path(dest)
+    digest = files.sha256_file(path)
+    state = check_state_dict(load_pth(path), model, path)
+    if preprocessing is None:
+        try:
+            preprocessing = published(model).preprocessing
+        except ConfigError:  # no published weights: ImageNet's usual transforms
+            preprocessing = Preprocessing(256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    if categories is None:
+        categories = tuple(f"class{i}" for i in range(model_info(model).num_classes))
+    meta = {
+        "format": WEIGHTS_FORMAT,
+        "model": model,
+        "categories": list(categories),
+        "preprocessing": preprocessing.to_dict(),
+        "source": source or str(path),
+        "source_sha256": digest,
+    }
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors_atomic(dest, state, meta)
+    return dest
+
+
+# --- reading weights to start from ----------------------------------------------------------------
+
+
+def _read_converted(path: Path, model: str) -> SourceWeights:
+    from cnnlab.train.checkpoint import read_header, read_tensors
+
+    header = read_header(path)
+    if header.get("model") != model:
+        raise ConfigError(
+            f"{path} holds weights of {header.get('model')}, not {model}: pass --model "
+            f"{header.get('model')} or other weights"
+        )
+    try:
+        pre = Preprocessing.from_dict(header["preprocessing"])
+        classes = tuple(str(c) for c in header["categories"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: malformed weights metadata ({err})") from None
+    state = check_state_dict(read_tensors(path), model, path)
+    return SourceWeights(model, state, classes, pre, str(header.get("source", path)))
+
+
+def read_weights(spec: str, model: str, *, progress: bool | None = None) -> SourceWeights:
+    """The weights ``--weights`` names: ``imagenet``, a ``.safetensors`` file or a run directory.
+
+    A run directory or a model/checkpoint file ``cnnlab train`` wrote must be of the same
+    architecture; its own preprocessing (size, mean, std) is the one recorded.
+
+    Raises:
+        CheckpointError: a file cnnlab did not write (a ``.pth`` must be imported first with
+            ``cnnlab weights import``), damaged, or of another architecture.
+    """
+    from cnnlab.train.checkpoint import (
+        CHECKPOINT_FORMAT,
+        MODEL_FORMAT,
+        load_trained,
+        read_header,
+        resolve_model_file,
+    )
+
+    if spec == IMAGENET:
+        return _read_converted(fetch_imagenet(model, progress=progress), model)
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix in (".pth", ".pt", ".bin", ".pkl", ".ckpt"):
+        raise CheckpointError(
+            f"{path}: a torch.save file; convert it once with `cnnlab weights import {path} "
+            f"--model {model}` and pass the .safetensors file it writes"
+        )
+    file = resolve_model_file(path)
+    header = read_header(file)
+    if header.get("format") == WEIGHTS_FORMAT:
+        return _read_converted(file, model)
+    if header.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise CheckpointError(f"{file}: unknown cnnlab format {header.get('format')!r}")
+    trained = load_trained(file)
+    meta = trained.meta
+    if meta.model != model:
+        raise ConfigError(
+            f"{file} holds a trained {meta.model}, not {model}: train {meta.model} or pass "
+            "other weights"
+        )
+    pre = Preprocessing(meta.resize, meta.image_size[0], meta.mean, meta.std)
+    return SourceWeights(model, trained.model.state_dict(), meta.classes, pre, str(file))
+
+
+def preprocessing_for(config: Any) -> Preprocessing | None:
+    """The preprocessing of ``config.weights`` without loading any tensor (None: no weights).
+
+    For ``imagenet`` it comes from torchvision's enum; for a file, from its metadata.
+    """
+    if config.weights in ("", "none"):
+        return None
+    if config.weights == IMAGENET:
+        return published(config.model).preprocessing
+    from cnnlab.runmeta import RunMeta
+    from cnnlab.train.checkpoint import CHECKPOINT_FORMAT, read_header, resolve_model_file
+
+    file = resolve_model_file(Path(config.weights).expanduser())
+    header = read_header(file)
+    if header.get("format") == WEIGHTS_FORMAT:
+        return Preprocessing.from_dict(header["preprocessing"])
+    raw = header.get("model_meta") if header.get("format") == CHECKPOINT_FORMAT else header
+    meta = RunMeta.from_dict(raw or {}, file)
+    return Preprocessing(meta.resize, meta.image_size[0], meta.mean, meta.std)
+
+
+# --- into a model ---------------------------------------------------------------------------------
+
+
+def head_keys(model: str, num_classes: int, in_channels: int) -> set[str]:
+    """State-dict keys whose shape depends on ``num_classes``: the classifier head(s)."""
+    with torch.device("meta"):
+        a = create_model(model, num_classes=num_classes, in_channels=in_channels).state_dict()
+        b = create_model(model, num_classes=num_classes + 1, in_channels=in_channels)
+    other = b.state_dict()
+    return {k for k, v in a.items() if other[k].shape != v.shape}
+
+
+def apply_weights(
+    net: nn.Module, weights: SourceWeights, classes: tuple[str, ...], in_channels: int
+) -> Pretrained:
+    """Copy ``weights`` into ``net`` (a fresh cnnlab model of the same architecture).
+
+    The head is kept as initialised when the classes differ from the weights' (by name and
+    order); a one-channel ``net`` gets the first convolution's RGB kernels summed.
+
+    Raises:
+        ConfigError: a tensor that fits neither way.
+    """
+    target = net.state_dict()
+    head = head_keys(weights.model, len(classes), in_channels)
+    reset = tuple(classes) != tuple(weights.classes)
+    new: dict[str, torch.Tensor] = {}
+    for key, want in target.items():
+        if reset and key in head:
+            continue
+        have = weights.state[key]
+        if have.shape != want.shape and have.dim() == 4 and have.shape[1] == 3 and in_channels == 1:
+            have = have.sum(dim=1, keepdim=True)  # grey = R = G = B: the same response
+        if have.shape != want.shape:
+            raise ConfigError(
+                f"{weights.source}: {key} has shape {tuple(have.shape)}, the model "
+                f"{tuple(want.shape)}: use data with the channels the weights expect"
+            )
+        new[key] = have.to(want.dtype)
+    net.load_state_dict(new, strict=False)
+    return Pretrained(weights.source, weights.preprocessing, set(new), head, reset)
+
+
+def _batch_norm_frozen(module: nn.Module, args: Any) -> None:
+    module.training = False  # use (and keep) the running statistics, whatever train() said
+
+
+def freeze_backbone(net: nn.Module, record: Pretrained) -> None:
+    """A linear probe: only the head's parameters train; frozen batch norms use their statistics.
+
+    Batch-norm layers with no trainable parameter are switched to evaluation behaviour before
+    every forward pass (a pre-hook), so the trainer's ``model.train()`` does not make them
+    normalise with batch statistics or update their running averages.
+    """
+    for name, p in net.named_parameters():
+        p.requires_grad_(name in record.head)
+    for module in net.modules():
+        params = list(module.parameters(recurse=False))
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+            p.requires_grad for p in params
+        ):
+            module.register_forward_pre_hook(_batch_norm_frozen)
+
+
+def finetune_optimizer(config: Any, net: nn.Module) -> torch.optim.Optimizer:
+    """The recipe's optimizer (:func:`cnnlab.train.step.make_optimizer`), in param groups when
+    ``net`` starts from pretrained weights: new layers at the lr, pretrained ones at
+    ``config.backbone_lr`` times it, frozen ones left out.
+
+    The scale is applied around each optimizer step (step hooks), so schedules that set one
+    learning rate for every group, and the plateau rule, keep working unchanged.
+    """
+    from cnnlab.train.step import make_optimizer
+
+    base = make_optimizer(config, net)
+    record: Pretrained | None = getattr(net, "cnnlab_pretrained", None)
+    if record is None:
+        return base
+    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    pretrained = {n for n in record.loaded if not (record.head_reset and n in record.head)}
+    groups = [
+        {"params": [p for n, p in trainable if n not in pretrained], "lr_scale": 1.0},
+        {"params": [p for n, p in trainable if n in pretrained], "lr_scale": config.backbone_lr},
+    ]
+    optimizer = type(base)([g for g in groups if g["params"]], **base.defaults)
+
+    def scale(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for g in opt.param_groups:
+            g["base_lr"], g["lr"] = g["lr"], g["lr"] * g["lr_scale"]
+
+    def unscale(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for g in opt.param_groups:
+            g["lr"] = g.pop("base_lr")
+
+    optimizer.register_step_pre_hook(scale)
+    optimizer.register_step_post_hook(unscale)
+    return optimizer
+
+
+def load_for_training(
+    net: nn.Module, config: Any, classes: tuple[str, ...], in_channels: int
+) -> Pretrained | None:
+    """``--weights`` and ``--finetune`` for a freshly built model; None without weights.
+
+    Sets ``net.cnnlab_pretrained`` (read by :func:`finetune_optimizer`).
+    """
+    if config.weights in ("", "none"):
+        if config.finetune == "head":
+            raise ConfigError("--finetune head needs pretrained weights: add --weights imagenet")
+        return None
+    record = apply_weights(net, read_weights(config.weights, config.model), classes, in_channels)
+    if config.finetune == "head":
+        freeze_backbone(net, record)
+    net.cnnlab_pretrained = record
+    return record

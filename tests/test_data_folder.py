@@ -1,0 +1,160 @@
+"""Image folders as people keep them: split folders or stratified fractions, reduced-size decoding,
+random-resized crops, batch capping, bad folders, and a small end-to-end run with predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnlab.cli import main
+from cnnlab.data import crops
+from cnnlab.data.folder import decode_files, split_folder
+from cnnlab.data.images import read_image
+from cnnlab.errors import DataError
+from cnnlab.train.config import TrainConfig
+from cnnlab.train.inputs import Augmenter, fit_config_to_data, load_run_data
+
+RNG = np.random.default_rng(0)
+
+
+def photos(root: Path, per_class: int = 10, classes=("blue", "red"), size=(48, 64)) -> Path:
+    """JPEG 'photos' whose classes differ in colour."""
+    colours = {"red": (210, 40, 40), "blue": (40, 40, 210), "green": (40, 200, 40)}
+    for name in classes:
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = RNG.integers(-25, 25, (*size, 3))
+            pixels = np.clip(np.array(colours[name]) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(d / f"{name}{i}.jpg")
+    return root
+
+
+def test_stratified_fractions_fixed_by_the_seed(tmp_path: Path) -> None:
+    photos(tmp_path, per_class=25)
+    photos(tmp_path, per_class=3, classes=("green",))
+    s = split_folder(tmp_path, seed=0)
+    assert s.classes == ("blue", "green", "red") and set(s.origin.values()) == {"fraction"}
+    per = {split: np.bincount([y for _, y in getattr(s, split)], minlength=3) for split in
+           ("train", "val", "test")}  # fmt: skip
+    assert per["test"].tolist() == [2, 1, 2] and per["val"].tolist() == [2, 1, 2]  # >= 1 each
+    assert per["train"].tolist() == [21, 1, 21]
+    files = [p for split in ("train", "val", "test") for p, _ in getattr(s, split)]
+    assert len(files) == len(set(files)) == 53
+    assert split_folder(tmp_path, seed=0) == s
+    assert split_folder(tmp_path, seed=1).test != s.test
+    record = s.to_dict()
+    assert record["test"][0][0].endswith(".jpg") and not record["test"][0][0].startswith("/")
+
+
+def test_split_folders_used_when_present(tmp_path: Path) -> None:
+    photos(tmp_path / "train", per_class=6)
+    photos(tmp_path / "val", per_class=2)
+    s = split_folder(tmp_path)
+    assert s.origin == {"train": "folder", "val": "folder", "test": "fraction"}
+    assert len(s.val) == 4 and all("/val/" in str(p) for p, _ in s.val)
+    assert len(s.test) == 2 and all("/train/" in str(p) for p, _ in s.test)
+    assert len(s.train) == 10
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda r: r.mkdir(), "no class sub-folders"),
+        (lambda r: photos(r, classes=("red",)), "only one class"),
+        (lambda r: (photos(r), (r / "empty").mkdir()), "holds no images"),
+        (lambda r: photos(r, per_class=2), "cannot be split"),
+    ],
+)
+def test_bad_folders_are_one_line_errors(tmp_path: Path, make, message: str) -> None:
+    root = tmp_path / "f"
+    make(root)
+    with pytest.raises(DataError, match=message) as err:
+        split_folder(root)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_files_skipped_and_counted(tmp_path: Path) -> None:
+    photos(tmp_path, per_class=8)
+    (tmp_path / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    s = split_folder(tmp_path)
+    everything = s.train + s.val + s.test
+    x, y, skipped = decode_files(everything, 3, (16, 16), shorter_side=16, skip_unreadable=True)
+    assert len(x) == len(y) == len(everything) - 1 and skipped[0][0].name == "broken.jpg"
+    with pytest.raises(DataError, match=r"broken\.jpg"):
+        decode_files(everything, 3, (16, 16))
+    for f in (tmp_path / "blue").iterdir():  # a class with nothing readable left
+        f.write_bytes(b"not an image")
+    config = TrainConfig(model="resnet18", data=str(tmp_path), image_size=32)
+    with pytest.raises(DataError, match="'blue' has no readable training image"):
+        load_run_data(config)
+
+
+def test_reduced_size_decode_resize_shorter_side_and_centre_crop(tmp_path: Path) -> None:
+    left_right = np.zeros((300, 400, 3), np.uint8)
+    left_right[:, :50] = 255  # a white band only at the left edge: the centre crop drops it
+    Image.fromarray(left_right).save(tmp_path / "a.jpg", quality=95)
+    x = read_image(tmp_path / "a.jpg", 3, (64, 64), shorter_side=64)
+    assert x.shape == (3, 64, 64) and x.float().mean() < 20
+    stretched = read_image(tmp_path / "a.jpg", 3, (64, 64))
+    assert stretched[:, :, :4].float().mean() > 200  # resized without the crop keeps the band
+
+
+def test_run_data_geometry_and_augmenter(tmp_path: Path) -> None:
+    photos(tmp_path, per_class=12, size=(60, 80))
+    config = TrainConfig(model="resnet18", data=str(tmp_path), image_size=32, augment="flip")
+    data = load_run_data(config)
+    assert data.image_size == (32, 32) and data.resize == 37  # 32 x 256/224
+    assert data.train_x.shape[1:] == (3, 37, 37) and data.test_x.shape[1:] == (3, 32, 32)
+    assert data.info.classes == ("blue", "red") and len(data.test_x) == 2
+    aug = Augmenter.for_run(config, data)
+    g = torch.Generator().manual_seed(0)
+    out = aug(data.train_x[:4], g)
+    assert out.shape == (4, 3, 32, 32) and out.dtype == torch.uint8
+    none = Augmenter.for_run(TrainConfig(model="resnet18", augment="none"), data)
+    assert torch.equal(none(data.train_x[:2], g), crops.center_crop(data.train_x[:2], (32, 32)))
+
+
+def test_random_resized_crop_of_the_whole_image_is_the_resize() -> None:
+    x = torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    same = crops.random_resized_crop(x, (8, 8), g, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    assert torch.equal(same, x)
+    flipped = crops.random_resized_crop(x, (8, 8), g, scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=True)
+    assert all(
+        torch.equal(f, i) or torch.equal(f, i.flip(-1)) for f, i in zip(flipped, x, strict=True)
+    )
+
+
+def test_batch_capped_to_the_data_with_a_note(tmp_path: Path) -> None:
+    photos(tmp_path, per_class=12)
+    config = TrainConfig(model="resnet18", data=str(tmp_path), image_size=32)
+    data = load_run_data(config)
+    capped, notes = fit_config_to_data(TrainConfig(model="resnet18", batch_size=256, lr=0.2), data)
+    assert capped.batch_size == 4 and capped.lr == pytest.approx(0.2 * 4 / 256)
+    assert "more than half" in notes[0]
+    kept, notes = fit_config_to_data(TrainConfig(model="resnet18", batch_size=8, lr=0.2), data)
+    assert kept.batch_size == 8 and not notes
+
+
+def test_train_with_no_flags_then_predict_names_the_folders(tmp_path: Path, capsys) -> None:
+    """The issue's acceptance in small: a folder, default settings but a small image size."""
+    data = photos(tmp_path / "photos", per_class=12, size=(48, 64))
+    run = tmp_path / "run"
+    argv = ["train", "resnet18", "--data", str(data), "--out", str(run), "--image-size", "32"]
+    assert main([*argv, "--epochs", "2", "--no-progress", "--stall-patience", "0"]) == 0
+    splits = json.loads((run / "splits.json").read_text())
+    assert splits["classes"] == ["blue", "red"] and len(splits["test"]) == 2
+    capsys.readouterr()
+    assert main(["predict", str(run), str(data / "red" / "red0.jpg"), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "red" in out and "blue" in out
+    from cnnlab.train.checkpoint import load_trained
+
+    meta = load_trained(run).meta
+    assert meta.classes == ("blue", "red") and meta.resize == 37 and meta.image_size == (32, 32)
