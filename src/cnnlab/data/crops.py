@@ -19,7 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SCALE", "RATIO", "center_crop", "random_resized_crop"]
+__all__ = ["RATIO", "SCALE", "center_crop", "random_resized_crop"]
 
 SCALE = (0.08, 1.0)  # fraction of the image's area the box covers (torchvision's default)
 RATIO = (3 / 4, 4 / 3)  # box width / height
