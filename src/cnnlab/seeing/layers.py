@@ -151,7 +151,7 @@ def layer_names(net: nn.Module, input_size: tuple[int, ...]) -> list[str]:
     """Every name :func:`resolve` accepts: the analyzer's rows, then the containers that ran."""
     rows = [r.name for r in analysis(net, input_size).all_rows]
     seen = set(rows)
-    ran = {r.name.split(":")[0].rsplit(".", 1)[0] for r in rows}
+    ran = {r.split(":")[0].rsplit(".", 1)[0] for r in rows}
     containers = [
         path
         for path, module in net.named_modules()
