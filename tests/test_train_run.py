@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli.train import parse
 from cnnlab.errors import ConfigError, TrainingError
-from cnnlab.train import Callback, fit
+from cnnlab.train import Callback, fit, load_trained
 from cnnlab.train import checkpoint as ckpt
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import SMALL, SMALL_STEPS_PER_EPOCH, TIMINGS, bitwise_differences, weights
@@ -284,6 +284,12 @@ def test_a_one_epoch_run_at_chance_is_never_reported_as_a_result(tmp_path: Path)
     with pytest.raises(TrainingError, match=r"stalled at chance for 1 epoch\(s\)"):
         fit(config, given=given, quiet=True, callbacks=[StuckOnClassZero()])
     assert json.loads((tmp_path / "r" / "results.json").read_text())["status"] == "failed"
+    # --stall-patience 0 (as in SMALL): the warning stays, the run finishes.
+    stuck = StuckOnClassZero()
+    config, given = parse(["tinynet", *SMALL, "--out", str(tmp_path / "relaxed")])
+    fit(config, given=given, quiet=True, callbacks=[stuck])
+    assert len(stuck.warnings) == 1 and "training goes on (--stall-patience 0)" in stuck.warnings[0]
+    assert json.loads((tmp_path / "relaxed" / "results.json").read_text())["status"] == "finished"
 
 
 def test_finished_runs_say_so_with_their_best_epoch(trained_run: Path) -> None:
@@ -292,7 +298,8 @@ def test_finished_runs_say_so_with_their_best_epoch(trained_run: Path) -> None:
     history = [json.loads(x) for x in (trained_run / "metrics.jsonl").read_text().splitlines()]
     best = max(history, key=lambda h: h["val_acc"])  # the first of equals
     assert results["best"] == {"epoch": best["epoch"], "val_acc": best["val_acc"]}
-    assert ckpt.read_header(trained_run / "model_best.safetensors")["model"] == "tinynet"
+    best_file = trained_run / "model_best.safetensors"
+    assert load_trained(best_file).meta.model == "tinynet"  # eval, predict and load read it
 
 
 class BestWeights(Callback):

@@ -489,10 +489,15 @@ class Trainer:
                 )
         chance = self.chance_diagnosis(record)
         w.stalled_epochs = w.stalled_epochs + 1 if chance else 0
-        if chance and config.stall_patience and w.stalled_epochs == 1:
+        if chance and w.stalled_epochs == 1:
+            patience = config.stall_patience
+            then = (
+                f"training stops if it still is after {patience} epoch(s) (--stall-patience)"
+                if patience
+                else "training goes on (--stall-patience 0)"
+            )
             self.warn(
-                f"epoch {record['epoch']} is at chance ({chance}); training stops if it still is "
-                f"after {config.stall_patience} epoch(s) (--stall-patience). Likely fix: "
+                f"epoch {record['epoch']} is at chance ({chance}); {then}. Likely fix: "
                 f"{self.likely_fix(record)}"
             )
 
