@@ -136,9 +136,9 @@ class TrainConfig:
         0,
     )
     stall_patience: int = _opt(
-        "epochs at chance (training loss not below ln(classes), or validation accuracy within 2 "
-        "points of 1/classes) before training stops with an error; the first one warns (0: "
-        "never stop, for experiments on slow starts)",
+        "epochs at chance (training and validation loss not below ln(classes), or validation "
+        "accuracy at most 2 points above 1/classes) before training stops with an error; the "
+        "first one warns (0: never stop, for experiments on slow starts)",
         2,
     )
 
