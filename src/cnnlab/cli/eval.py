@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.path, device=device, tta=args.tta)
     meta = predictor.meta
     data = args.data or meta.dataset or "fashion-mnist"
-    images, labels = load_dataset(data, args.split, root=args.data_dir)
+    # An image folder without split sub-folders is split by the run's seed: evaluate on the
+    # images that run held out, never on ones it trained on.
+    seed = meta.seed if meta.seed is not None else 0
+    images, labels = load_dataset(data, args.split, root=args.data_dir, seed=seed)
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
     if images.shape[1] != meta.in_channels:
