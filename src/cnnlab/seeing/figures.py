@@ -314,13 +314,13 @@ def plot_gradcam(
     heat = _normalised(M.upsample(cams, size[1:], M._pair2(row.start), M._pair2(row.jump)))
     pixels = display(model, x)
     h, w = cams.shape[1:]
-    fig = _figure(4.4, 2.2 * len(x) + 0.5)
+    fig = _figure(4.8, 2.2 * len(x) + 0.5)
     axes = fig.subplots(len(x), 2, squeeze=False)
     for i in range(len(x)):
         _image(axes[i, 0], pixels[i])
         axes[i, 0].set_title(_caption(classes, probs, pred, i), fontsize=8)
         im = _heat(axes[i, 1], pixels[i], heat[i])
-        empty = " (zero: no positive evidence)" if float(cams[i].max()) == 0 else ""
+        empty = "\n(all zero: no positive evidence)" if float(cams[i].max()) == 0 else ""
         axes[i, 1].set_title(f"for {names[i]}{empty}", fontsize=8)
     fig.colorbar(im, ax=axes[:, 1].tolist(), shrink=0.6, label="Grad-CAM / its max")
     fig.suptitle(f"Grad-CAM at {name} ({h}x{w} map, cells placed at their fields' centres)",
