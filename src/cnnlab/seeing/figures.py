@@ -115,7 +115,7 @@ def _predicted(model: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     """Softmax probability and index of each image's top class."""
     net = M.model_of(model)
     with M.fp32_eval(net) as work, torch.no_grad():
-        return M._logits(work, x).softmax(1).max(1)
+        return M.batched_logits(work, x).softmax(1).max(1)
 
 
 def _caption(classes: list[str], probs: torch.Tensor, pred: torch.Tensor, i: int) -> str:
@@ -191,7 +191,7 @@ def _size_of(model: Any) -> tuple[int, ...]:
     meta = getattr(model, "meta", None)
     if meta is not None:
         return tuple(meta.input_size)
-    return M._registered_size(M.model_of(model))
+    return M.registered_size(M.model_of(model))
 
 
 def plot_feature_maps(
@@ -310,8 +310,8 @@ def plot_gradcam(
     probs, pred = _predicted(model, x)
     classes = _classes(model, _num_classes(model, x))
     names = _target_names(classes, pred, target)
-    row = M._row(net, name, size)
-    heat = _normalised(M.upsample(cams, size[1:], M._pair2(row.start), M._pair2(row.jump)))
+    row = M.layer_row(net, name, size)
+    heat = _normalised(M.upsample(cams, size[1:], M.per_axis(row.start), M.per_axis(row.jump)))
     pixels = display(model, x)
     h, w = cams.shape[1:]
     fig = _figure(4.8, 2.2 * len(x) + 0.5)
@@ -349,7 +349,7 @@ def plot_occlusion(
     names = _target_names(classes, pred, target)
     pixels = display(model, x)
     h, w = x.shape[-2:]
-    wh, ww = M._pair(window, (max(1, round(h / 7)), max(1, round(w / 7))), "window")
+    wh, ww = M.window_pair(window, (max(1, round(h / 7)), max(1, round(w / 7))), "window")
     fig = _figure(4.6, 2.2 * len(x) + 0.5)
     axes = fig.subplots(len(x), 2, squeeze=False)
     for i in range(len(x)):
@@ -395,8 +395,8 @@ def plot_receptive_field(
     x = M.as_input(model, image)[:1] if image is not None else None
     size = tuple(x.shape[1:]) if x is not None else (input_size or _size_of(model))
     name = layer or L.default_layer(net, size, "rf")
-    row = M._row(net, name, size)
-    i, j = M._unit(row.output_shape, unit, name)
+    row = M.layer_row(net, name, size)
+    i, j = M.unit_of(row.output_shape, unit, name)
     box = M.receptive_box(net, size, name, (i, j))
     erf = M.effective_rf(net, size, name, (i, j), samples=samples)
     fig = _figure(8, 4.2)

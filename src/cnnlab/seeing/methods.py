@@ -41,13 +41,16 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.seeing import layers as L
+
+if TYPE_CHECKING:
+    from cnnlab.analysis.report import Row
 
 Target = int | Sequence[int] | torch.Tensor | None
 Images = torch.Tensor | str | os.PathLike[str] | Sequence[Any]
@@ -82,7 +85,8 @@ def as_input(model: Any, images: Images) -> torch.Tensor:
         x = images[None] if images.dim() == 3 else images
         if x.dim() != 4:
             raise DataError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
-        return x.to(device, torch.float32)
+        x = x.to(device, torch.float32)
+        return x.clone() if x.is_inference() else x  # made under inference_mode: no autograd
     prepare = getattr(model, "prepare", None)
     meta = getattr(model, "meta", None)
     if prepare is None or meta is None:
@@ -91,7 +95,7 @@ def as_input(model: Any, images: Images) -> torch.Tensor:
             "from cnnlab.load(RUN_DIR), or float tensors already normalised for the model"
         )
     if isinstance(images, torch.Tensor) and images.dim() == 4:
-        return prepare(_check_uint8(images, meta.in_channels)).to(device, torch.float32)
+        return prepare(in_channels_of(images, meta.in_channels)).to(device, torch.float32)
     items = [images] if isinstance(images, (str, os.PathLike, torch.Tensor)) else list(images)
     if not items:
         raise DataError("no images given: pass at least one image file or tensor")
@@ -104,7 +108,7 @@ def read_pixels(item: Any, channels: int) -> torch.Tensor:
     from cnnlab.data.images import read_image
 
     if isinstance(item, torch.Tensor):
-        return _check_uint8(item[None] if item.dim() == 3 else item, channels)[0]
+        return in_channels_of(item[None] if item.dim() == 3 else item, channels)[0]
     if not isinstance(item, (str, os.PathLike)):
         raise DataError(
             f"cannot read a {type(item).__name__} as an image: pass image file paths or tensors"
@@ -112,7 +116,13 @@ def read_pixels(item: Any, channels: int) -> torch.Tensor:
     return read_image(item, channels=channels)
 
 
-def _check_uint8(images: torch.Tensor, channels: int) -> torch.Tensor:
+def in_channels_of(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` pixels with ``channels`` channels: RGB to grey by Pillow's luma
+    weights, grey to RGB by repetition (what ``read_image(path, channels=...)`` does to files).
+
+    Raises:
+        DataError: not uint8 ``(N, C, H, W)``, or a channel count that cannot be converted.
+    """
     if images.dim() != 4 or images.dtype != torch.uint8:
         raise DataError(
             f"expected uint8 pixels (N, C, H, W), got {images.dtype} {tuple(images.shape)}: "
@@ -229,7 +239,7 @@ def filters(
     """
     net = model_of(model)
     meta = getattr(model, "meta", None)
-    size = input_size or (meta.input_size if meta else _registered_size(net))
+    size = input_size or (meta.input_size if meta else registered_size(net))
     name = layer if layer is not None else L.default_layer(net, size, "filters")
     lay = L.resolve(net, name, size)
     w = getattr(lay.module, "weight", None)
@@ -241,7 +251,8 @@ def filters(
     return w.detach().float().cpu().clone()
 
 
-def _registered_size(net: nn.Module) -> tuple[int, ...]:
+def registered_size(net: nn.Module) -> tuple[int, ...]:
+    """The registered ``(C, H, W)`` of a zoo model."""
     info = getattr(net, "cnnlab_info", None)
     if info is None:
         raise ConfigError("pass input_size=(C, H, W): the model is not a registered zoo model")
@@ -299,7 +310,7 @@ def smoothgrad(
     out = torch.empty(x.shape)
     with fp32_eval(net) as work:
         with torch.no_grad():
-            t = targets(_logits(work, x), target)
+            t = targets(batched_logits(work, x), target)
         for i in range(len(x)):
             xi = x[i : i + 1]
             sigma = noise * float(xi.max() - xi.min())
@@ -329,7 +340,8 @@ def _input_gradient(work: nn.Module, x: torch.Tensor, target: Target) -> torch.T
     return grad.detach().float().cpu()
 
 
-def _logits(work: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def batched_logits(work: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """float32 ``(N, K)`` logits of ``x`` in batches of :data:`FORWARD_BATCH`."""
     return torch.cat([work(chunk).float() for _, chunk in _chunks(x, FORWARD_BATCH)])
 
 
@@ -380,8 +392,8 @@ def gradcam(
             maps.append(torch.relu((alpha * a).sum(1)).detach().float().cpu())  # (n, h, w)
     out = torch.cat(maps)
     if size is not None:
-        row = _row(net, lay.name, in_size)
-        out = upsample(out, size, _pair2(row.start), _pair2(row.jump))
+        row = layer_row(net, lay.name, in_size)
+        out = upsample(out, size, per_axis(row.start), per_axis(row.jump))
     return out
 
 
@@ -462,8 +474,8 @@ def occlusion(
     net = model_of(model)
     x = as_input(model, images)
     h, w = x.shape[-2:]
-    wh, ww = _pair(window, (max(1, round(h / 7)), max(1, round(w / 7))), "window")
-    sh, sw = _pair(stride, (max(1, wh // 2), max(1, ww // 2)), "stride")
+    wh, ww = window_pair(window, (max(1, round(h / 7)), max(1, round(w / 7))), "window")
+    sh, sw = window_pair(stride, (max(1, wh // 2), max(1, ww // 2)), "stride")
     if wh > h or ww > w:
         raise ConfigError(f"occlusion window {wh}x{ww} is larger than the {h}x{w} input")
     masks = _windows(h, w, wh, ww, sh, sw).to(x.device)  # (P, H, W) bool
@@ -485,7 +497,10 @@ def occlusion(
     return out
 
 
-def _pair(v: int | tuple[int, int] | None, default: tuple[int, int], what: str):
+def window_pair(
+    v: int | tuple[int, int] | None, default: tuple[int, int], what: str
+) -> tuple[int, int]:
+    """An occlusion window or stride as ``(h, w)``; ``default`` when None."""
     if v is None:
         return default
     a, b = (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
@@ -564,16 +579,16 @@ def receptive_box(
     net = model_of(model)
     size = tuple(int(s) for s in input_size)
     name = layer if layer is not None else L.default_layer(net, size, "rf")
-    row = _row(net, name, size)
-    (i, j) = _unit(row.output_shape, unit, name)
-    rf, jump, start = _pair2(row.receptive_field), _pair2(row.jump), _pair2(row.start)
+    row = layer_row(net, name, size)
+    (i, j) = unit_of(row.output_shape, unit, name)
+    rf, jump, start = per_axis(row.receptive_field), per_axis(row.jump), per_axis(row.start)
     lo = [start[d] + (i, j)[d] * jump[d] - (rf[d] - 1) / 2 for d in range(2)]
     return Box(
         math.floor(lo[0]), math.floor(lo[1]), math.ceil(lo[0]) + rf[0], math.ceil(lo[1]) + rf[1]
     )
 
 
-def _row(net: nn.Module, name: str, size: tuple[int, ...]):
+def layer_row(net: nn.Module, name: str, size: tuple[int, ...]) -> Row:
     """The analyzer's row for ``name``: a row name, or a container's last row."""
     report = L.analysis(net, size)
     L.resolve(net, name, size)  # the one-line error for an unknown name
@@ -586,11 +601,14 @@ def _row(net: nn.Module, name: str, size: tuple[int, ...]):
     return inside[-1]
 
 
-def _pair2(v: Any) -> tuple[Any, Any]:
+def per_axis(v: Any) -> tuple[Any, Any]:
+    """An analyzer value (one number for a square field, ``[h, w]`` otherwise) as ``(h, w)``."""
     return (v, v) if not isinstance(v, list) else (v[0], v[1])
 
 
-def _unit(shape: list[int], unit: Any, name: str) -> tuple[int, int]:
+def unit_of(shape: list[int], unit: Any, name: str) -> tuple[int, int]:
+    """``unit`` checked against a ``[C, h, w]`` map (default: its centre); ``(0, 0)`` for a
+    vector, whose every unit sees the whole field."""
     if len(shape) != 3:
         return (0, 0)  # a vector: every unit sees the whole field
     h, w = shape[1:]
@@ -641,7 +659,7 @@ def effective_rf(
         with L.tap(work, lay, stop=True) as (t, run), torch.enable_grad():
             run(x)
             a = t.result()
-        i, j = _unit(list(a.shape[1:]), unit, name)
+        i, j = unit_of(list(a.shape[1:]), unit, name)
         picked = a[:, :, i, j] if a.dim() == 4 else a
         picked = picked[:, channel] if channel is not None else picked.sum(1)
         (grad,) = torch.autograd.grad(picked.sum(), x)
@@ -706,7 +724,7 @@ def top_patches(
             raise ConfigError(f"layer {name!r} has channels 0-{best.shape[1] - 1}")
     idx = top.indices[:, order].T  # (M, k)
     flat = where.gather(0, top.indices)[:, order].T  # (M, k) flat position in the map
-    w_map = _row(net, name, size).output_shape[-1]
+    w_map = layer_row(net, name, size).output_shape[-1]
     units = torch.stack([flat // w_map, flat % w_map], dim=-1)
     boxes = [[receptive_box(net, size, name, (int(u[0]), int(u[1]))) for u in row] for row in units]
     pixels = x.cpu()
@@ -801,7 +819,7 @@ def _all_logits(model: Any, images: Images) -> torch.Tensor:
     net = model_of(model)
     x = as_input(model, images)
     with fp32_eval(net) as work, torch.no_grad():
-        return _logits(work, x).cpu()
+        return batched_logits(work, x).cpu()
 
 
 def embeddings(

@@ -226,4 +226,4 @@ def _images(
     n = limit if limit is not None else PER_IMAGE.get(what, DATASET_LIMIT.get(what))
     if n is not None:
         x, y = x[:n], y[:n]
-    return M._check_uint8(x, p.meta.in_channels), y
+    return M.in_channels_of(x, p.meta.in_channels), y
