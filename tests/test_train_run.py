@@ -113,6 +113,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path: Pat
     kept = [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert kept == ["step-00000002.json", "step-00000004.json"]
     assert not (tmp_path / "run" / "model.safetensors").exists()
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["status"] == "failed" and "at step 6" in results["reason"]
 
 
 class EventLog(Callback):
