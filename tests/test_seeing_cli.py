@@ -166,3 +166,23 @@ def test_images_are_read_as_predict_reads_them(folder: Path, odd_image: Path, tm
     torch.testing.assert_close(x, expected)
     rgb = read_image(odd_image)  # a 3-channel uint8 tensor is converted to grey as Pillow does
     torch.testing.assert_close(M.as_input(predictor, rgb[None]), expected, atol=0.02, rtol=0)
+
+
+def test_the_example_runs_on_a_trained_run(trained_run: Path, tmp_path: Path, capsys) -> None:
+    """examples/seeing.py, in lecture order, on a real (tiny) training run's test images."""
+    import runpy
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "seeing.py"
+    argv = [str(example), str(trained_run), "--out", str(tmp_path), "--limit", "64"]
+    old, sys.argv = sys.argv, argv
+    try:
+        runpy.run_path(str(example), run_name="__main__")
+    finally:
+        sys.argv = old
+    out = capsys.readouterr().out
+    assert "3. " in out and "100.0% inside that box" in out  # the effective field stays inside
+    assert "9. embeddings: (64, 2)" in out
+    names = ("filters", "maps", "rf", "patches", "occlusion", "saliency", "gradcam", "errors")
+    for name in (*names, "embeddings"):
+        assert _is_png(tmp_path / f"{name}.png"), name

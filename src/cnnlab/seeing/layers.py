@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.analysis.trace import _tensors  # the tracer's own walk over call arguments
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -362,17 +363,6 @@ class _FunctionTap(TorchFunctionMode):
                 for t in _tensors(out):
                     self.flow[id(t)] = t
         return out
-
-
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        yield obj
-    elif isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from _tensors(o)
-    elif isinstance(obj, dict):
-        for o in obj.values():
-            yield from _tensors(o)
 
 
 @contextmanager
