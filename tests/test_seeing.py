@@ -293,6 +293,7 @@ def _spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @needs_captum
+@pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients")
 def test_matches_captum_saliency_gradcam_and_occlusion() -> None:
     from captum.attr import LayerGradCam, Occlusion, Saliency
 
