@@ -292,8 +292,8 @@ def kill_resume_trials(work: Path, n: int, seed: int = 0) -> Result:
         "kill -9 mid-forward / mid-backward / mid-save, then `--resume`",
         n,
         passed,
-        f"{passed}/{n} resumed runs bitwise equal to an uninterrupted run (weights, optimizer "
-        "and RNG state, per-step losses)",
+        f"{passed}/{n} resumed runs bitwise equal to an uninterrupted run (weights, best-epoch "
+        "weights, optimizer and RNG state, best-epoch and early-stopping state, per-step losses)",
         details,
         time.perf_counter() - t0,
     )
