@@ -119,7 +119,8 @@ def add_paper_recipe(family: str, settings: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The fast recipe, tuned for fastnet by benchmarks/time_to_accuracy.py and applied to every model:
+# The fast recipe, tuned for fastnet by benchmarks/time_to_accuracy.py; every other family starts
+# from it and changes what its models need (FAST_FAMILY_RECIPES below):
 # one-cycle schedule, label smoothing, bf16 autocast and channels-last (both measured faster on
 # this CPU: docs/performance.md), short run.
 FAST_DEFAULT_MODEL = "fastnet"  # src/cnnlab/models/fast.py: 7.8 MMACs, sized for 2 CPU cores
@@ -148,6 +149,7 @@ FAST_RECIPE: dict[str, Any] = {
 # died at chance on one seed in fourteen). Every entry was chosen on validation accuracy (the
 # held-out 5,000 training images, never the test set): docs/training.md, "Fast settings per
 # family", lists the runs and their numbers. Warm-up is FAST_RECIPE's (the first 20% of the steps).
+#
 # Deep nets without batch norm (VGG, NiN, AlexNet, GoogLeNet as in the paper) stayed at chance
 # with SGD at lr 0.01-0.1 (clipped) on one epoch of 4,096 images and learned with AdamW; a batch
 # of 64 gives a slow starter four times the steps of 256.
