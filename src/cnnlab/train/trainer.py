@@ -127,7 +127,9 @@ def fit(
 
     Raises:
         ConfigError: inconsistent settings, or a resume whose config differs.
-        TrainingError: a non-finite loss (the last good checkpoint is kept).
+        TrainingError: a non-finite loss, or a run stalled at chance (the stall guard,
+            ``stall_patience``); the last good checkpoint is kept and ``results.json`` says
+            ``"status": "failed"`` with the reason.
     """
     console = [] if quiet else [ConsoleLog(progress_bar=config.progress)]
     from cnnlab.report.loggers import loggers_for  # --log tensorboard; nothing by default
