@@ -6,8 +6,10 @@ validation split fixed by the seed; build the model, the optimizer and the sched
 checkpoint when resuming; then for each epoch draw a seeded permutation, and for each global batch
 index it out, augment it, take this rank's slice, prepare it (normalise, resize) and take one
 :func:`~cnnlab.train.step.train_step`; validate at the end of each epoch (the plateau rule looks at
-validation accuracy, never at the test set); checkpoint at epoch ends and every
-``--checkpoint-every`` steps; after the last epoch evaluate once on the test set and write the
+validation accuracy, never at the test set), keep the best epoch's weights and count epochs
+towards ``--early-stop`` and the stall guard (:meth:`Trainer.watch_epoch`); checkpoint at epoch
+ends and every ``--checkpoint-every`` steps; stop with an error if the run is stuck at chance
+(:meth:`Trainer.check_stall`); after the last epoch evaluate once on the test set and write the
 final model, results and figures.
 
 Exactness of ``--resume``: every source of randomness is an explicit, checkpointed state -- the
