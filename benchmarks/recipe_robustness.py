@@ -102,14 +102,20 @@ def save(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def planned(part: str, limit_flags: list[str]) -> list[tuple[str, str, int, int, list[str]]]:
-    """(part, model, seed, epochs, flags) of every run of ``part``."""
+def planned(
+    part: str, limit_flags: list[str], only: set[str] | None = None
+) -> list[tuple[str, str, int, int, list[str]]]:
+    """(part, model, seed, epochs, flags) of every run of ``part``.
+
+    The families part on limited data is ``families``; on the full data ``families-full``.
+    """
     if part == "lenet":
         return [("lenet", "lenet5", s, 2, []) for s in LENET_SEEDS]
+    label = "families" if limit_flags else "families-full"
     return [
-        ("families", model, s, 1, limit_flags)
+        (label, model, s, 1, limit_flags)
         for model in smallest_per_family().values()
-        if model != "tinynet"
+        if model != "tinynet" and (only is None or model in only)
         for s in FAMILY_SEEDS
     ]
 
@@ -141,15 +147,22 @@ def to_markdown(data: dict[str, Any]) -> str:
                 f"| {r['seed']} | {r['status']} | {vals} | {pct(r['test_top1'])} | "
                 f"{r['seconds']:.0f} |"
             )
-    families = [r for r in runs if r["part"] == "families"]
+    for part in ("families-full", "families"):
+        lines += _family_table([r for r in runs if r["part"] == part])
+    return "\n".join(lines) + "\n"
+
+
+def _family_table(families: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
     if families:
-        flags = " ".join(families[0]["flags"]) or "(full data)"
+        flags = " ".join(families[0]["flags"])
+        command = f"cnnlab train MODEL --epochs 1 --seed S {flags}".strip()
+        data = "a subset of Fashion-MNIST" if flags else "full Fashion-MNIST"
         lines += [
             "",
-            f"Smallest model of each family, `cnnlab train MODEL --epochs 1 --seed S {flags}`, "
-            "seeds 0-2:",
+            f"Smallest model of each family, `{command}`, seeds 0-2, {data}:",
             "",
-            "| model | family | status (3 seeds) | val acc | test acc | wall s (mean) |",
+            "| model | family | status (seeds 0, 1, 2) | val acc | test acc | wall s (mean) |",
             "|---|---|---|---|---|---:|",
         ]
         by_model: dict[str, list[dict[str, Any]]] = {}
@@ -164,7 +177,7 @@ def to_markdown(data: dict[str, Any]) -> str:
             lines.append(
                 f"| {model} | {rs[0]['family']} | {status} | {vals} | {tests} | {secs:.0f} |"
             )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_docs(markdown: str, docs: Path = DOCS) -> None:
@@ -180,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("lenet", "families", "both"), help="what to run")
     parser.add_argument("--limit-train", type=int, help="families part: training images")
+    parser.add_argument("--models", help="families part: only these models (comma-separated)")
     parser.add_argument("--val-size", type=int, default=1000, help="with --limit-train")
     parser.add_argument("--limit-test", type=int, default=2000, help="with --limit-train")
     parser.add_argument("--json", type=Path, default=RESULTS, help="results file")
@@ -196,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         limit += ["--limit-test", str(args.limit_test)]
     parts = {"both": ["lenet", "families"], None: []}.get(args.part, [args.part])
     for part in parts:
-        for part_, model, seed, epochs, flags in planned(part, limit):
+        only = set(args.models.split(",")) if args.models else None
+        for part_, model, seed, epochs, flags in planned(part, limit, only):
             key = (part_, model, seed)
             if any((r["part"], r["model"], r["seed"]) == key for r in data["runs"]):
                 continue
