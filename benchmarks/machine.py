@@ -7,19 +7,9 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (what `lscpu` shows), else platform's guess."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from cnnlab.train.device import cpu_model
 
 
 def describe() -> dict[str, Any]:

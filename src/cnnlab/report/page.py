@@ -45,6 +45,7 @@ from cnnlab.report.scores import (
 )
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.config import TrainConfig, from_dict
+from cnnlab.train.device import cpu_model
 from cnnlab.train.rundir import RunFiles
 
 if TYPE_CHECKING:
@@ -313,22 +314,12 @@ def _environment(
         ("torchvision", torchvision.__version__),
         ("NumPy", numpy.__version__),
         ("system", platform.platform(terse=True)),
-        ("processor", _cpu_name()),
+        ("processor", cpu_model()),
         ("CPU cores", str(os.cpu_count())),
     ]
     if torch.cuda.is_available():
         here.append(("GPU", torch.cuda.get_device_name(0)))
     return {"training": training, "this page": here}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _headline(run: RunSummary, results: dict[str, Any] | None) -> list[tuple[str, str]]:
