@@ -112,12 +112,18 @@ class Predictor:
         Raises:
             DataError: an unreadable file, or a tensor of another dtype or channel count.
         """
-        if isinstance(images, torch.Tensor) and images.dim() == 4:
-            logits = self.logits(images)
-        else:
-            items = [images] if isinstance(images, (str, os.PathLike, torch.Tensor)) else images
-            logits = self._run(self._one_by_one(list(items)))
-        return torch.softmax(logits, dim=1)
+        return torch.softmax(self._run(self._prepared(images)), dim=1)
+
+    def inputs(self, images: Images) -> torch.Tensor:
+        """The model's input for ``images``, read and prepared exactly as :meth:`predict` does.
+
+        For code that needs the prepared tensor itself (gradients, hooks: ``cnnlab.seeing``).
+
+        Shape:
+            as :meth:`predict` takes them -> float32 ``(N, C, H, W)`` on :attr:`device`, with
+            ``(H, W)`` the model's input size.
+        """
+        return torch.cat(list(self._prepared(images)))
 
     def top_k(self, probs: torch.Tensor, k: int) -> list[list[Prediction]]:
         """The ``k`` most probable classes of each row of ``probs`` (all of them if fewer)."""
@@ -153,6 +159,14 @@ class Predictor:
             for x in prepared:
                 out.append(logits_of(self.model, x, bool(self.tta)).float().cpu())
         return torch.cat(out)
+
+    def _prepared(self, images: Images) -> Iterator[torch.Tensor]:
+        """Prepared chunks of ``images`` (a uint8 batch, or files and tensors one by one)."""
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            batch = self._check(images, 4)
+            return (self.prepare(batch[s]) for s in batches(len(batch), self.batch_size))
+        items = [images] if isinstance(images, (str, os.PathLike, torch.Tensor)) else images
+        return self._one_by_one(list(items))
 
     def _one_by_one(self, items: list[ImageLike]) -> Iterator[torch.Tensor]:
         """Prepared chunks of images that may differ in size: each is read and resized alone."""

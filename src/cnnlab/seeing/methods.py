@@ -87,33 +87,28 @@ def as_input(model: Any, images: Images) -> torch.Tensor:
             raise DataError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
         x = x.to(device, torch.float32)
         return x.clone() if x.is_inference() else x  # made under inference_mode: no autograd
-    prepare = getattr(model, "prepare", None)
-    meta = getattr(model, "meta", None)
-    if prepare is None or meta is None:
+    if not callable(getattr(model, "inputs", None)) or getattr(model, "meta", None) is None:
         raise ConfigError(
             "image files and uint8 pixels need the model's preprocessing: pass a Predictor "
             "from cnnlab.load(RUN_DIR), or float tensors already normalised for the model"
         )
+    channels = model.meta.in_channels
     if isinstance(images, torch.Tensor) and images.dim() == 4:
-        return prepare(in_channels_of(images, meta.in_channels)).to(device, torch.float32)
+        return model.inputs(in_channels_of(images, channels)).to(device, torch.float32)
     items = [images] if isinstance(images, (str, os.PathLike, torch.Tensor)) else list(images)
     if not items:
         raise DataError("no images given: pass at least one image file or tensor")
-    batch = [prepare(read_pixels(item, meta.in_channels)[None]) for item in items]
-    return torch.cat(batch).to(device, torch.float32)
+    # Tensors in other channel counts are converted the way read_image converts files; then the
+    # Predictor reads and prepares everything exactly as `cnnlab predict` does.
+    items = [
+        in_channels_of(_batched(t), channels)[0] if isinstance(t, torch.Tensor) else t
+        for t in items
+    ]
+    return model.inputs(items).to(device, torch.float32)
 
 
-def read_pixels(item: Any, channels: int) -> torch.Tensor:
-    """One image as uint8 ``(C, H, W)``: a file read in ``channels`` (as predict reads it)."""
-    from cnnlab.data.images import read_image
-
-    if isinstance(item, torch.Tensor):
-        return in_channels_of(item[None] if item.dim() == 3 else item, channels)[0]
-    if not isinstance(item, (str, os.PathLike)):
-        raise DataError(
-            f"cannot read a {type(item).__name__} as an image: pass image file paths or tensors"
-        )
-    return read_image(item, channels=channels)
+def _batched(image: torch.Tensor) -> torch.Tensor:
+    return image[None] if image.dim() == 3 else image
 
 
 def in_channels_of(images: torch.Tensor, channels: int) -> torch.Tensor:
