@@ -138,15 +138,16 @@ def _tuple(value: Any, n: int) -> tuple[int, ...]:
     return value * n if len(value) == 1 else value
 
 
-def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
+    """Every tensor in a call's arguments or output (nested lists, tuples, dict values)."""
     if isinstance(obj, torch.Tensor):
         yield obj
     elif isinstance(obj, (list, tuple)):
         for o in obj:
-            yield from _tensors(o)
+            yield from tensors_in(o)
     elif isinstance(obj, dict):
         for o in obj.values():
-            yield from _tensors(o)
+            yield from tensors_in(o)
 
 
 def _fmt_geom(
@@ -257,10 +258,10 @@ class _Tracer(TorchFunctionMode):
         return out
 
     def _record(self, func: Callable[..., Any], args: tuple, kwargs: dict, out: Any) -> None:
-        outputs = [t for t in _tensors(out)]
+        outputs = [t for t in tensors_in(out)]
         if not outputs:
             return
-        inputs = [t for t in _tensors((args, kwargs)) if id(t) in self.fields]
+        inputs = [t for t in tensors_in((args, kwargs)) if id(t) in self.fields]
         if not inputs:
             return  # parameter arithmetic or a constant, not part of the data flow
         fname = canonical_name(func)
@@ -310,7 +311,7 @@ class _Tracer(TorchFunctionMode):
         if op.module is None:
             # A functional call made with a container's own parameter (F.conv2d(x, self.weight)):
             # the parameter belongs to this row, the first time it is used.
-            for t in _tensors((args, kwargs)):
+            for t in tensors_in((args, kwargs)):
                 name = self.params.get(id(t))
                 if name is not None and name not in self.params_used:
                     self.params_used.add(name)

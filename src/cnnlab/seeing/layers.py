@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.analysis.trace import _tensors  # the tracer's own walk over call arguments
+from cnnlab.analysis.trace import tensors_in
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -345,10 +345,10 @@ class _FunctionTap(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        inputs = [t for t in _tensors((args, kwargs)) if id(t) in self.flow]
+        inputs = [t for t in tensors_in((args, kwargs)) if id(t) in self.flow]
         if not inputs:
             return out
-        for t in _tensors(out):
+        for t in tensors_in(out):
             self.flow[id(t)] = t
         module = self.stack[-1] if self.stack else None
         lay = self.tap.layer
@@ -360,7 +360,7 @@ class _FunctionTap(TorchFunctionMode):
             self.tap.calls += 1
             if self.tap.calls == lay.call:
                 out = self.tap.take(out)
-                for t in _tensors(out):
+                for t in tensors_in(out):
                     self.flow[id(t)] = t
         return out
 
