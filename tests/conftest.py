@@ -51,3 +51,13 @@ def no_user_data(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("CNNLAB_DATA_URL", "http://127.0.0.1:9/")  # nothing listens on port 9
     monkeypatch.setenv("CNNLAB_DOWNLOAD_TIMEOUT", "2")
     return tmp_path
+
+
+@pytest.fixture
+def server():
+    """A local HTTP server (``helpers.http_server.Server``), closed after the test."""
+    from helpers.http_server import Server
+
+    s = Server()
+    yield s
+    s.close()

@@ -9,13 +9,10 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.server
 import io
 import socket
 import struct
 import tarfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ import cnnlab.data.fetch as fetch_mod
 from cnnlab.data import DATASETS, fetch_dataset, find_dataset, load_dataset
 from cnnlab.data.fetch import download
 from cnnlab.errors import DataError
+from helpers.http_server import Server
 
 
 def idx_gz(array: np.ndarray) -> bytes:
@@ -45,54 +43,6 @@ def fake_idx_dataset(n: int = 5, seed: int = 0) -> dict[str, bytes]:
 
 def sha(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
-
-
-class Server:
-    """Serves ``routes[path] = (body, mode)``; mode: ok, truncate, slow, 404."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[bytes, str]] = {}
-        self.hits: list[str] = []
-        routes, hits = self.routes, self.hits
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                hits.append(self.path)
-                body, mode = routes.get(self.path, (b"", "404"))
-                if mode == "404":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if mode == "slow":
-                    time.sleep(1.5)
-                self.wfile.write(body[: len(body) // 2] if mode == "truncate" else body)
-                self.wfile.flush()
-                if mode == "truncate":
-                    self.close_connection = True
-
-            def log_message(self, *args) -> None:  # keep pytest output clean
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ from cnnlab.weights import (
     published,
     read_weights,
 )
-from reliability.harness import _pickle_bytes, _torch_save_bytes
-from test_data_fetch import Server
+from helpers.http_server import Server
+from reliability.harness import pickle_bytes, torch_save_bytes
 
 MODEL = "resnet18"
 
@@ -47,13 +47,6 @@ def pth_bytes(state) -> bytes:
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -112,7 +105,7 @@ def test_bad_downloads_are_refused_and_never_run(
         name = serve_as_published(monkeypatch, server, pth_bytes)
         server.routes[f"/w/{name}"] = (pth_bytes, "truncate")
     else:  # the right hash for a malicious file: torch.load(weights_only=True) must refuse it
-        body = _pickle_bytes(marker) if case == "pickle" else _torch_save_bytes(marker, True)
+        body = pickle_bytes(marker) if case == "pickle" else torch_save_bytes(marker, True)
         serve_as_published(monkeypatch, server, body)
     with pytest.raises(Exception) as err:
         fetch_imagenet(MODEL, progress=False)
@@ -158,9 +151,9 @@ def test_import_checks_every_key_and_shape(tmp_path: Path, state) -> None:
 def test_import_refuses_pickle_payloads(tmp_path: Path, name: str) -> None:
     marker = tmp_path / "ran"
     blob = {
-        "pickle": lambda: _pickle_bytes(marker),
-        "torch.save zip": lambda: _torch_save_bytes(marker, True),
-        "legacy torch.save": lambda: _torch_save_bytes(marker, False),
+        "pickle": lambda: pickle_bytes(marker),
+        "torch.save zip": lambda: torch_save_bytes(marker, True),
+        "legacy torch.save": lambda: torch_save_bytes(marker, False),
     }[name]()
     path = tmp_path / "evil.pth"
     path.write_bytes(blob)

@@ -544,11 +544,11 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
-def _pickle_bytes(marker: Path, protocol: int = 4) -> bytes:
+def pickle_bytes(marker: Path, protocol: int = 4) -> bytes:
     return pickle.dumps({"state_dict": _Payload(marker)}, protocol=protocol)
 
 
-def _torch_save_bytes(marker: Path, zip_format: bool) -> bytes:
+def torch_save_bytes(marker: Path, zip_format: bool) -> bytes:
     import torch
 
     buf = io.BytesIO()
@@ -563,7 +563,7 @@ def _npy_object_bytes(marker: Path) -> bytes:
 
 
 def _safetensors_with_pickle_header(marker: Path) -> bytes:
-    body = _pickle_bytes(marker)
+    body = pickle_bytes(marker)
     return len(body).to_bytes(8, "little") + body
 
 
@@ -598,11 +598,11 @@ def all_payloads() -> dict[str, Callable[[Path, Path, Path], Path]]:
 
     def checkpoint_named(run: Path, marker: Path, outside: Path) -> Path:
         (run / "model.safetensors").unlink()
-        return _fake_checkpoint(run, _pickle_bytes(marker))  # pass the .json: tensors are pickle
+        return _fake_checkpoint(run, pickle_bytes(marker))  # pass the .json: tensors are pickle
 
     def json_outside(run: Path, marker: Path, outside: Path) -> Path:
         evil = outside / "evil.safetensors"
-        evil.write_bytes(_pickle_bytes(marker))
+        evil.write_bytes(pickle_bytes(marker))
         json_path = _fake_checkpoint(run, evil.read_bytes())
         json_path.with_suffix(".safetensors").unlink()  # the record names a file outside
         record = json.loads(json_path.read_text())
@@ -613,7 +613,7 @@ def all_payloads() -> dict[str, Callable[[Path, Path, Path], Path]]:
 
     def symlink_outside(run: Path, marker: Path, outside: Path) -> Path:
         evil = outside / "evil.bin"
-        evil.write_bytes(_pickle_bytes(marker))
+        evil.write_bytes(pickle_bytes(marker))
         (run / "model.safetensors").unlink()
         (run / "model.safetensors").symlink_to(evil)
         json_path = _fake_checkpoint(run, evil.read_bytes())
@@ -623,19 +623,19 @@ def all_payloads() -> dict[str, Callable[[Path, Path, Path], Path]]:
 
     def onnx_named(run: Path, marker: Path, outside: Path) -> Path:
         path = run / "model.onnx"
-        path.write_bytes(_pickle_bytes(marker))
+        path.write_bytes(pickle_bytes(marker))
         _fake_checkpoint(run, path.read_bytes())
         return path
 
     return {
-        "pickle (protocol 4) as model.safetensors": as_model(_pickle_bytes),
+        "pickle (protocol 4) as model.safetensors": as_model(pickle_bytes),
         "pickle (protocol 0, ASCII) as model.safetensors": as_model(
-            lambda m: _pickle_bytes(m, protocol=0)
+            lambda m: pickle_bytes(m, protocol=0)
         ),
         "torch.save zip archive as model.safetensors": as_model(
-            lambda m: _torch_save_bytes(m, True)
+            lambda m: torch_save_bytes(m, True)
         ),
-        "legacy torch.save as model.safetensors": as_model(lambda m: _torch_save_bytes(m, False)),
+        "legacy torch.save as model.safetensors": as_model(lambda m: torch_save_bytes(m, False)),
         "NumPy object array (.npy, pickled) as model.safetensors": as_model(_npy_object_bytes),
         "safetensors framing with a pickle as its header": as_model(
             _safetensors_with_pickle_header
