@@ -1,0 +1,229 @@
+"""What an experiment is, and the context it does its work through.
+
+An :class:`Experiment` is data (its name, the lecture's claim, the settings of each tier) plus one
+function, ``run(ctx) -> Outcome``. The function trains and measures only through the
+:class:`Context` the runner hands it, so every experiment gets the same guarantees for free:
+
+* ``ctx.train`` trains an ordinary cnnlab run (``cnnlab.train.fit``) in ``OUT/runs/LABEL``; a
+  finished run is reused without training, an interrupted one resumes bitwise exactly from its
+  checkpoint (as ``cnnlab train --resume``), so a killed experiment loses at most the steps since
+  the last checkpoint;
+* ``ctx.measure`` runs a measurement once and keeps its JSON result, so a resumed experiment does
+  not measure again;
+* ``ctx.figure`` writes a figure atomically and records its caption for ``summary.md`` and the
+  docs page;
+* the progress bar over the whole experiment counts ``ctx.train`` and ``ctx.measure`` jobs.
+
+This module imports neither torch nor matplotlib: ``cnnlab experiment list`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cnnlab import files
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from cnnlab.train.trainer import RunResult
+
+TIERS = ("smoke", "quick", "full")
+FIGURE_DPI = 120
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One of the lectures' empirical claims, and how to test it at each tier.
+
+    Attributes:
+        name: registry name, e.g. ``"kernel-stacks"``.
+        title: one line, e.g. ``"Three 3x3 convolutions against one 7x7"``.
+        claim: the lecture's claim, quoting the slides where possible.
+        source: the papers and slides it comes from.
+        tiers: per tier (``smoke``, ``quick``, ``full``) the experiment's own settings, plus
+            ``"expected_s"``: the estimated seconds on this project's 2-core CPU.
+        run: does the work through the :class:`Context`; returns the :class:`Outcome`.
+        jobs: how many ``ctx.train``/``ctx.measure`` calls a tier's settings make (the length
+            of the progress bar).
+        data: datasets it accepts, preferred first; the first one installed is used unless the
+            user names one.
+    """
+
+    name: str
+    title: str
+    claim: str
+    source: str
+    tiers: Mapping[str, Mapping[str, Any]]
+    run: Callable[[Context], Outcome]
+    jobs: Callable[[Mapping[str, Any]], int]
+    data: tuple[str, ...] = ("fashion-mnist",)
+
+
+@dataclass
+class Outcome:
+    """What an experiment found; the runner writes it to ``results.json`` and ``summary.md``.
+
+    Attributes:
+        measured: JSON-ready numbers (``results.json["measured"]``).
+        held: whether the claim held at this tier (``None``: inconclusive).
+        verdict: one or two sentences with the numbers that decide it.
+        findings: Markdown blocks (paragraphs or tables) of what was measured.
+        departures: how this tier departs from the paper (epochs, data, resolution, grid...).
+        paper: the published figures compared against.
+    """
+
+    measured: dict[str, Any]
+    held: bool | None
+    verdict: str
+    findings: list[str]
+    departures: list[str]
+    paper: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FigureRecord:
+    """A figure an experiment wrote: its file name under ``OUT/figures`` and its caption."""
+
+    file: str
+    caption: str
+
+
+class Context:
+    """The experiment's window on the world: train, measure, draw and tell, all resumable.
+
+    Built by :func:`cnnlab.experiments.runner.run_experiment`; experiments use only the public
+    attributes (``tier``, ``settings``, ``data``, ``out``, ``seed``, ``quiet``) and methods.
+    """
+
+    def __init__(
+        self,
+        *,
+        tier: str,
+        settings: Mapping[str, Any],
+        data: str,
+        out: Path,
+        seed: int = 0,
+        quiet: bool = False,
+        threads: int = 0,
+        bar: Any = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.tier, self.settings, self.data = tier, settings, data
+        self.out, self.seed, self.quiet = Path(out), seed, quiet
+        self.threads = threads  # CPU threads of each run (0: all the process may use)
+        self.runs: list[str] = []
+        self.figures: list[FigureRecord] = []
+        self.notes: list[str] = []
+        self._bar, self._say = bar, say
+
+    # --- the work ---------------------------------------------------------------------------------
+
+    def train(self, label: str, **fields: Any) -> RunResult:
+        """Train one ordinary cnnlab run in ``OUT/runs/LABEL``, or reuse/resume the one there.
+
+        Args:
+            label: the run's name inside the experiment (a directory name).
+            **fields: :class:`~cnnlab.train.TrainConfig` settings (``model``, ``epochs``,
+                ``limit_train``...); recipe fields left out come from the recipe. ``data``,
+                ``seed``, ``out``, ``threads`` and ``progress`` are the experiment's.
+
+        Returns:
+            The run's :class:`~cnnlab.train.trainer.RunResult` (history, test metrics).
+
+        Raises:
+            ConfigError: the run in ``OUT/runs/LABEL`` was made with other settings.
+            TrainingError: the run failed (a non-finite loss); its checkpoints are kept.
+        """
+        from cnnlab.experiments.runner import train_or_reuse
+
+        run_dir = self.out / "runs" / label
+        config = self._run_config(run_dir, fields)
+        result = train_or_reuse(run_dir, config, set(fields), self._epoch_callback(label))
+        self.runs.append(label)
+        self._advance(f"{label} done")
+        return result
+
+    def measure(self, label: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``fn()``'s JSON-ready result, measured once and kept in ``OUT/measurements/LABEL.json``.
+
+        A rerun with ``--resume`` returns the kept value without calling ``fn``.
+        """
+        path = self.out / "measurements" / f"{label}.json"
+        if path.exists():
+            value = json.loads(path.read_text())
+        else:
+            self._status(f"measuring {label}")
+            value = fn()
+            files.write_json_atomic(path, json_ready(value))
+            value = json.loads(path.read_text())  # what a resumed run will read: the same types
+        self._advance(f"{label} measured")
+        return value
+
+    def figure(self, name: str, fig: Figure, caption: str) -> Path:
+        """Write ``fig`` to ``OUT/figures/NAME.png`` and keep its caption for the summary."""
+        from cnnlab import plotting
+
+        path = plotting.save(fig, self.out / "figures" / f"{name}.png", FIGURE_DPI)
+        self.figures = [f for f in self.figures if f.file != path.name]
+        self.figures.append(FigureRecord(path.name, caption))
+        return path
+
+    def note(self, text: str) -> None:
+        """A line for the user (printed unless quiet), also kept in ``results.json["notes"]``."""
+        self.notes.append(text)
+        if not self.quiet:
+            self._say(text)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _run_config(self, run_dir: Path, fields: dict[str, Any]) -> Any:
+        from cnnlab.train.config import TrainConfig
+
+        own = {
+            "data": self.data,
+            "seed": self.seed,
+            "threads": self.threads,
+            # An experiment measures what happens, a run stuck at chance included: the stall
+            # guard would end the whole experiment instead of recording the stall.
+            "stall_patience": 0,
+        }
+        fixed = {"out": str(run_dir), "resume": True, "progress": False}
+        return TrainConfig(**{**own, **fields, **fixed})
+
+    def _epoch_callback(self, label: str) -> Any:
+        """A training callback that shows the run's epoch on the experiment's bar."""
+        from cnnlab.train.callbacks import Callback
+
+        status = self._status
+
+        class EpochStatus(Callback):
+            def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+                status(f"{label}: epoch {record['epoch']}/{trainer.config.epochs}")
+
+        return EpochStatus()
+
+    def _status(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=True)
+
+    def _advance(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
+            self._bar.update(1)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with tuples as lists and non-finite floats as None (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,191 @@
+"""Markdown from experiment results: one experiment's ``summary.md``, and ``docs/experiments.md``.
+
+Both are rendered from ``results.json`` by :func:`experiment_markdown`, so the summary beside a
+result and its section on the docs page say the same thing. :func:`write_page` gathers the results
+of any number of experiment folders (whichever experiments have run), copies their figures into
+the docs' figure folder and writes the page with the command that generated it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnlab import files
+from cnnlab.experiments.base import TIERS
+
+RESULTS_FILE = "results.json"
+REQUEST_FILE = "experiment.json"
+DEFAULT_FIGURES = Path("docs/figures/experiments")
+
+VERDICT_WORDS = {True: "held", False: "did not hold", None: "inconclusive"}
+
+INTRO = """\
+The lectures make empirical claims: the 56-layer plain network trains worse than the 20-layer one
+and residual connections fix it, batch norm speeds training up, dropout and data augmentation
+narrow the gap between training and test accuracy, three 3x3 convolutions beat one 7x7, and so
+on. Each section below reruns one claim with `cnnlab experiment run NAME` and reports what this
+machine measured, whether the claim held *at that tier*, and how the run departs from the paper
+(fewer epochs, fewer images, another dataset). A claim that did not reproduce says so, with the
+numbers. Tiers: `smoke` (seconds, the test suite), `quick` (minutes on a 2-core laptop), `full`
+(the paper's scale, hours)."""
+
+
+def _heading(level: int, text: str) -> str:
+    return f"{'#' * level} {text}"
+
+
+def _machine_line(results: dict[str, Any]) -> str:
+    m = results.get("machine", {})
+    device = m.get("cuda") or f"{m.get('cpu', '?')}, {m.get('threads', '?')} thread(s)"
+    return f"{device}; torch {m.get('torch', '?')}, cnnlab {results.get('cnnlab', '?')}"
+
+
+def rerun_command(results: dict[str, Any]) -> str:
+    """The command that reruns the experiment as it was run."""
+    command = f"cnnlab experiment run {results['experiment']} --tier {results['tier']}"
+    if results.get("seed"):
+        command += f" --seed {results['seed']}"
+    return command + f" --data {results['data']}"
+
+
+def experiment_markdown(
+    results: dict[str, Any], figures_prefix: str = "figures/", level: int = 1
+) -> str:
+    """One experiment's claim, findings, verdict, departures and figures as Markdown.
+
+    Args:
+        results: a ``results.json`` dict.
+        figures_prefix: what goes before each figure's file name in the image links.
+        level: heading level of the experiment's title (1 in ``summary.md``, 2 on the page).
+    """
+    from cnnlab.experiments.runner import format_seconds
+
+    sub = level + 1
+    held = results.get("held")
+    lines = [
+        _heading(level, f"{results['title']} (`{results['experiment']}`, {results['tier']} tier)"),
+        "",
+        f"**Claim.** {results['claim']} ({results['source']})",
+        "",
+        f"**Rerun:** `{rerun_command(results)}`  ",
+        f"**Tier:** {results['tier']} · **data:** {results['data']} · **seed:** "
+        f"{results['seed']} · **time:** {format_seconds(results['seconds'])}"
+        + (" (this invocation; it resumed earlier work)" if results.get("resumed") else "")
+        + "  ",
+        f"**Machine:** {_machine_line(results)}",
+        "",
+        _heading(sub, f"Verdict: the claim {VERDICT_WORDS[held]} at this tier"),
+        "",
+        results["verdict"],
+        "",
+        _heading(sub, "What was measured"),
+        "",
+    ]
+    for block in results.get("findings", []):
+        lines += [block, ""]
+    lines += [_heading(sub, "How this departs from the paper"), ""]
+    lines += [f"- {d}" for d in results.get("departures", [])] or ["- nothing stated"]
+    lines.append("")
+    if results.get("figures"):
+        lines += [_heading(sub, "Figures"), ""]
+        for fig in results["figures"]:
+            lines += [f"![{fig['caption']}]({figures_prefix}{fig['file']})", "", fig["caption"], ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- the docs page --------------------------------------------------------------------------------
+
+
+def find_results(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Experiment folders holding finished results: each of ``dirs``, or the folders in it.
+
+    A run directory inside an experiment (``OUT/runs/LABEL``) has a ``results.json`` too, so an
+    experiment folder is one with both ``results.json`` and ``experiment.json``.
+    """
+    found: list[Path] = []
+    for d in map(Path, dirs):
+        candidates = [d] if (d / REQUEST_FILE).exists() else sorted(d.glob("*"))
+        found += [
+            c for c in candidates if (c / RESULTS_FILE).exists() and (c / REQUEST_FILE).exists()
+        ]
+    return found
+
+
+def _order(results: dict[str, Any]) -> tuple[int, int]:
+    from cnnlab.experiments import EXPERIMENTS
+
+    names = [name for name, _ in EXPERIMENTS]
+    name, tier = results["experiment"], results["tier"]
+    return (names.index(name) if name in names else len(names), TIERS.index(tier))
+
+
+def write_page(
+    dirs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    figures_dir: str | os.PathLike[str] | None = None,
+    command: str | None = None,
+) -> Path:
+    """Write the docs page for the experiment results under ``dirs``; copy their figures.
+
+    Args:
+        dirs: experiment folders, or folders holding them (``experiments/``).
+        out: the Markdown file to write (``docs/experiments.md``).
+        figures_dir: where the figures are copied (default ``docs/figures/experiments`` next to
+            the page's ``docs``: ``OUT.parent/figures/experiments``).
+        command: the command that generated the page, quoted on it.
+
+    Returns:
+        The page's path.
+    """
+    out = Path(out)
+    figures = Path(figures_dir) if figures_dir is not None else out.parent / "figures/experiments"
+    folders = find_results(dirs)
+    loaded = sorted(
+        ((json.loads((f / RESULTS_FILE).read_text()), f) for f in folders),
+        key=lambda pair: _order(pair[0]),
+    )
+    command = command or "cnnlab experiment page " + " ".join(map(str, dirs)) + f" -o {out}"
+    prefix = Path(os.path.relpath(figures, out.parent)).as_posix() + "/"
+    sections = []
+    for results, folder in loaded:
+        stem = f"{results['experiment']}-{results['tier']}-"
+        for fig in results.get("figures", []):
+            source = folder / "figures" / fig["file"]
+            files.write_bytes_atomic(figures / (stem + fig["file"]), source.read_bytes())
+        sections.append(experiment_markdown(results, prefix + stem, level=2))
+    page = [
+        "# Experiments: the lectures' claims, rerun",
+        "",
+        INTRO,
+        "",
+        f"This page is generated from the experiments' `results.json` files by `{command}`; "
+        "edit the experiments, not the page.",
+        "",
+        _overview(r for r, _ in loaded),
+        "",
+        *sections,
+    ]
+    files.write_bytes_atomic(out, "\n".join(page).encode())
+    return out
+
+
+def _overview(all_results: Iterable[dict[str, Any]]) -> str:
+    """A table of every experiment on the page: tier, verdict, time."""
+    from cnnlab.experiments.runner import format_seconds
+
+    rows = [
+        "| experiment | tier | data | the claim | time |",
+        "|---|---|---|---|---|",
+    ]
+    for r in all_results:
+        rows.append(
+            f"| {r['title']} (`{r['experiment']}`) | {r['tier']} | {r['data']} | "
+            f"{VERDICT_WORDS[r.get('held')]} | {format_seconds(r['seconds'])} |"
+        )
+    if len(rows) == 2:
+        return "No experiment has results yet: run `cnnlab experiment run NAME --tier quick`."
+    return "\n".join(rows)

@@ -1,0 +1,295 @@
+"""Running an experiment: choose the data and the folder, run it through a Context, write results.
+
+An experiment folder (``--out``, default ``experiments/NAME-TIER``)::
+
+    OUT/experiment.json        what was asked (experiment, tier, data, seed, settings): --resume
+                               checks it
+    OUT/runs/LABEL/            one ordinary cnnlab run directory per ``ctx.train`` call
+    OUT/measurements/LABEL.json  one per ``ctx.measure`` call
+    OUT/figures/NAME.png       the experiment's figures
+    OUT/results.json           everything measured, the verdict, the machine (written last)
+    OUT/summary.md             the same for people: claim, findings, verdict, departures, figures
+
+A folder that holds anything is only continued with ``resume=True`` (``--resume``), as
+``cnnlab train`` does with a run directory: a finished run inside is reused as it is, an
+interrupted one resumes from its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnlab import __version__, files
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.experiments.base import TIERS, Context, Experiment, Outcome, json_ready
+
+REQUEST_FILE = "experiment.json"
+RESULTS_FILE = "results.json"
+SUMMARY_FILE = "summary.md"
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` returns: the folder, the ``results.json`` dict, the outcome."""
+
+    out: Path
+    results: dict[str, Any]
+    outcome: Outcome
+
+
+def run_experiment(
+    name: str,
+    *,
+    tier: str = "quick",
+    data: str | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    quiet: bool = False,
+    threads: int = 0,
+) -> ExperimentResult:
+    """Run the experiment ``name`` at ``tier`` and write its results, figures and summary.
+
+    Args:
+        name: a registry name (``cnnlab experiment list``).
+        tier: ``smoke`` (seconds), ``quick`` (minutes) or ``full`` (the paper's scale, hours).
+        data: dataset to use (default: the first of the experiment's datasets installed).
+        out: the experiment folder (default ``experiments/NAME-TIER``).
+        resume: continue the experiment in ``out`` (finished runs reused, others resumed).
+        seed: seed of every run and measurement.
+        quiet: print nothing (no expected time, notes or progress bar).
+        threads: CPU threads per run (0: all the process may use).
+
+    Raises:
+        ConfigError: unknown tier, a non-empty ``out`` without ``resume``, or a resume with
+            other settings.
+        DataError: none of the experiment's datasets is installed.
+    """
+    from cnnlab.experiments import get_experiment
+
+    experiment = get_experiment(name)
+    if tier not in experiment.tiers:
+        raise ConfigError(
+            f"unknown tier {tier!r} for {name}: use --tier {' or '.join(experiment.tiers)}"
+        )
+    settings = dict(experiment.tiers[tier])
+    data = choose_data(experiment, data)
+    folder = Path(out) if out is not None else default_out(name, tier)
+    request = {"experiment": name, "tier": tier, "data": data, "seed": seed, "settings": settings}
+    resumed = check_folder(folder, request, resume)
+    files.write_json_atomic(folder / REQUEST_FILE, json_ready(request))
+    say = _printer(quiet)
+    jobs = experiment.jobs(settings)
+    say(
+        f"{name} ({tier} tier, {data}): {jobs} job(s), expected about "
+        f"{format_seconds(settings.get('expected_s', 0))} on a 2-core CPU; results in {folder}"
+    )
+    bar = _progress_bar(jobs, name, quiet)
+    ctx = Context(
+        tier=tier,
+        settings=settings,
+        data=data,
+        out=folder,
+        seed=seed,
+        quiet=quiet,
+        threads=threads,
+        bar=bar,
+        say=_bar_printer(bar, say),
+    )
+    t0 = time.perf_counter()
+    try:
+        outcome = experiment.run(ctx)
+    finally:
+        if bar is not None:
+            bar.close()
+    results = results_record(experiment, ctx, outcome, time.perf_counter() - t0, resumed)
+    write_results(folder, results)
+    return ExperimentResult(folder, results, outcome)
+
+
+# --- choosing the data and the folder -------------------------------------------------------------
+
+
+def choose_data(experiment: Experiment, data: str | None) -> str:
+    """The dataset the user named, or the first of the experiment's that is installed."""
+    from cnnlab.data import find_dataset
+
+    if data is not None:
+        return data
+    for name in experiment.data:
+        if find_dataset(name, "train") is not None and find_dataset(name, "test") is not None:
+            return name
+    raise DataError(
+        f"{experiment.name} needs one of {', '.join(experiment.data)}, and none is installed: "
+        f"run `cnnlab data fetch {experiment.data[-1]}` or pass --data"
+    )
+
+
+def default_out(name: str, tier: str) -> Path:
+    return Path("experiments") / f"{name}-{tier}"
+
+
+def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
+    """Refuse to mix experiments: a non-empty folder needs ``resume`` and the same request.
+
+    Returns:
+        Whether the folder holds earlier work (which this invocation continues).
+    """
+    holds = folder.is_dir() and any(folder.iterdir())
+    if holds and not resume:
+        raise ConfigError(
+            f"{folder} already holds an experiment: pass --resume to continue it, or --out NEW_DIR"
+        )
+    saved = folder / REQUEST_FILE
+    if not (resume and saved.exists()):
+        return holds
+    old = json.loads(saved.read_text())
+    new = json_ready(request)
+    keys = ("experiment", "tier", "data", "seed")
+    diffs = [f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in keys if old.get(k) != new[k]]
+    old_settings = {k: v for k, v in old.get("settings", {}).items() if k != "expected_s"}
+    new_settings = {k: v for k, v in new["settings"].items() if k != "expected_s"}
+    if old_settings != new_settings:
+        diffs.append("the tier's settings changed (a different cnnlab version)")
+    if diffs:
+        raise ConfigError(
+            f"cannot resume {folder}: {'; '.join(diffs)}; resume with the same settings or "
+            "start a new experiment with --out NEW_DIR"
+        )
+    return True
+
+
+# --- the runs -------------------------------------------------------------------------------------
+
+
+def train_or_reuse(run_dir: Path, config: Any, given: set[str], callback: Any = None) -> Any:
+    """A finished run with the same resolved settings as it is, else ``fit`` (which resumes).
+
+    ``config`` has ``resume=True``: ``fit`` starts an empty directory from the beginning,
+    continues an interrupted run from its newest valid checkpoint (bitwise as an uninterrupted
+    run on the CPU), and refuses a directory trained with other settings.
+    """
+    from cnnlab.train.config import differences, from_dict
+    from cnnlab.train.recipes import resolve
+    from cnnlab.train.rundir import RunFiles
+    from cnnlab.train.trainer import RunResult, fit
+
+    run = RunFiles(run_dir)
+    done = run.read_results()
+    if done is not None and done.get("status") == "finished" and run.config.exists():
+        stored = from_dict(json.loads(run.config.read_text()))
+        if not differences(stored, resolve(config, given)[0]):
+            test = _eval_result(done["test"])
+            return RunResult(run_dir, stored, test, run.read_history(), done["seconds"], [])
+    return fit(config, given=given, quiet=True, callbacks=[callback] if callback else [])
+
+
+def _eval_result(test: Mapping[str, Any]) -> Any:
+    """The :class:`EvalResult` a finished run's ``results.json["test"]`` holds."""
+    from cnnlab.train.metrics import EvalResult
+
+    per_class = [float("nan") if v is None else v for v in test["per_class"].values()]
+    return EvalResult(
+        test["count"], test["loss"], test["top1"], test["top5"], per_class, test["confusion"]
+    )
+
+
+# --- results --------------------------------------------------------------------------------------
+
+
+def results_record(
+    experiment: Experiment, ctx: Context, outcome: Outcome, seconds: float, resumed: bool
+) -> dict[str, Any]:
+    """The ``results.json`` of a finished experiment."""
+    return json_ready(
+        {
+            "experiment": experiment.name,
+            "title": experiment.title,
+            "tier": ctx.tier,
+            "data": ctx.data,
+            "seed": ctx.seed,
+            "claim": experiment.claim,
+            "source": experiment.source,
+            "settings": dict(ctx.settings),
+            "measured": outcome.measured,
+            "held": outcome.held,
+            "verdict": outcome.verdict,
+            "findings": outcome.findings,
+            "departures": outcome.departures,
+            "paper": outcome.paper,
+            "figures": [{"file": f.file, "caption": f.caption} for f in ctx.figures],
+            "runs": ctx.runs,
+            "notes": ctx.notes,
+            "seconds": round(seconds, 1),
+            "resumed": resumed,
+            "machine": machine(ctx.threads),
+            "cnnlab": __version__,
+        }
+    )
+
+
+def write_results(folder: Path, results: dict[str, Any]) -> None:
+    """``summary.md`` first, then ``results.json``: its presence means the experiment finished."""
+    from cnnlab.experiments.page import experiment_markdown
+
+    summary = experiment_markdown(results, figures_prefix="figures/", level=1)
+    files.write_bytes_atomic(folder / SUMMARY_FILE, summary.encode())
+    files.write_json_atomic(folder / RESULTS_FILE, results)
+
+
+def machine(threads: int = 0) -> dict[str, Any]:
+    """What the experiment ran on: CPU, threads, accelerator, torch and Python versions."""
+    import torch
+
+    from cnnlab.train.device import cpu_model, usable_cores
+
+    return {
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
+        "threads": threads or torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``6.5 min`` or ``3.2 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# --- printing -------------------------------------------------------------------------------------
+
+
+def _printer(quiet: bool) -> Callable[[str], None]:
+    return (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr))
+
+
+def _progress_bar(jobs: int, name: str, quiet: bool) -> Any:
+    """A tqdm bar over the experiment's jobs (stderr), or None when quiet."""
+    if quiet:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=jobs, desc=name, unit="job", file=sys.stderr, dynamic_ncols=True)
+
+
+def _bar_printer(bar: Any, say: Callable[[str], None]) -> Callable[[str], None]:
+    """Print through the bar (so its line is redrawn below the text), when there is one."""
+    if bar is None:
+        return say
+    return lambda text: bar.write(text, file=sys.stderr)
+
+
+__all__ = ["TIERS", "ExperimentResult", "run_experiment"]
