@@ -17,9 +17,11 @@ import torch
 from PIL import Image
 
 import cnnlab
+from cnnlab import fastpath
 from cnnlab.cli import main
 from cnnlab.errors import CheckpointError, DataError
-from cnnlab.predictor import Prediction, Predictor, load
+from cnnlab.export import ATOL, RTOL
+from cnnlab.predictor import PROBE_MIN_IMAGES, Prediction, Predictor, load
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.checkpoint import save_model
 from cnnlab.train.inputs import make_prepare
@@ -224,3 +226,71 @@ def test_onnx_file_loads_like_the_run(tmp_path: Path, capsys: pytest.CaptureFixt
     # evaluation runs the ONNX session too (no train/eval mode to switch)
     batch = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     assert from_onnx.evaluate(batch, from_onnx.logits(batch).argmax(1)).top1 == 1.0
+
+
+# --- the fastest path that agrees with float32 (cnnlab.fastpath) ----------------------------------
+
+
+class _Slow(torch.nn.Module):
+    """LeNet-5 that takes 20 ms a call: any candidate path below is faster than the reference."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = cnnlab.create_model("lenet5", num_classes=3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(0.02)
+        return self.net(x)
+
+
+class _Shifted(fastpath.Path):
+    """A path that runs the inner network without the delay, logits moved by ``shift``."""
+
+    def __init__(self, name: str, shift: float) -> None:
+        super().__init__(name)
+        object.__setattr__(self, "shift", shift)
+
+    def apply(self, model: torch.nn.Module):  # type: ignore[no-untyped-def]
+        return lambda x: model.net(x) + self.shift
+
+
+def test_agreement_is_the_export_tolerance_elementwise() -> None:
+    want = torch.tensor([[10.0, -2.0, 0.0]])
+    edge = ATOL + RTOL * want.abs()  # the largest difference allowed, per element
+    assert fastpath.agrees(want + 0.9 * edge, want)
+    assert not fastpath.agrees(want + torch.tensor([[0.0, 0.0, 1.1]]) * edge, want)
+    assert not fastpath.agrees(want[:, :2], want)  # another shape never agrees
+
+
+def test_choose_takes_the_fastest_path_only_if_it_agrees() -> None:
+    x = torch.randn(8, 1, 28, 28)
+    model = _Slow().eval()
+    wrong = _Shifted("fast but wrong", 1e-2)  # bf16's size of error: outside the tolerance
+    choice, _ = fastpath.choose(model, x, (wrong,))
+    assert choice.path == fastpath.REFERENCE and choice.agreed == {wrong.name: False}
+    assert choice.max_abs_diff[wrong.name] == pytest.approx(1e-2, rel=1e-3)
+    right = _Shifted("fast and right", 0.0)
+    choice, run = fastpath.choose(model, x, (wrong, right))
+    assert choice.path is right and choice.agreed[right.name]
+    assert choice.seconds[right.name] < choice.seconds[fastpath.REFERENCE.name]
+    assert torch.equal(run(x), model.net(x))
+
+
+def test_predictor_chooses_once_and_agrees_with_fp32(tmp_path: Path) -> None:
+    run_dir = _run(tmp_path)
+    images = torch.randint(0, 256, (PROBE_MIN_IMAGES, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (PROBE_MIN_IMAGES,))
+    fast, plain = load(run_dir, device="cpu"), load(run_dir, device="cpu")
+    plain.fast = False
+    fast.logits(images[:10])
+    assert fast.choice is None  # too few images to pay for the choice
+    got, want = fast.logits(images), plain.logits(images)
+    assert fast.choice is not None and plain.choice is None
+    assert fastpath.agrees(got, want)
+    assert set(fast.choice.agreed) == {p.name for p in fastpath.CANDIDATES}
+    # bf16 is tried; whatever it gave, the path taken is one that agreed.
+    assert fast.choice.path == fastpath.REFERENCE or fast.choice.agreed[fast.choice.path.name]
+    assert fast.evaluate(images, labels).top1 == plain.evaluate(images, labels).top1

@@ -6,7 +6,9 @@ checkpoint) or an ``.onnx`` file from ``cnnlab export``. Each carries a
 way training did (:func:`cnnlab.train.inputs.make_prepare`: scale to [0, 1], normalise with the
 training split's mean and std, resize to the input size) and name the predicted class.
 ``cnnlab eval``, ``cnnlab predict`` and library code all go through :func:`load`, so a number the
-command prints and a number a notebook computes come from the same code::
+command prints and a number a notebook computes come from the same code, on the same path: the
+first call with at least :data:`PROBE_MIN_IMAGES` images picks the fastest way to run the model
+whose logits agree with float32 within the export tolerance (:mod:`cnnlab.fastpath`)::
 
     import cnnlab
     predictor = cnnlab.load("runs/lenet5")
@@ -27,12 +29,17 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import torch
+from torch import nn
 
 from cnnlab.errors import DataError
+from cnnlab.fastpath import Choice, choose
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.metrics import EvalResult, batches, eval_mode, evaluate, logits_of
 
 BATCH_SIZE = 256  # images per forward pass: bounded memory for any N, still fast on a CPU
+# Fewer images than this run as loaded: choosing a path costs about seven forward passes of
+# fastpath.PROBE_IMAGES images, which a handful of images would not pay back.
+PROBE_MIN_IMAGES = 1024
 CPU = torch.device("cpu")
 
 # What predict() takes: image files, (C, H, W) uint8 images, or one (N, C, H, W) uint8 batch.
@@ -62,6 +69,9 @@ class Predictor:
             reported accuracy was measured).
         batch_size: images per forward pass in :meth:`logits` and :meth:`predict`.
         prepare: uint8 ``(N, C, H, W)`` on the CPU -> the model's float input on ``device``.
+        fast: choose the fastest path that agrees with float32 (:mod:`cnnlab.fastpath`) on the
+            first call with at least :data:`PROBE_MIN_IMAGES` images; False: always as loaded.
+        choice: what that choice measured and picked (None until it ran).
     """
 
     model: Callable[[torch.Tensor], Any]
@@ -71,6 +81,9 @@ class Predictor:
     tta: bool | None = None
     batch_size: int = BATCH_SIZE
     prepare: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
+    fast: bool = True
+    choice: Choice | None = field(default=None, init=False)
+    _runner: Callable[[torch.Tensor], Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from cnnlab.train.inputs import make_prepare
@@ -95,7 +108,8 @@ class Predictor:
             DataError: not a uint8 ``(N, C, H, W)`` tensor with the model's channel count.
         """
         batch = self._check(batch, 4)
-        return self._run(self.prepare(batch[s]) for s in batches(len(batch), self.batch_size))
+        chunks = (self.prepare(batch[s]) for s in batches(len(batch), self.batch_size))
+        return self._run(chunks, len(batch))
 
     def predict(self, images: Images) -> torch.Tensor:
         """Softmax probabilities of each image's classes.
@@ -112,7 +126,7 @@ class Predictor:
         Raises:
             DataError: an unreadable file, or a tensor of another dtype or channel count.
         """
-        return torch.softmax(self._run(self._prepared(images)), dim=1)
+        return torch.softmax(self._run(*self._prepared_count(images)), dim=1)
 
     def inputs(self, images: Images) -> torch.Tensor:
         """The model's input for ``images``, read and prepared exactly as :meth:`predict` does.
@@ -138,27 +152,54 @@ class Predictor:
     ) -> EvalResult:
         """Top-1, top-5, loss, per-class accuracy and confusion on uint8 images with labels."""
         images = self._check(images, 4)
-        return evaluate(
-            self.model,
-            images,
-            labels,
-            self.prepare,
-            self.meta.num_classes,
-            batch_size or self.batch_size,
-            tta=bool(self.tta),
-        )
+        with eval_mode(self.model):
+            run = self._forward(lambda: self.prepare(images[: self.batch_size]), len(images))
+            return evaluate(
+                run,
+                images,
+                labels,
+                self.prepare,
+                self.meta.num_classes,
+                batch_size or self.batch_size,
+                tta=bool(self.tta),
+            )
 
     # --- internals ------------------------------------------------------------------------------
 
+    def _forward(
+        self, first: Callable[[], torch.Tensor], count: int
+    ) -> Callable[[torch.Tensor], Any]:
+        """The model as a function of a prepared batch, on the path chosen for it.
+
+        The choice is made once, when ``count`` (the images of this call) reaches
+        :data:`PROBE_MIN_IMAGES`, on ``first()`` (the call's first prepared batch); before that,
+        and for ONNX Runtime, the model runs as loaded. Call in eval mode.
+        """
+        if self._runner is not None:
+            return self._runner
+        if not (self.fast and isinstance(self.model, nn.Module) and count >= PROBE_MIN_IMAGES):
+            return self.model
+        self.choice, self._runner = choose(self.model, first())
+        return self._runner
+
     @torch.inference_mode()
-    def _run(self, prepared: Iterator[torch.Tensor]) -> torch.Tensor:
-        """Logits of prepared float batches, concatenated: float32 ``(N, K)`` on the CPU."""
+    def _run(self, prepared: Iterator[torch.Tensor], count: int) -> torch.Tensor:
+        """Logits of ``count`` images in prepared float batches: float32 ``(N, K)`` on the CPU."""
         out = [torch.empty(0, self.meta.num_classes)]
         with eval_mode(self.model):
             # The generator prepares (and reads) each chunk only when it is run: bounded memory.
             for x in prepared:
-                out.append(logits_of(self.model, x, bool(self.tta)).float().cpu())
+                run = self._forward(lambda x=x: x, count)
+                out.append(logits_of(run, x, bool(self.tta)).float().cpu())
         return torch.cat(out)
+
+    def _prepared_count(self, images: Images) -> tuple[Iterator[torch.Tensor], int]:
+        """:meth:`_prepared` and how many images it will yield."""
+        if isinstance(images, torch.Tensor):
+            count = len(images) if images.dim() == 4 else 1
+        else:
+            count = 1 if isinstance(images, (str, os.PathLike)) else len(images)
+        return self._prepared(images), count
 
     def _prepared(self, images: Images) -> Iterator[torch.Tensor]:
         """Prepared chunks of ``images`` (a uint8 batch, or files and tensors one by one)."""
