@@ -8,6 +8,7 @@ from cnnlab.models import (  # noqa: F401  (imported for their registrations)
     densenet,
     fast,
     googlenet,
+    lab,
     lenet,
     nin,
     resnet,

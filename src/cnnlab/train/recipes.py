@@ -107,6 +107,9 @@ PAPER_RECIPES: dict[str, dict[str, Any]] = {
     },
     "lenet": _SGD_DEFAULT,
     "fastnet": _SGD_DEFAULT,
+    # The experiment networks (cnnlab/models/lab.py) are VGG-style stacks and small ResNets with
+    # batch norm; they have no paper of their own to train them, so the base (VGG) recipe.
+    "lab": {},
 }
 
 
@@ -170,6 +173,7 @@ FAST_FAMILY_RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "vgg": {"bn": {}, "plain": _FAST_PLAIN},
     "alexnet": {"plain": _FAST_PLAIN},
     "nin": {"plain": _FAST_PLAIN},
+    "lab": {"bn": {}},  # batch norm after every convolution, as fastnet
 }
 # A family without a row (a new one) gets these: FAST_RECIPE with batch norm, else _FAST_PLAIN.
 FAST_DEFAULTS: dict[str, dict[str, Any]] = {"bn": {}, "plain": _FAST_PLAIN}
