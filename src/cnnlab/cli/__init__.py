@@ -31,6 +31,7 @@ COMMANDS = (
     "show",
     "report",
     "runs",
+    "experiment",
 )
 
 
