@@ -15,6 +15,12 @@ Models:
     ``lenet5``: the version of the lectures and of most code today: ReLU, 2x2 max-pool, all
     C3 connections, plain linear output. Its conv1 pads 28x28 images by 2, which gives
     exactly the paper's 32x32 geometry (the paper itself padded the MNIST digits to 32x32).
+    Its ``dropout`` setting (0 by default, as in the paper) puts dropout after the two hidden
+    fully connected layers, where AlexNet and VGG put their 0.5 (the ``dropout`` experiment).
+    ``lenet5_bn``: ``lenet5`` with batch norm (Ioffe & Szegedy 2015) after every convolution and
+    hidden fully connected layer, before the nonlinearity, where d2l's LeNet with batch norm
+    (Dive into Deep Learning, Sec. 8.5) puts it; d2l keeps sigmoids and average pooling, this
+    keeps ``lenet5``'s ReLU and max-pool so the two differ only in batch norm.
 
 Deviations of ``lenet5_paper``, on purpose:
     * Output: the RBF unit ``i`` computes ``y_i = sum_j (x_j - w_ij)^2`` (equation 7); the model
@@ -266,22 +272,37 @@ class LeNet5(nn.Module):
     Args:
         in_channels: input channels.
         num_classes: output units.
+        batch_norm: batch norm after each convolution and hidden linear layer, before the ReLU
+            (d2l Sec. 8.5's placement).
+        dropout: drop probability after each hidden linear layer's ReLU (AlexNet's and VGG's
+            place); 0 adds no dropout layer at all.
 
     Shape:
         - Input: ``(N, in_channels, 28, 28)`` (padded by conv1 to the paper's 32x32 geometry)
         - Output: ``(N, num_classes)``
     """
 
-    def __init__(self, *, in_channels: int, num_classes: int) -> None:
+    def __init__(
+        self, *, in_channels: int, num_classes: int, batch_norm: bool = False, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         c1, c3, c5, f6 = LeNet5Paper.C1, LeNet5Paper.C3, LeNet5Paper.C5, LeNet5Paper.F6
         k = LeNet5Paper.KERNEL
+
+        def norm(name: str, kind: type[nn.Module], width: int) -> dict[str, nn.Module]:
+            return {name: kind(width)} if batch_norm else {}
+
+        def drop(name: str) -> dict[str, nn.Module]:
+            return {name: nn.Dropout(dropout)} if dropout else {}
+
         self.features = nn.Sequential(
             OrderedDict(
                 c1=nn.Conv2d(in_channels, c1, k, padding=2),  # 28 + 2*2 = 32: (N, 6, 28, 28)
+                **norm("bn1", nn.BatchNorm2d, c1),
                 relu1=nn.ReLU(inplace=True),
                 s2=nn.MaxPool2d(2),  # (N, 6, 14, 14)
                 c3=nn.Conv2d(c1, c3, k),  # (N, 16, 10, 10)
+                **norm("bn3", nn.BatchNorm2d, c3),
                 relu3=nn.ReLU(inplace=True),
                 s4=nn.MaxPool2d(2),  # (N, 16, 5, 5)
             )
@@ -289,9 +310,13 @@ class LeNet5(nn.Module):
         self.classifier = nn.Sequential(
             OrderedDict(
                 c5=nn.Linear(c3 * k * k, c5),  # a 5x5 convolution on a 5x5 map is this
+                **norm("bn5", nn.BatchNorm1d, c5),
                 relu5=nn.ReLU(inplace=True),
+                **drop("drop5"),
                 f6=nn.Linear(c5, f6),
+                **norm("bn6", nn.BatchNorm1d, f6),
                 relu6=nn.ReLU(inplace=True),
+                **drop("drop6"),
                 output=nn.Linear(f6, num_classes),
             )
         )
@@ -310,9 +335,25 @@ class LeNet5(nn.Module):
     num_classes=10,
     fixed_input=True,
 )
-def lenet5(*, num_classes: int, in_channels: int) -> nn.Module:
+def lenet5(*, num_classes: int, in_channels: int, dropout: float = 0.0) -> nn.Module:
     """LeNet-5 as taught today: 6-16 5x5 convs, ReLU, max-pool, FC 120-84-classes, 28x28 input."""
-    return LeNet5(in_channels=in_channels, num_classes=num_classes)
+    return LeNet5(in_channels=in_channels, num_classes=num_classes, dropout=dropout)
+
+
+@register_model(
+    family="lenet",
+    paper="LeCun et al. 1998, modernised, + batch norm (Ioffe & Szegedy 2015; d2l 8.5)",
+    input_size=(1, 28, 28),
+    min_input_size=(28, 28),
+    num_params=62_158,  # lenet5's 61,706 + a scale and a shift per normalised channel or unit
+    num_classes=10,
+    fixed_input=True,
+)
+def lenet5_bn(*, num_classes: int, in_channels: int, dropout: float = 0.0) -> nn.Module:
+    """LeNet-5 with batch norm before each ReLU (d2l's placement), otherwise ``lenet5``."""
+    return LeNet5(
+        in_channels=in_channels, num_classes=num_classes, batch_norm=True, dropout=dropout
+    )
 
 
 @register_model(
