@@ -125,8 +125,13 @@ def read_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such file: pass a run directory or a .safetensors file")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
-        if head[:1] == b"\x80" or head[:2] == b"PK":
+        head = f.read(9)
+        # A safetensors file starts with its header's length (little-endian) and then "{"; a
+        # length of 0x..80 bytes starts with the pickle opcode byte, so only a file without
+        # that framing can be a pickle.
+        framed = len(head) == 9 and head[8:] == b"{"
+        head = head[:8]
+        if not framed and (head[:1] == b"\x80" or head[:2] == b"PK"):
             raise CheckpointError(
                 f"{path} is a pickle/torch.save file, which can run code when loaded; cnnlab "
                 "only reads the safetensors files it writes: retrain with `cnnlab train`"
@@ -139,6 +144,7 @@ def read_header(path: Path) -> dict[str, Any]:
                 f"{path} is not a safetensors file (or is truncated): header claims {n} bytes "
                 f"in a {size}-byte file; use a file written by `cnnlab train`"
             )
+        f.seek(8)
         raw = f.read(n)
     try:
         header = json.loads(raw)
