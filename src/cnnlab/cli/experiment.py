@@ -116,6 +116,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from cnnlab.experiments import run_experiment as run
+    from cnnlab.experiments.page import VERDICT_WORDS
 
     result = run(
         args.name,
@@ -127,8 +128,8 @@ def run_experiment(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         threads=args.threads,
     )
-    held = {True: "held", False: "did not hold", None: "inconclusive"}[result.outcome.held]
-    print(f"{args.name} ({args.tier}): the claim {held}. {result.outcome.verdict}")
+    held = VERDICT_WORDS[result.outcome.held]
+    print(f"{args.name} ({args.tier}): {held}. {result.outcome.verdict}")
     print(f"results: {result.out / 'results.json'}, summary: {result.out / 'summary.md'}")
     return 0
 

@@ -21,7 +21,7 @@ RESULTS_FILE = "results.json"
 REQUEST_FILE = "experiment.json"
 DEFAULT_FIGURES = Path("docs/figures/experiments")
 
-VERDICT_WORDS = {True: "held", False: "did not hold", None: "inconclusive"}
+VERDICT_WORDS = {True: "the claim held", False: "the claim did not hold", None: "inconclusive"}
 
 INTRO = """\
 The lectures make empirical claims: the 56-layer plain network trains worse than the 20-layer one
@@ -78,7 +78,7 @@ def experiment_markdown(
         + "  ",
         f"**Machine:** {_machine_line(results)}",
         "",
-        _heading(sub, f"Verdict: the claim {VERDICT_WORDS[held]} at this tier"),
+        _heading(sub, f"Verdict: {VERDICT_WORDS[held]} at this tier"),
         "",
         results["verdict"],
         "",
@@ -178,7 +178,7 @@ def _overview(all_results: Iterable[dict[str, Any]]) -> str:
     from cnnlab.experiments.runner import format_seconds
 
     rows = [
-        "| experiment | tier | data | the claim | time |",
+        "| experiment | tier | data | verdict | time |",
         "|---|---|---|---|---|",
     ]
     for r in all_results:
