@@ -93,6 +93,30 @@ def forward_latency(
     return record
 
 
+def backward_latency(
+    model: Any, x: Any, *, repeats: int, warmup: int = 1, precision: str = "fp32"
+) -> dict[str, Any]:
+    """Seconds per forward and backward pass of a module with no loss of its own (a block).
+
+    The gradient of ``output.sum()`` flows back through every layer, as a loss's would; no
+    optimizer step (a block has no classifier to train). Train mode (batch statistics).
+
+    Returns:
+        :func:`time_calls`'s record plus ``per_image_s``.
+    """
+    model.train()
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with _autocast(precision):
+            out = model(x)
+        out.float().sum().backward()
+
+    record = time_calls(step, repeats, warmup)
+    record["per_image_s"] = record["median_s"] / len(x)
+    return record
+
+
 def train_step_latency(
     model: Any, x: Any, y: Any, *, repeats: int, warmup: int = 1, precision: str = "fp32"
 ) -> dict[str, Any]:
