@@ -23,10 +23,10 @@ from cnnlab.train.recipes import FAST_DEFAULT_MODEL, resolve
 ROOT = Path(__file__).resolve().parents[1]
 
 # src/cnnlab/models/fast.py, design table: multiply-adds of conv + linear layers and parameters.
-FASTNET_MACS = 7_759_680
-FASTNET_PARAMS = 261_298
+FASTNET_MACS = 7_665_600
+FASTNET_PARAMS = 261_466
 FASTNET_CONV_MACS = {  # per layer, the table's rows (a residual pair is two equal convolutions)
-    "stages.0.0": 169_344,
+    "stages.0.0": 75_264,  # 4x4 at stride 2: 14x14 outputs
     "stages.1.0": 2_032_128,
     "stages.1.4.conv1.0": 1_016_064,
     "stages.1.4.conv2.0": 1_016_064,
@@ -53,10 +53,10 @@ def test_fastnet_has_the_documented_size() -> None:
     counted = {r.name: r.macs for r in report.rows if r.kind in ("conv", "linear")}
     assert counted == FASTNET_CONV_MACS
     assert sum(counted.values()) == FASTNET_MACS
-    # Independent count from the layer shapes: out pixels x out channels x in channels x 3 x 3.
+    # Independent count from the layer shapes: out pixels x out channels x in channels x k x k.
     by_hand = sum(
-        h * w * cout * cin * 9
-        for h, w, cin, cout in ((28, 28, 1, 24), (14, 14, 24, 48), (7, 7, 48, 96))
+        h * w * cout * cin * k * k
+        for h, w, cin, cout, k in ((14, 14, 1, 24, 4), (14, 14, 24, 48, 3), (7, 7, 48, 96, 3))
     ) + sum(2 * h * w * c * c * 9 for h, w, c in ((7, 7, 48), (3, 3, 96)))
     assert by_hand + 96 * 10 == FASTNET_MACS
 
@@ -95,6 +95,23 @@ def test_flip_tta_averages_the_logits_of_the_mirror() -> None:
     assert tta.loss != pytest.approx(plain.loss)  # the mirror really was evaluated
     predicted = mean_logits.argmax(1).tolist()
     assert sum(tta.confusion[i][j] for i, j in zip(labels.tolist(), predicted, strict=True)) == 6
+
+
+def test_fast_presets_are_the_fast_recipe_with_their_changes() -> None:
+    """``--recipe fast94`` is the fast recipe trained longer, for every family, and a CLI choice."""
+    import dataclasses
+
+    from cnnlab.train.recipes import FAST_PRESETS
+
+    choices = next(f for f in dataclasses.fields(TrainConfig) if f.name == "recipe")
+    assert set(FAST_PRESETS) <= set(choices.metadata["choices"])
+    for model in ("fastnet", "lenet5", "resnet18"):
+        fast = resolve(TrainConfig(model=model))[0]
+        long = resolve(TrainConfig(model=model, recipe="fast94"))[0]
+        assert long.epochs == FAST_PRESETS["fast94"]["epochs"] > fast.epochs
+        assert dataclasses.replace(long, recipe="fast", epochs=fast.epochs) == fast
+    with pytest.raises(cnnlab.errors.ConfigError, match="fast94"):
+        resolve(TrainConfig(recipe="fast95"))
 
 
 def test_no_flip_tta_for_digits() -> None:
