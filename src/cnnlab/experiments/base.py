@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,11 +124,13 @@ class Context:
 
     # --- the work ---------------------------------------------------------------------------------
 
-    def train(self, label: str, **fields: Any) -> RunResult:
+    def train(self, label: str, *, callbacks: Sequence[Any] = (), **fields: Any) -> RunResult:
         """Train one ordinary cnnlab run in ``OUT/runs/LABEL``, or reuse/resume the one there.
 
         Args:
             label: the run's name inside the experiment (a directory name).
+            callbacks: training callbacks (:class:`~cnnlab.train.callbacks.Callback`) for a
+                run that trains; a finished run that is reused calls none.
             **fields: :class:`~cnnlab.train.TrainConfig` settings (``model``, ``epochs``,
                 ``limit_train``...); recipe fields left out come from the recipe. ``data``,
                 ``seed``, ``out``, ``threads`` and ``progress`` are the experiment's.
@@ -144,7 +146,8 @@ class Context:
 
         run_dir = self.out / "runs" / label
         config = self._run_config(run_dir, fields)
-        result = train_or_reuse(run_dir, config, set(fields), self._epoch_callback(label))
+        hooks = [self._epoch_callback(label), *callbacks]
+        result = train_or_reuse(run_dir, config, set(fields), hooks)
         self.runs.append(label)
         self._advance(f"{label} done")
         return result

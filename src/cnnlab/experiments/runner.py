@@ -169,7 +169,7 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
 # --- the runs -------------------------------------------------------------------------------------
 
 
-def train_or_reuse(run_dir: Path, config: Any, given: set[str], callback: Any = None) -> Any:
+def train_or_reuse(run_dir: Path, config: Any, given: set[str], callbacks: Any = ()) -> Any:
     """A finished run with the same resolved settings as it is, else ``fit`` (which resumes).
 
     ``config`` has ``resume=True``: ``fit`` starts an empty directory from the beginning,
@@ -188,7 +188,7 @@ def train_or_reuse(run_dir: Path, config: Any, given: set[str], callback: Any = 
         if not differences(stored, resolve(config, given)[0]):
             test = _eval_result(done["test"])
             return RunResult(run_dir, stored, test, run.read_history(), done["seconds"], [])
-    return fit(config, given=given, quiet=True, callbacks=[callback] if callback else [])
+    return fit(config, given=given, quiet=True, callbacks=list(callbacks))
 
 
 def _eval_result(test: Mapping[str, Any]) -> Any:
