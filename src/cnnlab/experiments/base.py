@@ -133,7 +133,8 @@ class Context:
                 run that trains; a finished run that is reused calls none.
             **fields: :class:`~cnnlab.train.TrainConfig` settings (``model``, ``epochs``,
                 ``limit_train``...); recipe fields left out come from the recipe. ``data``,
-                ``seed``, ``out``, ``threads`` and ``progress`` are the experiment's.
+                ``seed`` and ``threads`` default to the experiment's and ``stall_patience`` to
+                0; ``out``, ``resume`` and ``progress`` are the context's.
 
         Returns:
             The run's :class:`~cnnlab.train.trainer.RunResult` (history, test metrics).
