@@ -225,10 +225,15 @@ def _status_kib(field: str) -> int:
     raise OSError(f"/proc/self/status has no {field} line (Linux only)")
 
 
-def measure_in_this_process(name: str, input_size: tuple[int, ...], repeats: int) -> dict:
+def measure_in_this_process(
+    name: str, input_size: tuple[int, ...], repeats: int, threads: int = 0
+) -> dict:
     """Build registered model ``name``, time batch-1 fp32 inference and read peak memory.
 
-    Meant for a fresh process (:func:`peak_memory` starts one); see the module docstring.
+    Meant for a fresh process (:func:`peak_memory` starts one), where the peak belongs to this
+    model alone; in a process that ran other models before, the allocator's cache can hide part
+    of the rise. ``threads``: torch threads while timing (0: unchanged). See the module
+    docstring.
     """
     import torch
 
@@ -240,19 +245,21 @@ def measure_in_this_process(name: str, input_size: tuple[int, ...], repeats: int
     rss_before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current resident set: the model built, nothing run
-    record = forward_latency(model, x, repeats=repeats, warmup=1)
+    with torch_threads(threads):
+        record = forward_latency(model, x, repeats=repeats, warmup=1)
+        used = torch.get_num_threads()
     peak = _status_kib("VmHWM")
     record.update(
         peak_rss_bytes=peak * 1024,
         rss_before_bytes=rss_before * 1024,
         inference_increment_bytes=max(0, peak - rss_before) * 1024,
-        threads=torch.get_num_threads(),
+        threads=used,
     )
     return record
 
 
 def peak_memory(
-    name: str, input_size: tuple[int, ...], repeats: int, timeout_s: float = 600
+    name: str, input_size: tuple[int, ...], repeats: int, threads: int = 0, timeout_s: float = 600
 ) -> dict[str, Any]:
     """:func:`measure_in_this_process` run in a fresh Python process; its record.
 
@@ -261,7 +268,15 @@ def peak_memory(
     """
     size = ",".join(str(int(s)) for s in input_size)
     done = subprocess.run(
-        [sys.executable, "-m", "cnnlab.experiments.latency", name, size, str(repeats)],
+        [
+            sys.executable,
+            "-m",
+            "cnnlab.experiments.latency",
+            name,
+            size,
+            str(repeats),
+            str(threads),
+        ],
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -272,7 +287,9 @@ def peak_memory(
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-if __name__ == "__main__":  # the subprocess of peak_memory: NAME C,H,W REPEATS
-    _name, _size, _repeats = sys.argv[1], sys.argv[2], sys.argv[3]
-    _record = measure_in_this_process(_name, tuple(int(s) for s in _size.split(",")), int(_repeats))
+if __name__ == "__main__":  # the subprocess of peak_memory: NAME C,H,W REPEATS THREADS
+    _name, _size, _repeats, _threads = sys.argv[1:5]
+    _record = measure_in_this_process(
+        _name, tuple(int(s) for s in _size.split(",")), int(_repeats), int(_threads)
+    )
     print(json.dumps(_record))
