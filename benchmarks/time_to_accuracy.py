@@ -1,4 +1,4 @@
-"""Time to accuracy: how long the real `cnnlab train --recipe fast` takes to reach a target.
+"""Time to accuracy: how long the real `cnnlab train` takes to reach a target accuracy.
 
 The command a user types is run as a subprocess and timed from just before it is started to its
 exit, so interpreter start-up, imports, data loading, every evaluation and writing the run
@@ -7,11 +7,13 @@ epoch (``--test-every-epoch``) to draw the accuracy curve; those extra evaluatio
 only, never used by the run, and their measured cost (``test_seconds`` in each epoch record) is
 taken out of the headline time so that it equals the time of the plain command::
 
-    cnnlab train --recipe fast --seed N
+    cnnlab train --recipe fast --seed N        # = `cnnlab train --seed N`: 93.0% within 60 s
+    cnnlab train --recipe fast94 --seed N      # the preset: 94.0% within 180 s
 
 Usage::
 
-    python benchmarks/time_to_accuracy.py --seed 1 2 3 --json benchmarks/results/tta.json
+    python benchmarks/time_to_accuracy.py --seed 101 102 103 --json benchmarks/results/tta.json
+    python benchmarks/time_to_accuracy.py --recipe fast94 --seed 101 102 103 --json ...
     python benchmarks/time_to_accuracy.py --markdown benchmarks/results/tta.json
 
 For each seed the JSON holds ``seconds_to_target`` (null if never reached), ``final_accuracy``,
@@ -41,8 +43,9 @@ from machine import describe  # benchmarks/machine.py
 from cnnlab.train.checkpoint import list_checkpoints
 from cnnlab.train.rundir import RunFiles
 
-BUDGET_SECONDS = 120.0  # the goal: 93.0% Fashion-MNIST test accuracy within two minutes
-TARGET = 0.93
+# The goals per recipe (issue 15): Fashion-MNIST test accuracy and the wall-time budget from
+# process start, the median of three seeds never used for tuning.
+GOALS = {"fast": (0.93, 60.0), "fast94": (0.94, 180.0)}
 # A smoke run is too short to learn: the stall guard would (rightly) stop it at chance.
 SMOKE_ARGS = (
     *("--epochs", "1", "--limit-train", "1024", "--limit-test", "500", "--val-size", "500"),
@@ -59,14 +62,17 @@ def cnnlab_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "cnnlab"]
 
 
-def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str, Any]:
+def run_once(
+    seed: int, recipe: str, goal: tuple[float, float], extra: list[str], work: Path
+) -> dict[str, Any]:
     """Run the command once for ``seed``; return its timings, curve and accuracies."""
+    target, budget = goal
     out = work / f"seed{seed}"
     command = [
         *cnnlab_command(),
         "train",
         "--recipe",
-        "fast",
+        recipe,
         "--seed",
         str(seed),
         "--out",
@@ -126,7 +132,7 @@ def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str
     return {
         "seed": seed,
         "command": " ".join(["cnnlab", *command[len(cnnlab_command()) :]]),
-        "plain_command": f"cnnlab train --recipe fast --seed {seed}"
+        "plain_command": f"cnnlab train --recipe {recipe} --seed {seed}"
         + (" " + " ".join(extra) if extra else ""),
         "seconds_to_target": reached,
         "final_accuracy": final,
@@ -134,7 +140,7 @@ def run_once(seed: int, target: float, extra: list[str], work: Path) -> dict[str
         "wall_seconds_with_curve": round(wall, 2),
         "curve_eval_seconds": round(extra_eval, 2),
         "cpu_seconds_with_curve": round(cpu, 2),
-        "within_budget": bool(final >= target and plain_wall <= BUDGET_SECONDS),
+        "within_budget": bool(reached is not None and reached <= budget),
         "epochs": config["epochs"],
         "threads": threads,
         "load_average_before": [round(v, 2) for v in load_before],
@@ -206,7 +212,8 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one run per seed")
-    parser.add_argument("--target", type=float, default=TARGET, help="test accuracy, 0 to 1")
+    parser.add_argument("--recipe", default="fast", choices=sorted(GOALS), help="the recipe timed")
+    parser.add_argument("--target", type=float, help="test accuracy, 0 to 1 (default: the goal's)")
     parser.add_argument("--json", type=Path, help="write the result JSON here")
     parser.add_argument("--smoke", action="store_true", help="a tiny run: checks that it works")
     parser.add_argument(
@@ -240,23 +247,28 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(markdown(result))
         return 0
-    if not 0 < args.target <= 1:
-        parser.error(f"--target is a fraction between 0 and 1 (got {args.target})")
+    target, budget = GOALS[args.recipe]
+    target = args.target if args.target is not None else target
+    if not 0 < target <= 1:
+        parser.error(f"--target is a fraction between 0 and 1 (got {target})")
     extra = [*(SMOKE_ARGS if args.smoke else ()), *args.train_args]
     runs = []
     with tempfile.TemporaryDirectory(prefix="cnnlab-tta-") as tmp:
         for seed in args.seed:
-            runs.append(run_once(seed, args.target, extra, Path(tmp)))
+            runs.append(run_once(seed, args.recipe, (target, budget), extra, Path(tmp)))
     result = {
         "benchmark": "time_to_accuracy",
-        "target": args.target,
-        "budget_seconds": BUDGET_SECONDS,
+        "recipe": args.recipe,
+        "target": target,
+        "budget_seconds": budget,
         "smoke": args.smoke,
         "benchmark_command": " ".join(["python", *sys.argv]),
         "machine": describe(),
         "runs": runs,
         "summary": summarize(runs),
     }
+    med = result["summary"]["median_seconds_to_target"]
+    result["summary"]["median_within_budget"] = med is not None and med <= budget
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
