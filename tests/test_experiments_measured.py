@@ -252,7 +252,9 @@ def test_cost_measures_every_model_of_the_tier(smoke: dict) -> None:
     assert list(models) == results["settings"]["models"]
     for record in models.values():
         assert record["latency_s"] > 0 and record["peak_rss_bytes"] > 0 and record["threads"] == 1
-    assert models["resnet20"]["macs"] == analyze("resnet20", count="conv-linear").totals["macs"]
+    assert models["alexnet"]["macs"] == analyze("alexnet", count="conv-linear").totals["macs"]
+    assert models["alexnet"]["imagenet"]["top1"] == published_top1("alexnet")["top1"]
+    assert models["lenet5"]["imagenet"] is None
     spearman = results["measured"]["macs_vs_latency"]["spearman"]
     assert results["held"] == (spearman >= 0.9)
     assert f"Spearman {spearman:.3f}" in results["verdict"]
