@@ -353,6 +353,17 @@ def _curvature_figure(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
 # --- outcome --------------------------------------------------------------------------------------
 
 
+def _volume(data: str) -> str:
+    """``CxHxW`` of a named dataset's images (``data`` where cnnlab does not know it)."""
+    from cnnlab.data import dataset_info
+
+    try:
+        info = dataset_info(data)
+    except Exception:  # an image folder: its size is the model's, not known here
+        return "image folder"
+    return "x".join(map(str, (info.channels, *info.size)))
+
+
 def _num(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -401,7 +412,9 @@ def _outcome(ctx: Context, studies: dict[str, dict[str, Any]], measured: dict) -
         f"{SIGNIFICANT} with lambda_min < 0.",
     ]
     departures = [
-        f"{ctx.data} (28x28, grayscale), not CIFAR-10; depth {s['depth']} "
+        f"{ctx.data} ({_volume(ctx.data)})"
+        + (", not CIFAR-10" if ctx.data != "cifar10" else "")
+        + f"; depth {s['depth']} "
         + ("(Li et al.'s chaotic plain surfaces start at 56 layers)" if s["depth"] < 56 else ""),
         f"Trained {s['epochs']} epoch(s) on {s['limit_train'] or 'all'} images with cnnlab's "
         "fast recipe (one-cycle, bf16 autocast, lr 0.1, weight decay 5e-4, no label smoothing), "
