@@ -53,10 +53,10 @@ TIERS: dict[str, dict[str, Any]] = {
         "expected_s": 420,
     },
     "full": {
-        "depth": 56, "epochs": 30, "limit_train": None, "limit_test": None, "val_size": 5000,
+        "depth": 56, "epochs": 15, "limit_train": None, "limit_test": None, "val_size": 5000,
         "batch_size": 128, "grid": 25, "grid_images": 1000, "hessian_points": 5,
         "hessian_images": 256, "lanczos_steps": 20, "interpolation": 41, "threads": 0,
-        "expected_s": 30000,
+        "expected_s": 22000,
     },
 }  # fmt: skip
 
