@@ -199,8 +199,8 @@ def test_kernel_stacks_verdict_matches_its_numbers(smoke: dict) -> None:
         )
         assert f"{pair['weight_ratio']:.3f}" in smoke["kernel-stacks"]["verdict"]
         assert f"{m['test_accuracy'][pair['stack']]:.2%}" in smoke["kernel-stacks"]["verdict"]
-    better = all(p["accuracy_difference"] >= 0 for p in m["pairs"])
-    assert smoke["kernel-stacks"]["held"] == better
+    no_worse = all(p["accuracy_difference"] > -0.01 for p in m["pairs"])
+    assert smoke["kernel-stacks"]["held"] == no_worse
 
 
 @needs_fashion_mnist

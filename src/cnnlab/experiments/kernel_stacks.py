@@ -29,6 +29,10 @@ INPUT_SIZE = (1, 28, 28)
 # What the training runs share: one recipe for all four nets (the fast one, with a gentler peak
 # learning rate than fastnet's 0.2, which made the residual lab nets diverge in a short run).
 _TRAIN = {"lr": 0.05}
+# Accuracy differences smaller than this are within the spread of seeds: docs/training.md's 20
+# seeds of LeNet-5 (2 epochs) span 87.83% to 88.88%, about a point; these nets' own spread was
+# not measured.
+SEED_NOISE = 0.01
 
 TIERS: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -197,17 +201,27 @@ def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
             f"{a[p['stack']]:.2%} test accuracy against {a[p['big']]:.2%}"
         )
     fewer = all(p["weight_ratio"] < 1 and p["rf_equal"] for p in m["pairs"])
-    better = all(p["accuracy_difference"] >= 0 for p in m["pairs"])
-    held = fewer and better
-    if held:
-        ending = ": the claim held (fewer weights, the same field, no loss of accuracy)."
-    elif fewer:
+    diffs = [p["accuracy_difference"] for p in m["pairs"]]
+    no_worse = all(d > -SEED_NOISE for d in diffs)
+    held = fewer and no_worse
+    if not fewer:
+        ending = ": the analyzer's counts contradict the claim (see the table)."
+    elif not no_worse:
         ending = (
             ": fewer weights at the same field held, but a stack was less accurate than its "
-            "big kernel at this tier (one seed)."
+            f"big kernel by more than {SEED_NOISE:.0%} (one seed)."
+        )
+    elif all(d >= SEED_NOISE for d in diffs):
+        ending = (
+            ": the claim held: fewer weights, the same field, and more accurate by more than "
+            f"{SEED_NOISE:.0%} in both pairs."
         )
     else:
-        ending = ": the analyzer's counts contradict the claim (see the table)."
+        ending = (
+            ": fewer weights at the same field and no loss of accuracy held; the accuracy "
+            f"differences are within the {SEED_NOISE:.0%} seed noise of one run, so 'more "
+            "discriminative' is not resolved at this tier."
+        )
     verdict = "; ".join(sentences) + ending
     findings = [
         "\n".join(rows),
