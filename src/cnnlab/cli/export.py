@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab.export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
+# cnnlab.export's opsets, copied so that `cnnlab export --help` does not import PyTorch (the
+# exporter does); tests/test_cli_latency.py checks that the copy is exact.
+DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 18, 18, 23
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

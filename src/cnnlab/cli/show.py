@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.seeing.show import WHAT
+# cnnlab.seeing.show.WHAT, copied so that `cnnlab show --help` does not import PyTorch (the
+# pictures' module does); tests/test_cli_latency.py checks that the copy is exact.
+WHAT = (
+    "filters",
+    "maps",
+    "saliency",
+    "gradcam",
+    "occlusion",
+    "rf",
+    "patches",
+    "errors",
+    "embeddings",
+)
 
 
 def _unit(text: str) -> tuple[int, int]:

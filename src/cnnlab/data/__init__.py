@@ -14,15 +14,17 @@ and :mod:`cnnlab.data.folder`.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from cnnlab.data import augment
 from cnnlab.data.datasets import ALIASES, DATASETS, DataFile, DatasetInfo
 from cnnlab.data.fetch import Location, fetch_files, locate, verify_files
 from cnnlab.errors import DataError
+
+if TYPE_CHECKING:  # PyTorch loads with the readers, so `cnnlab data --help` needs none of it
+    import torch
 
 __all__ = [
     "DATASETS",
@@ -204,3 +206,9 @@ def load_dataset(
     if verify:
         verify_files(target, loc, split)
     return _read(target, loc, split)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "augment":  # `cnnlab.data.augment` after a bare `import cnnlab.data`
+        return importlib.import_module("cnnlab.data.augment")
+    raise AttributeError(f"module 'cnnlab.data' has no attribute {name!r}")

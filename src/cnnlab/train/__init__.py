@@ -17,7 +17,6 @@ import importlib
 from typing import Any
 
 from cnnlab.train.callbacks import Callback
-from cnnlab.train.checkpoint import load_trained
 from cnnlab.train.config import TrainConfig
 
 __all__ = [
@@ -34,6 +33,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "load_trained": "cnnlab.train.checkpoint",
     "fit": "cnnlab.train.trainer",
     "train": "cnnlab.train.trainer",
     "Trainer": "cnnlab.train.trainer",
