@@ -204,3 +204,19 @@ def test_throughput_smoke(tmp_path: Path) -> None:
     assert result["peak_gflops"]["fp32"] > 0 and result["lenet5_epoch"]["speedup"] > 0
     table = _bench("throughput.py", "--markdown", str(out))
     assert table.returncode == 0 and "| lenet5 | 28x28 |" in table.stdout
+
+
+@pytest.mark.slow
+def test_step_profile_smoke(tmp_path: Path) -> None:
+    """The profile's shares and work rate are consistent with the analyzer and with each other."""
+    out = tmp_path / "profile.json"
+    done = _bench("step_profile.py", "--batch", "32", "--steps", "3", "--json", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(out.read_text())
+    assert result["macs_per_image"] == FASTNET_MACS
+    assert 0 < result["matrix_share"] < 1
+    assert any(op["matrix"] for op in result["top_ops"])
+    rate, work = result["images_per_s"], result["useful_gflop_per_s"]
+    assert work == pytest.approx(
+        rate * 3 * 2 * FASTNET_MACS / 1e9, rel=0.01, abs=0.05
+    )  # 0.1 GFLOP/s

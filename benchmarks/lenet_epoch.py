@@ -1,0 +1,176 @@
+"""One LeNet-5 epoch, whole process: ``cnnlab train lenet5 --epochs 1`` against the tutorial way.
+
+Both sides are timed as whole processes, from just before the process is started to its exit, so
+interpreter start-up, importing torch, reading the dataset, the training epoch and the test
+evaluation are inside both figures:
+
+* **cnnlab** -- the command a user types, ``cnnlab train lenet5 --epochs 1`` (the fast recipe:
+  the dataset held in memory as uint8, batches augmented whole, bf16 and channels-last where the
+  model's family row says so; it also validates on 5,000 held-out images and writes a checkpoint,
+  the figures and the run directory).
+* **tutorial** -- the pipeline the PyTorch tutorials teach, written out below without cnnlab's
+  training code: ``torchvision.datasets.FashionMNIST`` with per-sample
+  ``RandomCrop(28, padding=2)``, ``RandomHorizontalFlip``, ``ToTensor`` and ``Normalize``, a
+  ``DataLoader`` with 2 worker processes and batch 128, SGD with momentum, fp32, then the test
+  set through a ``DataLoader`` of 1,000. The model is the same LeNet-5 (``cnnlab.create_model``),
+  so the two differ only in the pipeline.
+
+The two alternate (tutorial, cnnlab, tutorial, ...) so that a change in the machine's load hits
+both; the medians give the speedup (the goal: 4x)::
+
+    python benchmarks/lenet_epoch.py --repeats 3 --json benchmarks/results/lenet_epoch.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TARGET_SPEEDUP = 4.0
+TUTORIAL_BATCH = 128
+TUTORIAL_WORKERS = 2
+TUTORIAL_PADDING = 2  # the crop padding of cnnlab's fast recipe, so both see the same crops
+TUTORIAL_LR, TUTORIAL_MOMENTUM = 0.01, 0.9
+TEST_BATCH = 1000
+
+
+def tutorial_child(root: Path) -> None:
+    """The tutorial's epoch (run in its own process by :func:`time_process`); prints a JSON line."""
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.data import DataLoader
+    from torchvision import datasets, transforms
+
+    import cnnlab
+    from cnnlab.data import dataset_info
+
+    info = dataset_info("fashion-mnist")
+    normalize = [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
+    augment = [
+        transforms.RandomCrop(28, padding=TUTORIAL_PADDING),
+        transforms.RandomHorizontalFlip(),
+    ]
+    train_set = datasets.FashionMNIST(
+        str(root), train=True, transform=transforms.Compose(augment + normalize)
+    )
+    test_set = datasets.FashionMNIST(
+        str(root), train=False, transform=transforms.Compose(normalize)
+    )
+    loader = DataLoader(
+        train_set, batch_size=TUTORIAL_BATCH, shuffle=True, num_workers=TUTORIAL_WORKERS
+    )
+    torch.manual_seed(0)
+    model = cnnlab.create_model("lenet5")
+    opt = torch.optim.SGD(model.parameters(), lr=TUTORIAL_LR, momentum=TUTORIAL_MOMENTUM)
+    model.train()
+    for x, y in loader:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in DataLoader(test_set, batch_size=TEST_BATCH, num_workers=TUTORIAL_WORKERS):
+            correct += int((model(x).argmax(1) == y).sum())
+    print(json.dumps({"test_accuracy": correct / len(test_set)}))
+
+
+def time_process(command: list[str]) -> dict[str, Any]:
+    """Wall seconds of ``command`` from start to exit, and the load average around it."""
+    load = os.getloadavg()[0]
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the process and the children it waited for (the DataLoader's workers): on a
+    # busy machine a steadier guide than the wall time.
+    cpu = sum(getattr(usage, f) - getattr(usage0, f) for f in ("ru_utime", "ru_stime"))
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "load_average_before": round(load, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "stdout_tail": done.stdout.strip().splitlines()[-1:],
+    }
+
+
+def cnnlab_command() -> list[str]:
+    script = Path(sys.executable).parent / "cnnlab"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cnnlab"]
+
+
+def measure(repeats: int, work: Path) -> dict[str, Any]:
+    # throughput.py (benchmarks/) puts cnnlab's located IDX files where torchvision reads them.
+    from throughput import make_tutorial_root
+
+    root = make_tutorial_root(work)
+    tutorial = [sys.executable, __file__, "--tutorial-child", str(root)]
+    runs: dict[str, list[dict[str, Any]]] = {"tutorial": [], "cnnlab": []}
+    for i in range(repeats):
+        runs["tutorial"].append(time_process(tutorial))
+        ours = [*cnnlab_command(), "train", "lenet5", "--epochs", "1", "--no-progress"]
+        runs["cnnlab"].append(time_process([*ours, "--out", str(work / f"run{i}")]))
+        result = json.loads((work / f"run{i}" / "results.json").read_text())
+        runs["cnnlab"][-1]["test_accuracy"] = result["test"]["top1"]
+        runs["tutorial"][-1]["test_accuracy"] = json.loads(runs["tutorial"][-1]["stdout_tail"][0])[
+            "test_accuracy"
+        ]
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    cpu = {k: statistics.median(r["cpu_seconds"] for r in v) for k, v in runs.items()}
+    return {
+        "tutorial_command": "python benchmarks/lenet_epoch.py --tutorial-child ROOT",
+        "cnnlab_command": "cnnlab train lenet5 --epochs 1",
+        "median_seconds": med,
+        "speedup": round(med["tutorial"] / med["cnnlab"], 2),
+        "median_cpu_seconds": cpu,
+        "cpu_speedup": round(cpu["tutorial"] / cpu["cnnlab"], 2),
+        "target_speedup": TARGET_SPEEDUP,
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="processes of each kind")
+    parser.add_argument("--json", type=Path, help="write the result JSON here")
+    parser.add_argument("--tutorial-child", type=Path, metavar="ROOT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.tutorial_child:
+        tutorial_child(args.tutorial_child)
+        return 0
+    from machine import describe  # benchmarks/machine.py
+
+    with tempfile.TemporaryDirectory(prefix="cnnlab-lenet-epoch-") as tmp:
+        result = {
+            "benchmark": "lenet_epoch",
+            "benchmark_command": " ".join(["python", *sys.argv]),
+            "machine": describe(),
+            **measure(args.repeats, Path(tmp)),
+        }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    med = result["median_seconds"]
+    print(
+        f"LeNet-5 epoch, whole process: tutorial {med['tutorial']:.1f} s, cnnlab "
+        f"{med['cnnlab']:.1f} s: {result['speedup']}x (goal {TARGET_SPEEDUP}x); in CPU seconds "
+        f"{result['cpu_speedup']}x; load average {result['machine']['load_average'][0]}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
