@@ -185,7 +185,7 @@ def _outcome(
 ) -> Outcome:
     shallow, deep = min(depths), max(depths)
     p_s, p_d = final[_label("plain", shallow)], final[_label("plain", deep)]
-    r_d = final[_label("resnet", deep)]
+    r_s, r_d = final[_label("resnet", shallow)], final[_label("resnet", deep)]
     degraded = _compare(p_d["train_error"], p_s["train_error"])
     fixed = _compare(p_d["train_error"], r_d["train_error"])
     held = None if degraded is None or fixed is None else degraded and fixed
@@ -202,6 +202,19 @@ def _outcome(
         f"{p_s['test_error']:.2f}%, plain-{deep} {p_d['test_error']:.2f}%, ResNet-{deep} "
         f"{r_d['test_error']:.2f}%."
     )
+    # Not part of the verdict (the lecture's claim is about the plain nets and the fix), but the
+    # paper's ResNet-56 also beats ResNet-20; say whether that happened at this tier.
+    deeper_resnet = _compare(r_d["train_error"], r_s["train_error"])
+    if deeper_resnet is not None:
+        verdict += (
+            f" ResNet-{deep} itself trained {'worse' if deeper_resnet else 'better'} than "
+            f"ResNet-{shallow} ({r_d['train_error']:.2f}% against {r_s['train_error']:.2f}%)"
+            + (
+                ": at this tier the deeper ResNet has not caught up yet."
+                if deeper_resnet
+                else ", as in the paper."
+            )
+        )
     return Outcome(
         measured={"final": final, "curves": curves, "margin_points": MARGIN},
         held=held,
