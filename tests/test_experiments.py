@@ -115,6 +115,12 @@ def test_results_summary_and_reuse_on_resume(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps and len(stamps) == 2
     assert len(tiny.MEASURE_CALLS) == calls
     assert again.results["measured"] == results["measured"] and again.results["resumed"]
+    # The time counts every invocation; the runs' thread count is what they trained with.
+    assert (
+        again.results["seconds"]
+        >= results["seconds"] + again.results["seconds_this_invocation"] - 0.2
+    )
+    assert results["machine"]["threads"] == "1" and len(results["machine"]["load_average"]) == 2
     # A resume with other settings is refused before anything runs.
     with pytest.raises(ConfigError, match=r"cannot resume.*seed"):
         run_experiment(tiny.NAME, tier="smoke", out=out, resume=True, seed=3, quiet=True)

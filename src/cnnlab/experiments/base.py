@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from cnnlab.train.trainer import RunResult
 
 TIERS = ("smoke", "quick", "full")
+CLOCK_FILE = "time.json"
 FIGURE_DPI = 120
 
 
@@ -113,6 +115,7 @@ class Context:
         threads: int = 0,
         bar: Any = None,
         say: Callable[[str], None] = print,
+        spent: float = 0.0,
     ) -> None:
         self.tier, self.settings, self.data = tier, settings, data
         self.out, self.seed, self.quiet = Path(out), seed, quiet
@@ -120,7 +123,11 @@ class Context:
         self.runs: list[str] = []
         self.figures: list[FigureRecord] = []
         self.notes: list[str] = []
+        self.run_threads: dict[str, int | None] = {}  # CPU threads each run trained with
         self._bar, self._say = bar, say
+        # Wall time of earlier invocations (a resumed experiment), kept in OUT/time.json at
+        # every finished job so a kill loses at most the current job's share.
+        self._spent, self._t0 = spent, time.perf_counter()
 
     # --- the work ---------------------------------------------------------------------------------
 
@@ -143,13 +150,14 @@ class Context:
             ConfigError: the run in ``OUT/runs/LABEL`` was made with other settings.
             TrainingError: the run failed (a non-finite loss); its checkpoints are kept.
         """
-        from cnnlab.experiments.runner import train_or_reuse
+        from cnnlab.experiments.runner import run_threads, train_or_reuse
 
         run_dir = self.out / "runs" / label
         config = self._run_config(run_dir, fields)
         hooks = [self._epoch_callback(label), *callbacks]
         result = train_or_reuse(run_dir, config, set(fields), hooks)
         self.runs.append(label)
+        self.run_threads[label] = run_threads(run_dir)
         self._advance(f"{label} done")
         return result
 
@@ -216,7 +224,12 @@ class Context:
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=True)
 
+    def elapsed(self) -> float:
+        """Seconds this experiment has run, earlier invocations of a resumed one included."""
+        return self._spent + time.perf_counter() - self._t0
+
     def _advance(self, text: str) -> None:
+        files.write_json_atomic(self.out / CLOCK_FILE, {"seconds": round(self.elapsed(), 1)})
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
             self._bar.update(1)

@@ -41,7 +41,12 @@ def _heading(level: int, text: str) -> str:
 def _machine_line(results: dict[str, Any]) -> str:
     m = results.get("machine", {})
     device = m.get("cuda") or f"{m.get('cpu', '?')}, {m.get('threads', '?')} thread(s)"
-    return f"{device}; torch {m.get('torch', '?')}, cnnlab {results.get('cnnlab', '?')}"
+    line = f"{device}; torch {m.get('torch', '?')}, cnnlab {results.get('cnnlab', '?')}"
+    load = m.get("load_average")
+    if load and None not in load:
+        when = " (its last invocation)" if results.get("resumed") else ""
+        line += f"; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end{when}"
+    return line
 
 
 def rerun_command(results: dict[str, Any]) -> str:
@@ -74,7 +79,7 @@ def experiment_markdown(
         f"**Rerun:** `{rerun_command(results)}`  ",
         f"**Tier:** {results['tier']} · **data:** {results['data']} · **seed:** "
         f"{results['seed']} · **time:** {format_seconds(results['seconds'])}"
-        + (" (this invocation; it resumed earlier work)" if results.get("resumed") else "")
+        + (" (over several invocations: it was resumed)" if results.get("resumed") else "")
         + "  ",
         f"**Machine:** {_machine_line(results)}",
         "",

@@ -18,17 +18,18 @@ interrupted one resumes from its newest checkpoint.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cnnlab import __version__, files
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.experiments.base import TIERS, Context, Experiment, Outcome, json_ready
+from cnnlab.experiments.base import CLOCK_FILE, TIERS, Context, Experiment, Outcome, json_ready
 
 REQUEST_FILE = "experiment.json"
 RESULTS_FILE = "results.json"
@@ -102,14 +103,18 @@ def run_experiment(
         threads=threads,
         bar=bar,
         say=_bar_printer(bar, say),
+        spent=_spent(folder) if resumed else 0.0,
     )
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), _load_average()
     try:
         outcome = experiment.run(ctx)
     finally:
         if bar is not None:
             bar.close()
     results = results_record(experiment, ctx, outcome, time.perf_counter() - t0, resumed)
+    # How busy the machine was (other jobs slow every timing down), in this invocation.
+    results["machine"]["load_average"] = [load_start, _load_average()]
+    files.write_json_atomic(folder / CLOCK_FILE, {"seconds": results["seconds"]})
     write_results(folder, results)
     return ExperimentResult(folder, results, outcome)
 
@@ -191,6 +196,20 @@ def train_or_reuse(run_dir: Path, config: Any, given: set[str], callbacks: Any =
     return fit(config, given=given, quiet=True, callbacks=list(callbacks))
 
 
+def run_threads(run_dir: Path) -> int | None:
+    """The CPU threads a run trained with, from its newest checkpoint (None: not recorded)."""
+    from cnnlab.train.checkpoint import list_checkpoints
+
+    found = list_checkpoints(run_dir / "checkpoints")
+    return json.loads(found[-1].read_text()).get("threads") if found else None
+
+
+def _spent(folder: Path) -> float:
+    """Seconds earlier invocations of the experiment in ``folder`` ran (``time.json``)."""
+    clock = folder / CLOCK_FILE
+    return json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+
+
 def _eval_result(test: Mapping[str, Any]) -> Any:
     """The :class:`EvalResult` a finished run's ``results.json["test"]`` holds."""
     from cnnlab.train.metrics import EvalResult
@@ -227,9 +246,10 @@ def results_record(
             "figures": [{"file": f.file, "caption": f.caption} for f in ctx.figures],
             "runs": ctx.runs,
             "notes": ctx.notes,
-            "seconds": round(seconds, 1),
+            "seconds": round(ctx.elapsed(), 1),  # earlier, interrupted invocations included
+            "seconds_this_invocation": round(seconds, 1),
             "resumed": resumed,
-            "machine": machine(ctx.threads),
+            "machine": machine(ctx.threads, ctx.run_threads.values()),
             "cnnlab": __version__,
         }
     )
@@ -244,20 +264,35 @@ def write_results(folder: Path, results: dict[str, Any]) -> None:
     files.write_json_atomic(folder / RESULTS_FILE, results)
 
 
-def machine(threads: int = 0) -> dict[str, Any]:
-    """What the experiment ran on: CPU, threads, accelerator, torch and Python versions."""
+def machine(threads: int = 0, used: Iterable[int | None] = ()) -> dict[str, Any]:
+    """What the experiment ran on: CPU, threads, accelerator, torch and Python versions.
+
+    ``threads`` is what was asked (0: all); ``used`` what the runs trained with (a busy machine
+    gets one thread each), reported as ``threads`` when known.
+    """
     import torch
 
     from cnnlab.train.device import cpu_model, usable_cores
 
+    counts = sorted({t for t in used if t})
     return {
         "cpu": cpu_model(),
         "cores": usable_cores(),
-        "threads": threads or torch.get_num_threads(),
+        "threads": "-".join(map(str, (counts[0], counts[-1]) if len(counts) > 1 else counts))
+        if counts
+        else str(threads or torch.get_num_threads()),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average (None where the OS does not report one)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def format_seconds(seconds: float) -> str:
