@@ -88,10 +88,7 @@ def run_experiment(
     files.write_json_atomic(folder / REQUEST_FILE, json_ready(request))
     say = _printer(quiet)
     jobs = experiment.jobs(settings)
-    say(
-        f"{name} ({tier} tier, {data}): {jobs} job(s), expected about "
-        f"{format_seconds(settings.get('expected_s', 0))} on a 2-core CPU; results in {folder}"
-    )
+    say(_announcement(name, tier, data, jobs, settings, folder))
     bar = _progress_bar(jobs, name, quiet)
     ctx = Context(
         tier=tier,
@@ -111,12 +108,25 @@ def run_experiment(
     finally:
         if bar is not None:
             bar.close()
-    results = results_record(experiment, ctx, outcome, time.perf_counter() - t0, resumed)
-    # How busy the machine was (other jobs slow every timing down), in this invocation.
-    results["machine"]["load_average"] = [load_start, _load_average()]
+    load = [load_start, _load_average()]
+    results = results_record(experiment, ctx, outcome, time.perf_counter() - t0, resumed, load)
     files.write_json_atomic(folder / CLOCK_FILE, {"seconds": results["seconds"]})
     write_results(folder, results)
     return ExperimentResult(folder, results, outcome)
+
+
+def _announcement(
+    name: str, tier: str, data: str, jobs: int, settings: Mapping[str, Any], folder: Path
+) -> str:
+    """What is about to run, and for how long (printed before it starts)."""
+    expected = format_seconds(settings.get("expected_s", 0))
+    text = (
+        f"{name} ({tier} tier, {data}): {jobs} job(s), expected about {expected} on an idle "
+        f"2-core CPU; results in {folder}"
+    )
+    if tier == "full":
+        text += f"; stop it any time and continue with --resume --out {folder}"
+    return text
 
 
 # --- choosing the data and the folder -------------------------------------------------------------
@@ -224,9 +234,18 @@ def _eval_result(test: Mapping[str, Any]) -> Any:
 
 
 def results_record(
-    experiment: Experiment, ctx: Context, outcome: Outcome, seconds: float, resumed: bool
+    experiment: Experiment,
+    ctx: Context,
+    outcome: Outcome,
+    seconds: float,
+    resumed: bool,
+    load: list[float | None] | None = None,
 ) -> dict[str, Any]:
-    """The ``results.json`` of a finished experiment."""
+    """The ``results.json`` of a finished experiment.
+
+    ``load`` is the 1-minute load average at the start and end of this invocation: other jobs
+    on the machine slow every timing down.
+    """
     return json_ready(
         {
             "experiment": experiment.name,
@@ -249,7 +268,10 @@ def results_record(
             "seconds": round(ctx.elapsed(), 1),  # earlier, interrupted invocations included
             "seconds_this_invocation": round(seconds, 1),
             "resumed": resumed,
-            "machine": machine(ctx.threads, ctx.run_threads.values()),
+            "machine": {
+                **machine(ctx.threads, ctx.run_threads.values()),
+                "load_average": load or [None, None],
+            },
             "cnnlab": __version__,
         }
     )
