@@ -1,4 +1,4 @@
-"""The command line answers at once: no PyTorch for help or for listing the zoo.
+"""The command line answers at once: no PyTorch (nor NumPy) for help or for listing the zoo.
 
 ``benchmarks/cli_latency.py`` measures the times; these tests pin down why they are short.
 Timing itself is not asserted (the machine is shared); what is imported is.
@@ -13,7 +13,9 @@ import sys
 import cnnlab.export
 from cnnlab.cli import COMMANDS
 from cnnlab.cli import export as export_cli
+from cnnlab.cli import filter as filter_cli
 from cnnlab.cli import show as show_cli
+from cnnlab.scratch.padding import PAD_MODES
 from cnnlab.seeing.show import WHAT
 
 HELP_AND_LIST = """
@@ -32,7 +34,7 @@ for argv in [["--help"]] + [[c, "--help"] for c in COMMANDS]:
     pages[" ".join(argv)] = out.getvalue()
 with contextlib.redirect_stdout(io.StringIO()):
     assert main(["models"]) == 0
-heavy = [m for m in ("torch", "cnnlab.models", "cnnlab.analysis") if m in sys.modules]
+heavy = [m for m in ("torch", "numpy", "cnnlab.models", "cnnlab.analysis") if m in sys.modules]
 print(json.dumps({"pages": pages, "heavy": heavy}))
 """
 
@@ -50,5 +52,6 @@ def test_help_of_every_command_and_the_zoo_listing_import_no_torch() -> None:
 def test_the_command_line_copies_of_library_choices_are_exact() -> None:
     """Copied into cli/ so that help needs no PyTorch; the library's modules own them."""
     assert show_cli.WHAT == WHAT
+    assert filter_cli.PAD_MODES == PAD_MODES
     opsets = ("DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET")
     assert [getattr(export_cli, n) for n in opsets] == [getattr(cnnlab.export, n) for n in opsets]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.scratch.filters import FILTERS, apply_filter, get_filter
-from cnnlab.scratch.io import check_output, write_image
-from cnnlab.scratch.padding import PAD_MODES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# cnnlab.scratch.padding.PAD_MODES, copied so that `cnnlab --help` does not import NumPy (the
+# from-scratch package does); tests/test_cli_latency.py checks that the copy is exact.
+PAD_MODES = ("zero", "reflect", "replicate", "circular")
 
 # Largest image `cnnlab filter` takes: 4096 x 4096. The NumPy filter works in float64 with a
 # padded copy and an output per channel, about 50 bytes per pixel of an RGB image, so this keeps
@@ -56,6 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list() -> None:
+    from cnnlab.scratch.filters import FILTERS
+
     width = max(map(len, FILTERS))
     for f in FILTERS.values():
         if f.kernel.shape[0] <= 3:
@@ -81,6 +86,9 @@ def _read(path: str, gray: bool, max_pixels: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.scratch.filters import FILTERS, apply_filter, get_filter
+    from cnnlab.scratch.io import check_output, write_image
+
     if args.list:
         _list()
         return 0
