@@ -158,14 +158,14 @@ def _draw(ctx: Context, name: str, runs: list[dict[str, Any]], what: str) -> Non
                 ms=3,
                 label=run["label"],
             )
-    left.set_title("accuracy: dashed = training (epoch mean), bold = test")
+    left.set_title("accuracy (dashed: training, bold: test)", fontsize=10)
     left.set_ylabel("accuracy (%)")
     if what == "gap":
-        right.set_title("training minus test accuracy (epoch mean, training mode)")
+        right.set_title("training minus test accuracy", fontsize=10)
         right.set_ylabel("percentage points")
         right.axhline(0, color="grey", lw=0.8)
     else:
-        right.set_title("training loss (epoch mean)")
+        right.set_title("training loss (mean over the epoch)", fontsize=10)
         right.set_ylabel("cross-entropy")
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
