@@ -275,3 +275,22 @@ def test_cifar_resnets_follow_the_papers_section_4_2_recipe() -> None:
 def test_write_page_without_results_says_so(tmp_path: Path) -> None:
     out = write_page([tmp_path], tmp_path / "experiments.md")
     assert "No experiment has results yet" in out.read_text()
+
+
+def test_eval_mode_training_accuracy_is_the_same_measured_live_or_reloaded(
+    smoke: dict[str, Path],
+) -> None:
+    # A run trained now is measured by a callback on the trainer's data; one finished earlier
+    # (killed before its measurement was kept) is reloaded from disk: both must agree.
+    from cnnlab.experiments.regularisers import _reload
+    from cnnlab.experiments.runner import train_or_reuse
+    from cnnlab.train.config import TrainConfig, from_dict
+
+    run_dir = smoke["dropout"] / "runs/dropout-0.5"
+    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    reused = train_or_reuse(run_dir, config, None)
+    assert reused.history and isinstance(reused.config, TrainConfig)
+    kept = json.loads(
+        (smoke["dropout"] / "measurements/dropout-0.5-train-accuracy.json").read_text()
+    )
+    assert _reload(reused) == kept

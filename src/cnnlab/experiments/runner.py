@@ -184,12 +184,14 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
 # --- the runs -------------------------------------------------------------------------------------
 
 
-def train_or_reuse(run_dir: Path, config: Any, given: set[str], callbacks: Any = ()) -> Any:
+def train_or_reuse(run_dir: Path, config: Any, given: set[str] | None, callbacks: Any = ()) -> Any:
     """A finished run with the same resolved settings as it is, else ``fit`` (which resumes).
 
     ``config`` has ``resume=True``: ``fit`` starts an empty directory from the beginning,
     continues an interrupted run from its newest valid checkpoint (bitwise as an uninterrupted
-    run on the CPU), and refuses a directory trained with other settings.
+    run on the CPU), and refuses a directory trained with other settings. ``given`` names the
+    settings set explicitly (as for :func:`~cnnlab.train.recipes.resolve`; None: every one that
+    is not None, e.g. a run's own ``config.json``).
     """
     from cnnlab.train.config import differences, from_dict
     from cnnlab.train.recipes import resolve
