@@ -25,6 +25,8 @@ Every grid row and every Hessian point is a ``ctx.measure`` job, so a killed run
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -356,6 +358,25 @@ def _curvature_figure(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
 # --- outcome --------------------------------------------------------------------------------------
 
 
+def _interpolation_sentence(name: str, line: dict[str, list[float]]) -> str:
+    """How the loss ran from the initial (alpha 0) to the trained network (alpha 1)."""
+    # A non-finite loss is stored as None (JSON): it counts as infinite here.
+    points = [
+        (v if v is not None else math.inf, a)
+        for v, a in zip(line["loss"], line["alpha"], strict=True)
+    ]
+    inside = [(v, a) for v, a in points if 0 <= a <= 1]
+    losses = [v for v, _ in inside]
+    monotone = all(later <= earlier for earlier, later in itertools.pairwise(losses))
+    best = min(points)
+    return (
+        f"{name}: along the line the loss went from {losses[0]:.3f} (initial) to "
+        f"{losses[-1]:.3f} at alpha = {inside[-1][1]:.2f}, "
+        f"{'monotonically' if monotone else 'not monotonically'} "
+        f"over {len(losses)} points, lowest at alpha = {best[1]:.2f}."
+    )
+
+
 def _volume(data: str) -> str:
     """``CxHxW`` of a named dataset's images (``data`` where cnnlab does not know it)."""
     from cnnlab.data import dataset_info
@@ -413,6 +434,9 @@ def _outcome(ctx: Context, studies: dict[str, dict[str, Any]], measured: dict) -
     )
     findings = [
         "\n".join(rows),
+        " ".join(
+            _interpolation_sentence(name, st["interpolation"]) for name, st in studies.items()
+        ),
         f"Directions: filter-normalised Gaussian (Li et al. Sec. 4), zero on biases and batch "
         f"norm, so {r['perturbed_parameters']:,} of {r['total_parameters']:,} parameters move. "
         f"Hessian: {s['lanczos_steps']} Lanczos steps on {s['hessian_images']} images with "
