@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for row in result["matmul"]:
         print(json.dumps({k: row[k] for k in ("n", "dtype", "tflops")}), flush=True)
     rows = []
-    for conv in SMOKE_CONVS if args.smoke else CONVS:
+    for conv in () if args.matmul_only else SMOKE_CONVS if args.smoke else CONVS:
         for backward in (False, True):
             for dtype in DTYPES:
                 for layout in LAYOUTS:
@@ -238,6 +238,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {b16['tflops'] / f32['tflops']:.1f}x "
             f"| {f32['best_tflops']:.3f} | {b16['best_tflops']:.3f} |"
         )
+    if not result["conv"]:
+        return "\n".join(lines)
     lines += [
         "",
         "| convolution (batch) | where | pass | fp32 NCHW | fp32 CL | bf16 NCHW | bf16 CL | best |",
@@ -266,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the result JSON (and a .md table) here")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that it runs")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--matmul-only", action="store_true", help="skip the convolutions")
     parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print the tables of a result JSON and exit"
     )

@@ -127,3 +127,24 @@ def test_fast_recipe_keeps_fastnet_tuned_and_adapts_to_each_family() -> None:
     # An explicit setting still wins, and the paper recipes never clip.
     assert resolve(TrainConfig(model="lenet5", grad_clip=0.0), {"grad_clip"})[0].grad_clip == 0
     assert resolve(TrainConfig(model="lenet5", recipe="paper"))[0].grad_clip == 0.0
+
+
+def test_fast_precision_and_layout_come_from_the_measured_family_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cnnlab.train import recipes
+
+    # Every family of the zoo has a measured row (fastnet's is FAST_RECIPE's own).
+    families = {model_info(name).family for name in list_models()} - {helpers.models.FAMILY}
+    families -= {"fastnet", "lab"}
+    assert families <= set(recipes.FAST_FAMILY_FORMATS)
+    for row in recipes.FAST_FAMILY_FORMATS.values():
+        assert set(row) == {"precision", "channels_last"} and row["precision"] in ("fp32", "bf16")
+    # A row decides what `cnnlab train` runs in; a flag the user gives still wins.
+    monkeypatch.setitem(
+        recipes.FAST_FAMILY_FORMATS, "vgg", {"precision": "fp32", "channels_last": False}
+    )
+    config = resolve(TrainConfig(model="vgg11"))[0]
+    assert (config.precision, config.channels_last) == ("fp32", False)
+    config = resolve(TrainConfig(model="vgg11", precision="bf16"))[0]
+    assert (config.precision, config.channels_last) == ("bf16", False)

@@ -201,6 +201,34 @@ FAST_FAMILY_RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 # A family without a row (a new one) gets these: FAST_RECIPE with batch norm, else _FAST_PLAIN.
 FAST_DEFAULTS: dict[str, dict[str, Any]] = {"bn": {}, "plain": _FAST_PLAIN}
 
+# Precision and memory format of the fast recipe per family, chosen by measurement: cnnlab's
+# training step in each of fp32/bf16 x NCHW/channels-last, one model per family at a training
+# size (`python benchmarks/throughput.py --formats --threads 1`; AMD EPYC with avx512_bf16, no
+# AMX, 2 cores, load average 5-12 from other jobs, so 1 thread; 2026-11-29;
+# benchmarks/results/throughput_formats.json). Each row's comment: images/s as
+# fp32 NCHW / fp32 CL / bf16 NCHW / bf16 CL, medians of 3 alternated rounds. bf16 channels-last
+# was the fastest for every family measured, so every row says so; a row exists so that a family
+# whose measurement says otherwise (on this CPU or another) changes one line. fastnet's choice is
+# FAST_RECIPE's own (fastnet 28x28: 1,258 / 1,573 / 2,187 / 2,885). bf16 autocast keeps weights
+# and optimizer state in fp32; the fast recipe has trained in it since fastnet was tuned
+# (docs/training.md has the accuracies).
+_BF16_CL: dict[str, Any] = {"precision": "bf16", "channels_last": True}
+FAST_FAMILY_FORMATS: dict[str, dict[str, Any]] = {
+    "lenet": _BF16_CL,  # lenet5 28x28, batch 256: 5,525 / 5,865 / 5,086 / 7,139
+    "resnet": _BF16_CL,  # resnet18 32x32, batch 128: 411 / 407 / 480 / 512
+    "resnet_cifar": _BF16_CL,  # resnet20 32x32, batch 128: 196 / 346 / 523 / 568
+    "densenet": _BF16_CL,  # densenet_bc_100 32x32, batch 64: 3.9 / 5.6 / 8.8 / 16.2
+    "googlenet": _BF16_CL,  # googlenet 32x32, batch 64: 56.1 / 69.9 / 68.1 / 103
+    # vgg11 32x32, batch 64 (AdamW; its 120 M-weight classifier and optimizer dominate):
+    # 15.4 / 16.0 / 16.6 / 18.1. vgg11_bn's rounds varied 2x with the load (bf16 ahead in the
+    # quietest round, behind in the others): not enough to overturn the row.
+    "vgg": _BF16_CL,
+    # alexnet 64x64, batch 64 (AdamW, 54 M weights in the classifier): 11.6 / 9.8 / 11.3 / 13.8,
+    # rounds varying 2.5x with the load: a weak lead.
+    "alexnet": _BF16_CL,
+    "nin": _BF16_CL,  # nin 67x67, batch 64: 59.5 / 65.3 / 85.3 / 91.2
+}
+
 NO_FLIP_DATASETS = frozenset({"mnist"})
 
 
@@ -222,7 +250,8 @@ def fast_recipe(family: str, batch_norm: bool = True) -> dict[str, Any]:
     """The complete fast recipe for a family's models with (or without) batch norm."""
     kind = "bn" if batch_norm else "plain"
     row = FAST_FAMILY_RECIPES.get(family, {})
-    return {**_BASE, **FAST_RECIPE, **row.get(kind, FAST_DEFAULTS[kind])}
+    formats = FAST_FAMILY_FORMATS.get(family, {})
+    return {**_BASE, **FAST_RECIPE, **formats, **row.get(kind, FAST_DEFAULTS[kind])}
 
 
 def recipe_settings(recipe: str, family: str, batch_norm: bool = True) -> dict[str, Any]:
