@@ -1,6 +1,11 @@
-"""Throughput: cnnlab's training pipeline against the PyTorch tutorial pipeline, same model.
+"""Throughput: cnnlab's training pipeline against plain PyTorch and the tutorial pipeline.
 
-Two pipelines, measured side by side in one process, on the same machine, at the same moment:
+Three pipelines, measured side by side in one process, on the same machine, at the same moment:
+
+* **plain** -- the baseline of "no model trains slower than plain PyTorch": the same model, batch,
+  optimizer and loss as cnnlab's run, the same batches already in memory, in float32 and the
+  default NCHW layout, stepped by the four lines every tutorial writes (forward, loss,
+  ``zero_grad``, ``backward``, ``step``; plus gradient clipping where the recipe clips).
 
 * **tutorial** -- what the PyTorch tutorials teach: ``torchvision.datasets.FashionMNIST`` with
   per-sample transforms (``Resize`` where the model needs a larger input, ``ToTensor``,
@@ -13,8 +18,14 @@ Two pipelines, measured side by side in one process, on the same machine, at the
   :func:`cnnlab.train.step.make_optimizer`, :func:`cnnlab.train.recipes.resolve`), and each step
   is the library's own :func:`cnnlab.train.step.train_step`.
 
-For each model both pipelines train for a few steps (after warm-up steps that are not timed) and
-run inference on a few batches; images/s and the cnnlab/tutorial ratio are reported. Then one
+Every zoo family has a row at a training size (32x32, or the smallest input the model takes).
+cnnlab's precision and memory format are the fast recipe's per-family choice
+(``FAST_FAMILY_FORMATS`` in :mod:`cnnlab.train.recipes`); ``--formats`` measures what that choice is
+made from: cnnlab's step in each of fp32/bf16 x NCHW/channels-last. plain and cnnlab alternate over
+``ROUNDS`` rounds of a few timed steps (after untimed warm-up steps) and the medians are reported.
+Inference is what ``cnnlab eval`` runs, :meth:`cnnlab.predictor.Predictor.logits` on uint8 images,
+before (float32 as loaded, ``fast=False``) and after (the fastest path that agrees with float32,
+:mod:`cnnlab.fastpath`, its choosing included), next to the tutorial's DataLoader loop. Then one
 LeNet-5 epoch end to end (data loading, 60,000 training images, test evaluation) through each:
 the tutorial loop as written in the tutorials, and cnnlab's real ``train()`` (the body of
 ``cnnlab train``). Finally the machine's matmul peak (2048x2048, fp32 and bf16) and the
@@ -24,6 +35,7 @@ training GFLOP/s that ResNet-20 and VGG-11 achieve as a fraction of it (training
 Usage::
 
     python benchmarks/throughput.py [--json benchmarks/results/throughput.json] [--smoke]
+    python benchmarks/throughput.py --formats --json benchmarks/results/throughput_formats.json
     python benchmarks/throughput.py --markdown benchmarks/results/throughput.json
 
 On a shared machine the figures are noisy: the JSON records the load average before and after,
@@ -33,10 +45,12 @@ and the ratios (measured back to back) are more trustworthy than the absolute ra
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -51,25 +65,40 @@ from torch.nn import functional as F
 
 import cnnlab
 from cnnlab.data import dataset_info, load_dataset
+from cnnlab.predictor import Predictor
+from cnnlab.runmeta import RunMeta
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import Augmenter, make_prepare
 from cnnlab.train.recipes import resolve
-from cnnlab.train.step import autocast_for, make_optimizer, train_step
+from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 
 DATASET = "fashion-mnist"
-# (model, input side in pixels, training batch, timed training steps, inference batch)
-# Large models get few steps so the whole benchmark stays at a few minutes on 2 cores.
+# (model, input side in pixels, training batch, timed training steps per round, images the
+# inference pass classifies). Every registry family has a row at a training size: 32x32, or the
+# smallest input the model takes (AlexNet 63, NiN 67). Batches are the fast recipe's (256 for
+# fastnet and LeNet-5, whose steps are cheap) or smaller where one step of a large model would
+# take seconds; large models get few steps so the benchmark stays at minutes on 2 cores.
 CASES: tuple[tuple[str, int, int, int, int], ...] = (
-    ("lenet5", 28, 256, 40, 1000),
-    ("resnet20", 32, 128, 8, 500),
-    ("resnet18", 32, 128, 6, 500),
-    ("vgg11", 32, 64, 4, 256),
-    ("resnet18", 224, 16, 3, 32),
-    ("densenet121", 224, 8, 2, 16),
+    ("fastnet", 28, 256, 20, 4096),
+    ("lenet5", 28, 256, 40, 4096),
+    ("resnet20", 32, 128, 8, 2048),
+    ("resnet18", 32, 128, 4, 2048),
+    ("vgg11", 32, 64, 3, 1024),
+    ("vgg11_bn", 32, 64, 3, 1024),
+    ("densenet_bc_100", 32, 64, 3, 1024),
+    ("googlenet", 32, 64, 4, 1024),
+    ("alexnet", 64, 64, 6, 2048),
+    ("nin", 67, 64, 4, 1024),
+    ("resnet18", 224, 16, 2, 1024),
 )
-SMOKE_CASES = (("lenet5", 28, 64, 3, 128), ("resnet20", 32, 16, 2, 32))
+SMOKE_CASES = (("lenet5", 28, 64, 3, 1024), ("resnet20", 32, 16, 2, 1024))
 WARMUP_STEPS = 2  # untimed: the first steps allocate workspaces and pick kernels
+ROUNDS = 3  # plain and cnnlab alternate this many times; medians are reported
+SMOKE_ROUNDS = 1
 INFER_BATCHES = 3
+BENCH_LR_FRACTION = 0.01  # of the recipe's peak learning rate (see CnnlabPipeline)
+# (precision, channels_last) pairs --formats measures cnnlab's step in.
+FORMATS = (("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True))
 SMOKE_VAL = 500  # held-out images in --smoke (the default is 5,000)
 SMOKE_MATMUL = 512
 GFLOPS_MODELS = ("resnet20", "vgg11")  # achieved training GFLOP/s vs the matmul peak
@@ -190,7 +219,11 @@ class CnnlabPipeline:
 
     def __init__(self, name: str, size: int, batch: int, images: torch.Tensor, labels: Any):
         config, _ = resolve(TrainConfig(model=name, recipe="fast", batch_size=batch))
+        # The steps run at a small constant rate: the schedule's warm-up is not run here, and the
+        # peak rate without it can make a loss NaN (VGG-11-BN did); speed does not depend on it.
+        config = dataclasses.replace(config, lr=config.lr * BENCH_LR_FRACTION)
         info = dataset_info(DATASET)
+        self.size = size
         self.config = config
         self.images, self.labels = images, labels
         self.prepare = make_prepare(
@@ -204,7 +237,22 @@ class CnnlabPipeline:
     def build(self, model: nn.Module) -> nn.Module:
         return model.to(memory_format=self.memory)
 
-    def train_rate(self, model: nn.Module, steps: int) -> float:
+    def with_format(self, precision: str, channels_last: bool) -> CnnlabPipeline:
+        """The same pipeline in another precision and memory format."""
+        other = CnnlabPipeline.__new__(CnnlabPipeline)
+        other.__dict__.update(self.__dict__)
+        other.config = dataclasses.replace(
+            self.config, precision=precision, channels_last=channels_last
+        )
+        info = dataset_info(DATASET)
+        side = (self.size, self.size)
+        other.prepare = make_prepare(side, info.mean, info.std, torch.device("cpu"), channels_last)
+        other.autocast = autocast_for(other.config, torch.device("cpu"))
+        other.memory = torch.channels_last if channels_last else torch.contiguous_format
+        return other
+
+    def step_fn(self, model: nn.Module) -> Callable[[], int]:
+        """One training step of cnnlab's loop per call (a fresh batch each time)."""
         opt = make_optimizer(self.config, model)
         batch = self.config.batch_size
         order = torch.randperm(len(self.images), generator=self.generator)
@@ -218,54 +266,188 @@ class CnnlabPipeline:
             x = self.prepare(self.augment(self.images[index], self.generator))
             return train_step(model, opt, x, self.labels[index], self.config, self.autocast).count
 
-        for _ in range(WARMUP_STEPS):
-            step()
-        t, n = time.perf_counter(), 0
-        for _ in range(steps):
-            n += step()
-        return n / (time.perf_counter() - t)
+        return step
 
-    @torch.inference_mode()
-    def infer_rate(self, model: nn.Module, batch: int) -> float:
-        model.eval()
-        with self.autocast:
-            model(self.prepare(self.images[:batch]))  # warm-up
-            t, n = time.perf_counter(), 0
-            for i in range(INFER_BATCHES):
-                model(self.prepare(self.images[(i + 1) * batch : (i + 2) * batch]))
-                n += batch
-        return n / (time.perf_counter() - t)
+
+# --- the plain PyTorch baseline -------------------------------------------------------------------
+
+
+def plain_step_fn(
+    model: nn.Module, config: TrainConfig, batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> Callable[[], int]:
+    """A step of the plain loop over ``batches`` (float32 NCHW, already prepared, in memory).
+
+    The optimizer, loss (label smoothing, auxiliary heads) and clipping are cnnlab's run's, so the
+    two loops differ only in precision, memory format and what cnnlab's step adds around them.
+    """
+    fp32 = dataclasses.replace(config, precision="fp32", channels_last=False)
+    opt = make_optimizer(fp32, model)
+    model.train()
+    cursor = 0
+
+    def step() -> int:
+        nonlocal cursor
+        x, y = batches[cursor % len(batches)]
+        cursor += 1
+        loss, _ = loss_and_logits(model(x), y, fp32)
+        opt.zero_grad()
+        loss.backward()
+        if fp32.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), fp32.grad_clip)
+        opt.step()
+        return len(y)
+
+    return step
+
+
+def timed_rate(step: Callable[[], int], steps: int) -> float:
+    """Images/s of ``steps`` calls of ``step`` (warm-up steps run before the first call)."""
+    t, n = time.perf_counter(), 0
+    for _ in range(steps):
+        n += step()
+    return n / (time.perf_counter() - t)
+
+
+# --- inference: what `cnnlab eval` runs, before and after the fast path --------------------------
+
+
+def predictor_rate(model: nn.Module, size: int, images: torch.Tensor, fast: bool) -> dict[str, Any]:
+    """Images/s of ``Predictor.logits`` on uint8 ``images`` (the choice of path included)."""
+    info = dataset_info(DATASET)
+    meta = RunMeta(
+        model="bench",
+        num_classes=10,
+        in_channels=1,
+        input_size=(1, size, size),
+        classes=tuple(str(i) for i in range(10)),
+        mean=info.mean,
+        std=info.std,
+    )
+    predictor = Predictor(model.eval(), meta, Path("bench"))
+    predictor.fast = fast
+    t = time.perf_counter()
+    predictor.logits(images)
+    rate = len(images) / (time.perf_counter() - t)
+    choice = predictor.choice
+    row: dict[str, Any] = {"rate": rate, "path": choice.path.name if choice else "fp32"}
+    if choice:
+        row["max_abs_diff"] = choice.max_abs_diff
+    return row
 
 
 # --- the measurements -----------------------------------------------------------------------------
 
 
 def fresh_model(name: str, pipeline: str, cnnlab_pipe: CnnlabPipeline | None) -> nn.Module:
-    torch.manual_seed(0)  # both pipelines start from the same weights
-    model = cnnlab.create_model(name, num_classes=10, in_channels=1)
+    torch.manual_seed(0)  # every pipeline starts from the same weights
+    model = cnnlab.create_model(name, num_classes=10, in_channels=1, check_input=False)
     return cnnlab_pipe.build(model) if pipeline == "cnnlab" and cnnlab_pipe else model
 
 
+def plain_batches(pipe: CnnlabPipeline, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` float32 NCHW training batches, prepared once (the plain loop's data in memory)."""
+    info = dataset_info(DATASET)
+    side = pipe.size
+    prepare = make_prepare((side, side), info.mean, info.std, torch.device("cpu"), False)
+    batch = pipe.config.batch_size
+    return [
+        (
+            prepare(pipe.images[i * batch : (i + 1) * batch]),
+            pipe.labels[i * batch : (i + 1) * batch],
+        )
+        for i in range(count)
+    ]
+
+
+def compare_training(
+    name: str, pipe: CnnlabPipeline, steps: int, rounds: int
+) -> tuple[float, float]:
+    """Median images/s of the plain loop and of cnnlab's step, alternated over ``rounds``."""
+    plain_model = fresh_model(name, "plain", None)
+    plain = plain_step_fn(plain_model, pipe.config, plain_batches(pipe, min(steps, 8)))
+    ours = pipe.step_fn(fresh_model(name, "cnnlab", pipe))
+    for _ in range(WARMUP_STEPS):
+        plain()
+        ours()
+    rates: dict[str, list[float]] = {"plain": [], "cnnlab": []}
+    for _ in range(rounds):  # alternate, so a change in the machine's load hits both
+        rates["plain"].append(timed_rate(plain, steps))
+        rates["cnnlab"].append(timed_rate(ours, steps))
+    return statistics.median(rates["plain"]), statistics.median(rates["cnnlab"])
+
+
 def measure_case(
-    name: str, size: int, batch: int, steps: int, infer_batch: int, root: Path, data: Any
+    name: str,
+    size: int,
+    batch: int,
+    steps: int,
+    infer_images: int,
+    root: Path,
+    data: Any,
+    rounds: int,
 ) -> dict[str, Any]:
-    """Training and inference images/s of one model through both pipelines."""
+    """Training and inference images/s of one model through the three pipelines."""
     from torch.utils.data import DataLoader
 
     train_set = tutorial_dataset(root, True, size)
     loader = DataLoader(train_set, batch_size=batch, shuffle=True)
+    infer_batch = min(infer_images, 256)
     test_loader = DataLoader(tutorial_dataset(root, False, size), batch_size=infer_batch)
     pipe = CnnlabPipeline(name, size, batch, *data)
-    row: dict[str, Any] = {"model": name, "size": size, "batch": batch, "steps": steps}
-    # Alternate tutorial and cnnlab so a change in the machine's load hits both.
+    row: dict[str, Any] = {
+        "model": name,
+        "size": size,
+        "batch": batch,
+        "steps": steps,
+        "rounds": rounds,
+        "precision": pipe.config.precision,
+        "channels_last": pipe.config.channels_last,
+        "optimizer": pipe.config.optimizer,
+    }
     tut, _ = tutorial_train_rate(fresh_model(name, "tutorial", None), loader, steps)
-    ours = pipe.train_rate(fresh_model(name, "cnnlab", pipe), steps)
-    row["train_tutorial"], row["train_cnnlab"] = round(tut, 1), round(ours, 1)
+    plain, ours = compare_training(name, pipe, steps, rounds)
+    row["train_tutorial"], row["train_plain"] = round(tut, 1), round(plain, 1)
+    row["train_cnnlab"] = round(ours, 1)
     row["train_ratio"] = round(ours / tut, 2)
-    tut_i = tutorial_infer_rate(fresh_model(name, "tutorial", None), test_loader)
-    ours_i = pipe.infer_rate(fresh_model(name, "cnnlab", pipe), infer_batch)
-    row["infer_tutorial"], row["infer_cnnlab"] = round(tut_i, 1), round(ours_i, 1)
-    row["infer_ratio"] = round(ours_i / tut_i, 2)
+    row["plain_ratio"] = round(ours / plain, 2)
+    test = data[0][-infer_images:]  # training images, unlabelled here: only the speed counts
+    row["infer_tutorial"] = round(
+        tutorial_infer_rate(fresh_model(name, "tutorial", None), test_loader), 1
+    )
+    before = predictor_rate(fresh_model(name, "tutorial", None), size, test, fast=False)
+    after = predictor_rate(fresh_model(name, "tutorial", None), size, test, fast=True)
+    row["infer_images"] = infer_images
+    row["infer_fp32"], row["infer_cnnlab"] = round(before["rate"], 1), round(after["rate"], 1)
+    row["infer_path"] = after["path"]
+    row["infer_max_abs_diff"] = after.get("max_abs_diff", {})
+    row["infer_ratio"] = round(after["rate"] / row["infer_tutorial"], 2)
+    row["infer_speedup"] = round(after["rate"] / before["rate"], 2)
+    return row
+
+
+def measure_formats(
+    name: str, size: int, batch: int, steps: int, data: Any, rounds: int
+) -> dict[str, Any]:
+    """cnnlab's training step in each precision and memory format (``FORMATS``), alternated."""
+    base = CnnlabPipeline(name, size, batch, *data)
+    steppers = {}
+    for precision, channels_last in FORMATS:
+        pipe = base.with_format(precision, channels_last)
+        key = f"{precision} {'channels_last' if channels_last else 'nchw'}"
+        steppers[key] = pipe.step_fn(fresh_model(name, "cnnlab", pipe))
+        for _ in range(WARMUP_STEPS):
+            steppers[key]()
+    rates: dict[str, list[float]] = {k: [] for k in steppers}
+    for _ in range(rounds):
+        for key, step in steppers.items():
+            rates[key].append(timed_rate(step, steps))
+    row: dict[str, Any] = {"model": name, "size": size, "batch": batch, "steps": steps}
+    row["rates"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
+    row["all_rates"] = {k: [round(r, 1) for r in v] for k, v in rates.items()}
+    row["best"] = max(row["rates"], key=row["rates"].__getitem__)
+    row["recipe"] = f"{base.config.precision} " + (
+        "channels_last" if base.config.channels_last else "nchw"
+    )
     return row
 
 
@@ -353,11 +535,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for dtype, name in (("fp32", "float32"), ("bf16", "bfloat16"))
         }
         cases = SMOKE_CASES if args.smoke else CASES
+        cases = tuple(c for c in cases if not args.only or c[0] in args.only)
+        rounds = SMOKE_ROUNDS if args.smoke else ROUNDS
+        if args.formats:
+            result["formats"] = []
+            for name, size, batch, steps, _ in cases:
+                row = measure_formats(name, size, batch, steps, (images, labels), rounds)
+                print(json.dumps(row), flush=True)
+                result["formats"].append(row)
+            result["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+            return result
         rows = []
         for case in cases:
-            if args.only and case[0] not in args.only:
-                continue
-            row = measure_case(*case, root, (images, labels))
+            row = measure_case(*case, root, (images, labels), rounds)
             print(json.dumps(row), flush=True)
             rows.append(row)
         result["models"] = rows
@@ -378,6 +568,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             "fraction_of_peak": round(achieved / result["peak_gflops"][peak], 3),
                         }
                     )
+        if args.no_epoch:
+            result["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+            return result
         limit = 2048 if args.smoke else None
         epoch = {"tutorial": tutorial_epoch(root, limit), "cnnlab": cnnlab_epoch(work, limit)}
         epoch["speedup"] = round(epoch["tutorial"]["seconds"] / epoch["cnnlab"]["seconds"], 2)
@@ -405,17 +598,67 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch {m['torch']}; "
         f"load average {m['load_average'][0]} before, {m['load_average_after'][0]} after.",
         "",
-        "| model | input | batch | train img/s tutorial | train img/s cnnlab | ratio "
-        "| infer img/s tutorial | infer img/s cnnlab | ratio |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "Training images/s (median of the rounds); cnnlab's precision and layout are the fast "
+        "recipe's per-family choice.",
+        "",
+        "| model | input | batch | cnnlab runs | tutorial | plain fp32 NCHW | cnnlab "
+        "| vs plain | vs tutorial |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in result["models"]:
-        train = f"{_rate(r['train_tutorial'])} | {_rate(r['train_cnnlab'])}"
-        infer = f"{_rate(r['infer_tutorial'])} | {_rate(r['infer_cnnlab'])}"
+        runs = f"{r['precision']} {'channels-last' if r['channels_last'] else 'NCHW'}"
+        rates = " | ".join(_rate(r[k]) for k in ("train_tutorial", "train_plain", "train_cnnlab"))
         lines.append(
-            f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {train} "
-            f"| {r['train_ratio']:.2f}x | {infer} | {r['infer_ratio']:.2f}x |"
+            f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {runs} | {rates} "
+            f"| {r['plain_ratio']:.2f}x | {r['train_ratio']:.2f}x |"
         )
+    lines += [
+        "",
+        "Inference images/s: `Predictor.logits` (what `cnnlab eval` and `predict` run) on uint8 "
+        "images, before (fp32 as loaded) and after (the fastest path that agrees with fp32 within "
+        "the export tolerance, choosing included), and the tutorial's DataLoader loop.",
+        "",
+        "| model | input | images | tutorial | cnnlab before | cnnlab after | path taken "
+        "| after / before | bf16 max abs diff |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in result["models"]:
+        bf16 = r["infer_max_abs_diff"].get("bf16 channels-last")
+        lines.append(
+            f"| {r['model']} | {r['size']}x{r['size']} | {r['infer_images']} "
+            f"| {_rate(r['infer_tutorial'])} | {_rate(r['infer_fp32'])} "
+            f"| {_rate(r['infer_cnnlab'])} | {r['infer_path']} | {r['infer_speedup']:.2f}x "
+            f"| {'' if bf16 is None else f'{bf16:.1e}'} |"
+        )
+    if "lenet5_epoch" in result:
+        lines += epoch_lines(result)
+    return "\n".join(lines)
+
+
+def formats_markdown(result: dict[str, Any]) -> str:
+    """The ``--formats`` table: cnnlab's training step in each precision and memory format."""
+    m = result["machine"]
+    keys = [f"{p} {'channels_last' if cl else 'nchw'}" for p, cl in FORMATS]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch {m['torch']}; "
+        f"load average {m['load_average'][0]} before, {m['load_average_after'][0]} after. "
+        "Training images/s of cnnlab's step, median of the rounds.",
+        "",
+        "| model | input | batch | " + " | ".join(keys) + " | fastest | recipe now |",
+        "|---|---|---:|" + "---:|" * len(keys) + "---|---|",
+    ]
+    for r in result["formats"]:
+        cells = " | ".join(_rate(r["rates"][k]) for k in keys)
+        lines.append(
+            f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {cells} "
+            f"| {r['best']} | {r['recipe']} |"
+        )
+    return "\n".join(lines)
+
+
+def epoch_lines(result: dict[str, Any]) -> list[str]:
+    """The LeNet-5 epoch and the achieved-GFLOP/s tables."""
+    lines: list[str] = []
     e = result["lenet5_epoch"]
     lines += [
         "",
@@ -447,7 +690,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {g['model']} | {g['size']}x{g['size']} | {g['pipeline']} ({g['precision']}) "
             f"| {g['train_gflops']:.1f} | {100 * g['fraction_of_peak']:.0f}% |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -457,18 +700,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--only", nargs="*", help="measure only these models")
     parser.add_argument(
+        "--formats",
+        action="store_true",
+        help="measure cnnlab's step in fp32/bf16 x NCHW/channels-last instead",
+    )
+    parser.add_argument("--no-epoch", action="store_true", help="skip the LeNet-5 epoch")
+    parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print the tables of a result JSON and exit"
     )
     args = parser.parse_args(argv)
     if args.markdown:
-        print(markdown(json.loads(args.markdown.read_text())))
+        saved = json.loads(args.markdown.read_text())
+        print(formats_markdown(saved) if "formats" in saved else markdown(saved))
         return 0
     result = run(args)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
-    print(markdown(result))
+    print(formats_markdown(result) if args.formats else markdown(result))
     return 0
 
 
