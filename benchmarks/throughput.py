@@ -425,6 +425,26 @@ def measure_case(
     return row
 
 
+def measure_inference(name: str, size: int, images: torch.Tensor) -> dict[str, Any]:
+    """``Predictor.logits`` images/s before and after the fast path, alternated twice."""
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for _ in range(2):
+        for key, fast in (("before", False), ("after", True)):
+            runs[key].append(predictor_rate(fresh_model(name, "plain", None), size, images, fast))
+    before = statistics.median(r["rate"] for r in runs["before"])
+    after = statistics.median(r["rate"] for r in runs["after"])
+    return {
+        "model": name,
+        "size": size,
+        "images": len(images),
+        "infer_fp32": round(before, 1),
+        "infer_cnnlab": round(after, 1),
+        "infer_speedup": round(after / before, 2),
+        "paths": [r["path"] for r in runs["after"]],
+        "max_abs_diff": runs["after"][-1].get("max_abs_diff", {}),
+    }
+
+
 def measure_formats(
     name: str, size: int, batch: int, steps: int, data: Any, rounds: int
 ) -> dict[str, Any]:
@@ -543,6 +563,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 row = measure_formats(name, size, batch, steps, (images, labels), rounds)
                 print(json.dumps(row), flush=True)
                 result["formats"].append(row)
+            result["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+            return result
+        if args.inference_only:
+            result["inference"] = []
+            for name, size, *_ in cases:
+                row = measure_inference(name, size, images[-args.infer_images :])
+                print(json.dumps(row), flush=True)
+                result["inference"].append(row)
             result["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
             return result
         rows = []
@@ -706,6 +734,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-epoch", action="store_true", help="skip the LeNet-5 epoch")
     parser.add_argument(
+        "--inference-only",
+        action="store_true",
+        help="measure only eval's images/s before and after the fast path",
+    )
+    parser.add_argument(
+        "--infer-images", type=int, default=10_000, help="images for --inference-only"
+    )
+    parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print the tables of a result JSON and exit"
     )
     args = parser.parse_args(argv)
@@ -718,6 +754,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text + "\n")
+    if args.inference_only:
+        print(text)
+        return 0
     print(formats_markdown(result) if args.formats else markdown(result))
     return 0
 

@@ -28,8 +28,8 @@ from torch import nn
 from cnnlab.export import ATOL, RTOL
 from cnnlab.train.metrics import main_logits
 
-PROBE_IMAGES = 128  # images of the first batch the paths are timed on
-TIMED_RUNS = 2  # per path, after one untimed run (which also gives the logits compared)
+PROBE_IMAGES = 64  # images of the first batch the paths are timed on
+TIMED_RUNS = 1  # per path, after one untimed run (which also gives the logits compared)
 # A candidate replaces the reference only when at least this much faster on the probe: a probe
 # of a few runs on a shared machine is noisy, and a change of path that does not clearly pay
 # was measured to lose as often as it won (benchmarks/throughput.py, ResNet-18 at 32x32).

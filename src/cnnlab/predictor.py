@@ -37,9 +37,10 @@ from cnnlab.runmeta import RunMeta
 from cnnlab.train.metrics import EvalResult, batches, eval_mode, evaluate, logits_of
 
 BATCH_SIZE = 256  # images per forward pass: bounded memory for any N, still fast on a CPU
-# Fewer images than this run as loaded: choosing a path costs about seven forward passes of
-# fastpath.PROBE_IMAGES images, which a handful of images would not pay back.
-PROBE_MIN_IMAGES = 1024
+# Fewer images than this run as loaded: choosing a path costs five forward passes of
+# fastpath.PROBE_IMAGES images, which a handful of images would not pay back (at 1,024 images
+# and a probe twice this one's size, VGG-11's eval ran at a third of its speed).
+PROBE_MIN_IMAGES = 2048
 CPU = torch.device("cpu")
 
 # What predict() takes: image files, (C, H, W) uint8 images, or one (N, C, H, W) uint8 batch.
