@@ -69,6 +69,7 @@ from cnnlab.predictor import Predictor
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import Augmenter, make_prepare
+from cnnlab.train.metrics import main_logits
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 
@@ -184,7 +185,7 @@ def tutorial_train_rate(
 
     def step() -> int:
         x, y = next(it)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(main_logits(model(x)), y)  # GoogLeNet's aux heads unused
         opt.zero_grad()
         loss.backward()
         opt.step()
