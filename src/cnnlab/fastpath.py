@@ -8,10 +8,13 @@ and keeps the fastest one whose logits **agree with the reference within the exp
 ``atol + rtol * |fp32|``, the rule an ONNX export must pass). ``cnnlab eval`` and
 ``cnnlab predict`` go through :class:`cnnlab.predictor.Predictor`, which calls it once.
 
-What the rule picks, measured by ``benchmarks/throughput.py`` (docs/performance.md): channels-last
-float32 agrees to about 1e-7 and is the faster one for some models and the slower one for others,
-so the choice is measured, not tabled; bf16 autocast moves logits by 1e-3 to 1e-2, outside the
-tolerance, so it is tried but never taken (it would change reported numbers, not just speed).
+What the rule picks, measured by ``benchmarks/throughput.py --inference-only``
+(docs/performance.md, AMD EPYC): channels-last float32 agrees to about 1e-7 and gave 1.10-1.68x
+the images/s of an eval; it has also been slower than NCHW (ResNet-20 in one quick check), so
+the choice is measured, not tabled. bf16 autocast moves logits by 9e-5 to 2e-2, outside the
+tolerance, so for a trained model it is tried but not taken (it would change reported numbers,
+not just speed); only logits tiny enough for the absolute tolerance (an untrained GoogLeNet's,
+about 1e-12) let it through.
 """
 
 from __future__ import annotations
