@@ -10,7 +10,8 @@ and keeps the fastest one whose logits **agree with the reference within the exp
 
 What the rule picks, measured by ``benchmarks/throughput.py --inference-only``
 (docs/performance.md, AMD EPYC): channels-last float32 agrees to about 1e-7 and gave 1.10-1.68x
-the images/s of an eval; it has also been slower than NCHW (ResNet-20 in one quick check), so
+the images/s of an eval; it has also come out slower overall (ResNet-18 at 32x32, the
+``infer_*`` columns of benchmarks/results/throughput_families.json), so
 the choice is measured, not tabled. bf16 autocast moves logits by 9e-5 to 2e-2, outside the
 tolerance, so for a trained model it is tried but not taken (it would change reported numbers,
 not just speed); only logits tiny enough for the absolute tolerance (an untrained GoogLeNet's,
