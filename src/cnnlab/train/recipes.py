@@ -164,8 +164,8 @@ FAST_RECIPE: dict[str, Any] = {
 # Named presets of the fast recipe (``--recipe fast94``): the fast recipe of the model's family
 # with these changes. fast94 trains fastnet longer, aiming at 94.0% Fashion-MNIST test accuracy
 # within three minutes: 16 epochs are what fits the budget at fastnet's measured images/s. Not
-# tuned, and short of its aim: 93.67% on seed 101 (docs/performance.md, "Time to 93% in a
-# minute, 94% in three").
+# tuned, and short of its aim: 93.82% in 120 s on seed 101 (docs/performance.md, "Time to 93%
+# in a minute, 94% in three").
 FAST_PRESETS: dict[str, dict[str, Any]] = {
     "fast94": {"epochs": 16},
 }
