@@ -217,10 +217,11 @@ def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
             f"{SEED_NOISE:.0%} in both pairs."
         )
     else:
+        gaps = " and ".join(f"{d * 100:+.2f}" for d in diffs)
         ending = (
-            ": fewer weights at the same field and no loss of accuracy held; the accuracy "
-            f"differences are within the {SEED_NOISE:.0%} seed noise of one run, so 'more "
-            "discriminative' is not resolved at this tier."
+            ": fewer weights at the same field and no loss of accuracy held; the stacks' "
+            f"accuracy differences ({gaps} points) do not all exceed the {SEED_NOISE:.0%} seed "
+            "noise of one run, so 'more discriminative' is not resolved at this tier."
         )
     verdict = "; ".join(sentences) + ending
     findings = [
