@@ -141,7 +141,8 @@ def test_analyzer_start_offsets() -> None:
     assert r.row("features.2").start == 7.0  # 3x3 max-pool at jump 4: 3 + 1 * 4
     assert "start" in r.row("features.0").to_dict()
     r = cnnlab.analyze("fastnet", (1, 28, 28))
-    assert r.row("stages.0.1").start == 0.5  # a 2x2 pool centres between pixels 0 and 1
+    # 4x4 at stride 2, padding 1: the first window spans pixels -1..2, centred between 0 and 1
+    assert r.row("stages.0.0").start == 0.5
 
 
 # --- occlusion, saliency -----------------------------------------------------------------------
