@@ -8,8 +8,8 @@ evaluation are inside both figures:
   the dataset held in memory as uint8, batches augmented whole, bf16 and channels-last where the
   model's family row says so; it also validates on 5,000 held-out images and writes a checkpoint,
   the figures and the run directory).
-* **tutorial** -- the pipeline the PyTorch tutorials teach, written out below without cnnlab's
-  training code: ``torchvision.datasets.FashionMNIST`` with per-sample
+* **tutorial** -- the pipeline the PyTorch tutorials teach (benchmarks/tutorial.py, without
+  cnnlab's training code): ``torchvision.datasets.FashionMNIST`` with per-sample
   ``RandomCrop(28, padding=2)``, ``RandomHorizontalFlip``, ``ToTensor`` and ``Normalize``, a
   ``DataLoader`` with 2 worker processes and batch 128, SGD with momentum, fp32, then the test
   set through a ``DataLoader`` of 1,000. The model is the same LeNet-5 (``cnnlab.create_model``),
@@ -39,50 +39,24 @@ TARGET_SPEEDUP = 4.0
 TUTORIAL_BATCH = 128
 TUTORIAL_WORKERS = 2
 TUTORIAL_PADDING = 2  # the crop padding of cnnlab's fast recipe, so both see the same crops
-TUTORIAL_LR, TUTORIAL_MOMENTUM = 0.01, 0.9
-TEST_BATCH = 1000
 
 
 def tutorial_child(root: Path) -> None:
-    """The tutorial's epoch (run in its own process by :func:`time_process`); prints a JSON line."""
+    """The tutorial's epoch (run in its own process by :func:`time_process`); prints a JSON line.
+
+    The pipeline is benchmarks/tutorial.py's, with augmentation and DataLoader workers.
+    """
     import torch
-    from torch.nn import functional as F
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
+    from tutorial import train_and_test, tutorial_dataset  # benchmarks/tutorial.py
 
     import cnnlab
-    from cnnlab.data import dataset_info
 
-    info = dataset_info("fashion-mnist")
-    normalize = [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
-    augment = [
-        transforms.RandomCrop(28, padding=TUTORIAL_PADDING),
-        transforms.RandomHorizontalFlip(),
-    ]
-    train_set = datasets.FashionMNIST(
-        str(root), train=True, transform=transforms.Compose(augment + normalize)
-    )
-    test_set = datasets.FashionMNIST(
-        str(root), train=False, transform=transforms.Compose(normalize)
-    )
-    loader = DataLoader(
-        train_set, batch_size=TUTORIAL_BATCH, shuffle=True, num_workers=TUTORIAL_WORKERS
-    )
+    train_set = tutorial_dataset(root, True, 28, crop_padding=TUTORIAL_PADDING)
+    test_set = tutorial_dataset(root, False, 28)
     torch.manual_seed(0)
     model = cnnlab.create_model("lenet5")
-    opt = torch.optim.SGD(model.parameters(), lr=TUTORIAL_LR, momentum=TUTORIAL_MOMENTUM)
-    model.train()
-    for x, y in loader:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in DataLoader(test_set, batch_size=TEST_BATCH, num_workers=TUTORIAL_WORKERS):
-            correct += int((model(x).argmax(1) == y).sum())
-    print(json.dumps({"test_accuracy": correct / len(test_set)}))
+    accuracy = train_and_test(model, train_set, test_set, TUTORIAL_BATCH, TUTORIAL_WORKERS)
+    print(json.dumps({"test_accuracy": accuracy}))
 
 
 def time_process(command: list[str]) -> dict[str, Any]:
@@ -113,8 +87,8 @@ def cnnlab_command() -> list[str]:
 
 
 def measure(repeats: int, work: Path) -> dict[str, Any]:
-    # throughput.py (benchmarks/) puts cnnlab's located IDX files where torchvision reads them.
-    from throughput import make_tutorial_root
+    # benchmarks/tutorial.py puts cnnlab's located IDX files where torchvision reads them.
+    from tutorial import make_tutorial_root
 
     root = make_tutorial_root(work)
     tutorial = [sys.executable, __file__, "--tutorial-child", str(root)]

@@ -7,7 +7,8 @@ Three pipelines, measured side by side in one process, on the same machine, at t
   default NCHW layout, stepped by the four lines every tutorial writes (forward, loss,
   ``zero_grad``, ``backward``, ``step``; plus gradient clipping where the recipe clips).
 
-* **tutorial** -- what the PyTorch tutorials teach: ``torchvision.datasets.FashionMNIST`` with
+* **tutorial** -- what the PyTorch tutorials teach (benchmarks/tutorial.py, which
+  benchmarks/lenet_epoch.py shares): ``torchvision.datasets.FashionMNIST`` with
   per-sample transforms (``Resize`` where the model needs a larger input, ``ToTensor``,
   ``Normalize``), a ``DataLoader`` that shuffles and collates, float32, the default NCHW layout,
   SGD with momentum.
@@ -46,10 +47,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -61,7 +60,14 @@ from typing import Any
 import torch
 from machine import describe  # benchmarks/machine.py
 from torch import nn
-from torch.nn import functional as F
+from tutorial import (  # benchmarks/tutorial.py: the tutorial pipeline, shared with lenet_epoch.py
+    TUTORIAL_LR,
+    make_tutorial_root,
+    sgd,
+    train_and_test,
+    tutorial_dataset,
+)
+from tutorial import train_step as tutorial_step
 
 import cnnlab
 from cnnlab.data import dataset_info, load_dataset
@@ -69,7 +75,6 @@ from cnnlab.predictor import Predictor
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import Augmenter, make_prepare
-from cnnlab.train.metrics import main_logits
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 
@@ -104,8 +109,6 @@ SMOKE_VAL = 500  # held-out images in --smoke (the default is 5,000)
 SMOKE_MATMUL = 512
 GFLOPS_MODELS = ("resnet20", "vgg11")  # achieved training GFLOP/s vs the matmul peak
 MATMUL_SIZE = 2048
-TUTORIAL_LR = 0.01  # the tutorials' SGD settings
-TUTORIAL_MOMENTUM = 0.9
 TUTORIAL_BATCH = 64
 LENET_BATCH = 256  # the fast recipe's batch
 
@@ -138,58 +141,16 @@ def forward_macs(name: str, size: int) -> int:
 # --- the tutorial pipeline ------------------------------------------------------------------------
 
 
-def tutorial_dataset(root: Path, train: bool, size: int) -> Any:
-    """torchvision's FashionMNIST with the tutorials' per-sample transforms."""
-    from torchvision import datasets, transforms
-
-    info = dataset_info(DATASET)
-    steps: list[Any] = [transforms.Resize(size)] if size != info.size[0] else []
-    steps += [transforms.ToTensor(), transforms.Normalize(info.mean, info.std)]
-    return datasets.FashionMNIST(
-        str(root), train=train, download=False, transform=transforms.Compose(steps)
-    )
-
-
-def make_tutorial_root(work: Path) -> Path:
-    """torchvision reads the uncompressed IDX files from ROOT/FashionMNIST/raw: put them there.
-
-    The files are cnnlab's located copies (system or cache), decompressed once; nothing is
-    downloaded.
-    """
-    from cnnlab.data import find_dataset
-    from cnnlab.errors import DataError
-
-    raw = work / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "test"):
-        location = find_dataset(DATASET, split)
-        if location is None:
-            raise DataError(f"{DATASET} is not on this machine: run `cnnlab data fetch {DATASET}`")
-        for path in location.paths.values():
-            target = raw / path.name.removesuffix(".gz")
-            with path.open("rb") as probe:
-                compressed = probe.read(2) == b"\x1f\x8b"
-            opener: Any = gzip.open if compressed else open
-            with opener(path, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-    return work
-
-
 def tutorial_train_rate(
     model: nn.Module, loader: Any, steps: int
 ) -> tuple[float, Callable[[], None]]:
     """Images/s of the tutorial training loop over ``steps`` timed batches (after warm-up)."""
-    opt = torch.optim.SGD(model.parameters(), lr=TUTORIAL_LR, momentum=TUTORIAL_MOMENTUM)
+    opt = sgd(model)
     model.train()
     it = iter(loader)
 
     def step() -> int:
-        x, y = next(it)
-        loss = F.cross_entropy(main_logits(model(x)), y)  # GoogLeNet's aux heads unused
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return len(y)
+        return tutorial_step(model, opt, *next(it))
 
     for _ in range(WARMUP_STEPS):
         step()
@@ -474,7 +435,7 @@ def measure_formats(
 
 def tutorial_epoch(root: Path, limit: int | None) -> dict[str, Any]:
     """One LeNet-5 epoch as the tutorials write it, from the dataset to the test accuracy."""
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     t0, c0 = time.perf_counter(), time.process_time()
     torch.manual_seed(0)
@@ -482,24 +443,12 @@ def tutorial_epoch(root: Path, limit: int | None) -> dict[str, Any]:
     test_set = tutorial_dataset(root, False, 28)
     if limit:
         train_set, test_set = Subset(train_set, range(limit)), Subset(test_set, range(limit))
-    loader = DataLoader(train_set, batch_size=TUTORIAL_BATCH, shuffle=True)
     model = cnnlab.create_model("lenet5", num_classes=10, in_channels=1)
-    opt = torch.optim.SGD(model.parameters(), lr=TUTORIAL_LR, momentum=TUTORIAL_MOMENTUM)
-    model.train()
-    for x, y in loader:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in DataLoader(test_set, batch_size=1000):
-            correct += (model(x).argmax(1) == y).sum().item()
+    accuracy = train_and_test(model, train_set, test_set, TUTORIAL_BATCH)
     return {
         "seconds": round(time.perf_counter() - t0, 2),
         "cpu_seconds": round(time.process_time() - c0, 2),
-        "test_accuracy": correct / len(test_set),
+        "test_accuracy": accuracy,
         "batch": TUTORIAL_BATCH,
         "train_images": len(train_set),
     }
