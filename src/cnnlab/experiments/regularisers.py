@@ -292,23 +292,42 @@ def run_batchnorm(ctx: Context) -> Outcome:
 # --- dropout -------------------------------------------------------------------------------------
 
 
-def run_dropout(ctx: Context) -> Outcome:
-    off = _train(ctx, "dropout-0", model=MODEL, dropout=0.0)
-    on = _train(ctx, "dropout-0.5", model=MODEL, dropout=0.5)
-    runs = [off, on]
-    _draw(ctx, "dropout", runs, "gap")
-    held, verdict = _gap_verdict(off, on, "Dropout 0.5")
+def _gap_experiment(
+    ctx: Context,
+    name: str,
+    technique: str,
+    off: tuple[str, dict[str, Any]],
+    on: tuple[str, dict[str, Any]],
+    departure: str,
+    source: str,
+) -> Outcome:
+    """Train LeNet-5 without and with a regulariser; compare the final training/test gaps.
+
+    ``off`` and ``on`` are (run label, TrainConfig fields that differ) pairs.
+    """
+    runs = [_train(ctx, label, model=MODEL, **fields) for label, fields in (off, on)]
+    _draw(ctx, name, runs, "gap")
+    held, verdict = _gap_verdict(*runs, technique)
     return Outcome(
         measured=_measured(runs),
         held=held,
         verdict=verdict,
         findings=[_setup_text(ctx, runs), _table(runs)],
-        departures=_departures(
-            ctx,
-            "AlexNet and VGG drop half of their 4,096-unit layers; LeNet-5's hidden layers have "
-            "120 and 84 units, so dropout 0.5 removes a larger share of its capacity.",
-        ),
-        paper={"source": "Srivastava et al. 2014; Krizhevsky et al. 2012, Sec. 4.2"},
+        departures=_departures(ctx, departure),
+        paper={"source": source},
+    )
+
+
+def run_dropout(ctx: Context) -> Outcome:
+    return _gap_experiment(
+        ctx,
+        "dropout",
+        "Dropout 0.5",
+        off=("dropout-0", {"dropout": 0.0}),
+        on=("dropout-0.5", {"dropout": 0.5}),
+        departure="AlexNet and VGG drop half of their 4,096-unit layers; LeNet-5's hidden layers "
+        "have 120 and 84 units, so dropout 0.5 removes a larger share of its capacity.",
+        source="Srivastava et al. 2014; Krizhevsky et al. 2012, Sec. 4.2",
     )
 
 
@@ -316,23 +335,16 @@ def run_dropout(ctx: Context) -> Outcome:
 
 
 def run_augmentation(ctx: Context) -> Outcome:
-    off = _train(ctx, "no-augmentation", model=MODEL, augment="none")
-    on = _train(ctx, "crop+flip", model=MODEL, augment="crop+flip")
-    runs = [off, on]
-    _draw(ctx, "augmentation", runs, "gap")
-    held, verdict = _gap_verdict(off, on, "Crop and flip augmentation")
-    return Outcome(
-        measured=_measured(runs),
-        held=held,
-        verdict=verdict,
-        findings=[_setup_text(ctx, runs), _table(runs)],
-        departures=_departures(
-            ctx,
-            "Random crops of the 4-pixel-padded 28x28 image and horizontal flips (He et al.'s "
-            "CIFAR augmentation); AlexNet took 224x224 crops of 256x256 images and added PCA "
-            "colour noise.",
-        ),
-        paper={"source": "Krizhevsky et al. 2012, Sec. 4.1; He et al. 2015, Sec. 4.2"},
+    return _gap_experiment(
+        ctx,
+        "augmentation",
+        "Crop and flip augmentation",
+        off=("no-augmentation", {"augment": "none"}),
+        on=("crop+flip", {"augment": "crop+flip"}),
+        departure="Random crops of the 4-pixel-padded 28x28 image and horizontal flips (He et "
+        "al.'s CIFAR augmentation); AlexNet took 224x224 crops of 256x256 images and added PCA "
+        "colour noise.",
+        source="Krizhevsky et al. 2012, Sec. 4.1; He et al. 2015, Sec. 4.2",
     )
 
 
