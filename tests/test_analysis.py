@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import math
+import subprocess
+import sys
 import time
 
 import pytest
@@ -381,3 +383,16 @@ def test_partial_connection_table_counts_only_connected_maps() -> None:
     rows = {r.name: r for r in analyze("lenet5_paper", input_size=(1, 32, 32)).rows}
     assert rows["features.c3"].params == 60 * 25 + 16
     assert rows["features.c3"].macs == 60 * 5 * 5 * 10 * 10
+
+
+def test_tracing_a_zoo_model_does_not_import_the_compiler():
+    """`cnnlab summary` skips meta-tensor initialisation and computes meta linear layers from
+    shapes, so PyTorch's compiler (about a second to import) stays out of the process."""
+    code = (
+        "import sys, cnnlab; r = cnnlab.analyze('vgg16'); "
+        "print(r.totals['macs'], 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(cnnlab.analyze("vgg16").totals["macs"]), "False"]

@@ -347,10 +347,11 @@ def _mib(b: int) -> str:
 
 def _build(name: str, in_channels: int) -> nn.Module:
     """A registered model built directly on the meta device (no weights are materialized)."""
+    from cnnlab.analysis.trace import SkipMetaInit
     from cnnlab.registry import create_model
 
     try:
-        with torch.device("meta"):
+        with SkipMetaInit(), torch.device("meta"):
             return create_model(name, in_channels=in_channels)
     except (NotImplementedError, RuntimeError):  # an initializer that needs real storage
         return create_model(name, in_channels=in_channels)

@@ -223,6 +223,51 @@ def _window_geometry(
     return {}
 
 
+# In-place random fills that have no value to produce on the meta device.
+_RANDOM_FILLS = frozenset(
+    {
+        torch.Tensor.normal_,
+        torch.Tensor.uniform_,
+        torch.Tensor.random_,
+        torch.Tensor.bernoulli_,
+        torch.Tensor.exponential_,
+        torch.Tensor.log_normal_,
+        torch.Tensor.cauchy_,
+        torch.Tensor.geometric_,
+    }
+)
+
+
+class SkipMetaInit(TorchFunctionMode):
+    """Skips weight initialisation of meta tensors while a model is built on the meta device.
+
+    A meta tensor has a shape and no values, so initialising it changes nothing; but PyTorch
+    runs ``normal_`` and friends on meta tensors through Python decompositions that import its
+    compiler (``torch._dynamo``, about a second), which would double ``cnnlab summary``'s time.
+    ``torch.nn.init`` functions and the tensors' random fills return their meta tensor as is;
+    everything else, and every real tensor, runs unchanged.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensor = args[0] if args else kwargs.get("tensor")
+        is_init = func in _RANDOM_FILLS or getattr(func, "__module__", "") == "torch.nn.init"
+        if is_init and isinstance(tensor, torch.Tensor) and tensor.device.type == "meta":
+            return tensor
+        return func(*args, **kwargs)
+
+
+def _meta_linear(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+    """``F.linear``'s output on the meta device, from shapes alone: (..., in) -> (..., out).
+
+    PyTorch's meta path for it is a Python decomposition of ``addmm`` that imports
+    ``torch._dynamo`` (see :class:`SkipMetaInit`); the shape rule is all the analyzer needs.
+    """
+    x = _arg(args, kwargs, 0, "input", None)
+    weight = _arg(args, kwargs, 1, "weight", None)
+    return torch.empty((*x.shape[:-1], weight.shape[0]), dtype=x.dtype, device="meta")
+
+
 class _Tracer(TorchFunctionMode):
     """Records every tensor-producing call, attributed to the innermost running module."""
 
@@ -250,7 +295,11 @@ class _Tracer(TorchFunctionMode):
     # -- the function mode --------------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        x = _arg(args, kwargs, 0, "input", None)
+        if func is nn.functional.linear and isinstance(x, torch.Tensor) and x.is_meta:
+            out = _meta_linear(args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         try:
             self._record(func, args, kwargs, out)
         except Exception as err:  # never let bookkeeping break a model's forward
