@@ -125,18 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.tutorial_child:
         tutorial_child(args.tutorial_child)
         return 0
-    from machine import describe  # benchmarks/machine.py
+    from machine import header, write_result  # benchmarks/machine.py
 
     with tempfile.TemporaryDirectory(prefix="cnnlab-lenet-epoch-") as tmp:
-        result = {
-            "benchmark": "lenet_epoch",
-            "benchmark_command": " ".join(["python", *sys.argv]),
-            "machine": describe(),
-            **measure(args.repeats, Path(tmp)),
-        }
+        result = {**header("lenet_epoch"), **measure(args.repeats, Path(tmp))}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
     med = result["median_seconds"]
     print(
         f"LeNet-5 epoch, whole process: tutorial {med['tutorial']:.1f} s, cnnlab "

@@ -5,8 +5,11 @@ Scripts run as ``python benchmarks/NAME.py``, so this module is importable as ``
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
+from pathlib import Path
 from typing import Any
 
 from cnnlab.train.device import cpu_model
@@ -31,3 +34,18 @@ def describe() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
     }
+
+
+def header(benchmark: str) -> dict[str, Any]:
+    """The fields every result JSON starts with: which benchmark, the command line, the machine."""
+    return {
+        "benchmark": benchmark,
+        "benchmark_command": " ".join(["python", *sys.argv]),
+        "machine": describe(),
+    }
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write a result JSON (indented, newline-terminated), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")

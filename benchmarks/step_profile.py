@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import describe  # benchmarks/machine.py
+from machine import header, write_result  # benchmarks/machine.py
 from torch.profiler import ProfilerActivity, profile
 
 from cnnlab.analysis import analyze
@@ -167,15 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {
-        "benchmark": "step_profile",
-        "benchmark_command": " ".join(["python", *sys.argv]),
-        "machine": describe(),
-        **measure(args.model, args.batch, args.steps, args.set),
-    }
+    result = {**header("step_profile"), **measure(args.model, args.batch, args.steps, args.set)}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
     print(
         f"{result['model']} batch {result['batch']}, {result['threads']} thread(s): "
         f"{result['images_per_s']:.0f} images/s ({result['images_per_cpu_s_x_threads']:.0f} by CPU "

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from machine import describe  # benchmarks/machine.py
+from machine import header, write_result  # benchmarks/machine.py
 
 from cnnlab.train.checkpoint import list_checkpoints
 from cnnlab.train.rundir import RunFiles
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         result["benchmark_command"] = " ; ".join(p["benchmark_command"] for p in parts)
         result["merged_from_parallel_runs"] = len(parts) > 1
         if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
+            write_result(args.json, result)
         print(markdown(result))
         return 0
     target, budget = GOALS[args.recipe]
@@ -257,21 +257,18 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seed:
             runs.append(run_once(seed, args.recipe, (target, budget), extra, Path(tmp)))
     result = {
-        "benchmark": "time_to_accuracy",
+        **header("time_to_accuracy"),
         "recipe": args.recipe,
         "target": target,
         "budget_seconds": budget,
         "smoke": args.smoke,
-        "benchmark_command": " ".join(["python", *sys.argv]),
-        "machine": describe(),
         "runs": runs,
         "summary": summarize(runs),
     }
     med = result["summary"]["median_seconds_to_target"]
     result["summary"]["median_within_budget"] = med is not None and med <= budget
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
     print(markdown(result))
     return 0
 
