@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from cnnlab import files
+from cnnlab.analysis.trace import on_meta
 from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.registry import create_model, model_info
 
@@ -315,7 +316,7 @@ def check_state_dict(
     """
     if model_info(model).family == "densenet":
         state = {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
-    with torch.device("meta"):
+    with on_meta():
         expected = create_model(model).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -470,7 +471,7 @@ def preprocessing_for(config: Any) -> Preprocessing | None:
 
 def head_keys(model: str, num_classes: int, in_channels: int) -> set[str]:
     """State-dict keys whose shape depends on ``num_classes``: the classifier head(s)."""
-    with torch.device("meta"):
+    with on_meta():
         a = create_model(model, num_classes=num_classes, in_channels=in_channels).state_dict()
         b = create_model(model, num_classes=num_classes + 1, in_channels=in_channels)
     other = b.state_dict()

@@ -38,11 +38,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from cnnlab.analysis import arith
 from cnnlab.analysis.report import Report, Row, analyze
+from cnnlab.analysis.trace import on_meta
 from cnnlab.errors import CnnlabError
 
 DATA = "errata_claims.toml"  # package data of cnnlab.analysis (see pyproject.toml)
@@ -98,13 +98,13 @@ class Net:
 def _analyze(net: Net) -> Report:
     """The analysis of ``net``; built on the meta device, as the analyzer needs no weights."""
     if net.toy:
-        with torch.device("meta"):
+        with on_meta():
             module = nn.Sequential(*[m for layer in net.toy for m in layer.build()])
         return analyze(module, net.input, count=net.count)
     if net.build:
         from cnnlab.registry import create_model, model_info
 
-        with torch.device("meta"):
+        with on_meta():
             module = create_model(net.model, **dict(net.build))
         return analyze(module, net.input or model_info(net.model).input_size, count=net.count)
     return analyze(net.model, net.input, count=net.count)

@@ -12,7 +12,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 from cnnlab import table
@@ -347,11 +346,11 @@ def _mib(b: int) -> str:
 
 def _build(name: str, in_channels: int) -> nn.Module:
     """A registered model built directly on the meta device (no weights are materialized)."""
-    from cnnlab.analysis.trace import SkipMetaInit
+    from cnnlab.analysis.trace import on_meta
     from cnnlab.registry import create_model
 
     try:
-        with SkipMetaInit(), torch.device("meta"):
+        with on_meta():
             return create_model(name, in_channels=in_channels)
     except (NotImplementedError, RuntimeError):  # an initializer that needs real storage
         return create_model(name, in_channels=in_channels)

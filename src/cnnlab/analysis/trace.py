@@ -257,6 +257,14 @@ class SkipMetaInit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+@contextmanager
+def on_meta() -> Iterator[None]:
+    """Build modules on the meta device: shapes without storage, and no initialisation run
+    (:class:`SkipMetaInit`), for every caller that needs a model's structure but not its values."""
+    with SkipMetaInit(), torch.device("meta"):
+        yield
+
+
 def _meta_linear(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
     """``F.linear``'s output on the meta device, from shapes alone: (..., in) -> (..., out).
 

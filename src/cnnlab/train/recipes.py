@@ -280,10 +280,11 @@ def has_batch_norm(model: str) -> bool:
     A meta build allocates no memory and draws no random numbers (the RNG is forked anyway), so
     this is cheap even for VGG-19.
     """
+    from cnnlab.analysis.trace import on_meta
     from cnnlab.registry import create_model
 
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        with torch.random.fork_rng(devices=[]), on_meta():
             net = create_model(model)
     except Exception:  # a builder that needs real tensors: the tuned entry, as before the table
         return True
