@@ -111,20 +111,38 @@ GFLOPS_MODELS = ("resnet20", "vgg11")  # achieved training GFLOP/s vs the matmul
 MATMUL_SIZE = 2048
 TUTORIAL_BATCH = 64
 LENET_BATCH = 256  # the fast recipe's batch
+CPU = torch.device("cpu")
+CUDA_MATMUL_SIZE = 8192  # a 2048 product is over in microseconds on a GPU: launch-bound
+CUDA_STEP_FACTOR = 10  # timed steps per round on a GPU, times the case's CPU count
 
 
 # --- machine --------------------------------------------------------------------------------------
 
 
-def matmul_gflops(dtype: torch.dtype, n: int = MATMUL_SIZE, repeats: int = 5) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: CUDA runs asynchronously, so a clock read without this
+    would time the launches, not the kernels."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(
+    dtype: torch.dtype,
+    n: int = MATMUL_SIZE,
+    repeats: int = 5,
+    device: torch.device = CPU,
+) -> float:
     """Best-of-``repeats`` GFLOP/s of one ``n x n`` matmul (2 n^3 FLOPs) in ``dtype``."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    out = torch.empty(n, n, dtype=dtype)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    out = torch.empty(n, n, dtype=dtype, device=device)
     torch.mm(a, b, out=out)  # warm-up, reusing one output buffer (REFERENCE.md's VM trap)
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         t = time.perf_counter()
         torch.mm(a, b, out=out)
+        synchronize(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -179,7 +197,15 @@ def tutorial_infer_rate(model: nn.Module, loader: Any) -> float:
 class CnnlabPipeline:
     """The fast recipe's data path and step, built from the training loop's own pieces."""
 
-    def __init__(self, name: str, size: int, batch: int, images: torch.Tensor, labels: Any):
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        batch: int,
+        images: torch.Tensor,
+        labels: Any,
+        device: torch.device = CPU,
+    ):
         config, _ = resolve(TrainConfig(model=name, recipe="fast", batch_size=batch))
         # The steps run at a small constant rate: the schedule's warm-up is not run here, and the
         # peak rate without it can make a loss NaN (VGG-11-BN did); speed does not depend on it.
@@ -187,17 +213,18 @@ class CnnlabPipeline:
         info = dataset_info(DATASET)
         self.size = size
         self.config = config
+        self.device = device
+        # As in the trainer: the dataset stays on the CPU as uint8, each batch is augmented there
+        # and moved to the device by `prepare`.
         self.images, self.labels = images, labels
-        self.prepare = make_prepare(
-            (size, size), info.mean, info.std, torch.device("cpu"), config.channels_last
-        )
+        self.prepare = make_prepare((size, size), info.mean, info.std, device, config.channels_last)
         self.augment = Augmenter.from_setting(config.augment, config.crop_padding)
         self.generator = torch.Generator().manual_seed(0)
-        self.autocast = autocast_for(config, torch.device("cpu"))
+        self.autocast = autocast_for(config, device)
         self.memory = torch.channels_last if config.channels_last else torch.contiguous_format
 
     def build(self, model: nn.Module) -> nn.Module:
-        return model.to(memory_format=self.memory)
+        return model.to(device=self.device, memory_format=self.memory)
 
     def with_format(self, precision: str, channels_last: bool) -> CnnlabPipeline:
         """The same pipeline in another precision and memory format."""
@@ -208,8 +235,8 @@ class CnnlabPipeline:
         )
         info = dataset_info(DATASET)
         side = (self.size, self.size)
-        other.prepare = make_prepare(side, info.mean, info.std, torch.device("cpu"), channels_last)
-        other.autocast = autocast_for(other.config, torch.device("cpu"))
+        other.prepare = make_prepare(side, info.mean, info.std, self.device, channels_last)
+        other.autocast = autocast_for(other.config, self.device)
         other.memory = torch.channels_last if channels_last else torch.contiguous_format
         return other
 
@@ -226,7 +253,8 @@ class CnnlabPipeline:
             index = order[cursor : cursor + batch]
             cursor += batch
             x = self.prepare(self.augment(self.images[index], self.generator))
-            return train_step(model, opt, x, self.labels[index], self.config, self.autocast).count
+            y = self.labels[index].to(self.device, non_blocking=True)
+            return train_step(model, opt, x, y, self.config, self.autocast).count
 
         return step
 
@@ -262,11 +290,13 @@ def plain_step_fn(
     return step
 
 
-def timed_rate(step: Callable[[], int], steps: int) -> float:
+def timed_rate(step: Callable[[], int], steps: int, device: torch.device = CPU) -> float:
     """Images/s of ``steps`` calls of ``step`` (warm-up steps run before the first call)."""
+    synchronize(device)
     t, n = time.perf_counter(), 0
     for _ in range(steps):
         n += step()
+    synchronize(device)
     return n / (time.perf_counter() - t)
 
 
@@ -300,22 +330,24 @@ def predictor_rate(model: nn.Module, size: int, images: torch.Tensor, fast: bool
 # --- the measurements -----------------------------------------------------------------------------
 
 
-def fresh_model(name: str, pipeline: str, cnnlab_pipe: CnnlabPipeline | None) -> nn.Module:
+def fresh_model(
+    name: str, pipeline: str, cnnlab_pipe: CnnlabPipeline | None, device: torch.device = CPU
+) -> nn.Module:
     torch.manual_seed(0)  # every pipeline starts from the same weights
     model = cnnlab.create_model(name, num_classes=10, in_channels=1, check_input=False)
-    return cnnlab_pipe.build(model) if pipeline == "cnnlab" and cnnlab_pipe else model
+    return cnnlab_pipe.build(model) if pipeline == "cnnlab" and cnnlab_pipe else model.to(device)
 
 
 def plain_batches(pipe: CnnlabPipeline, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``count`` float32 NCHW training batches, prepared once (the plain loop's data in memory)."""
     info = dataset_info(DATASET)
     side = pipe.size
-    prepare = make_prepare((side, side), info.mean, info.std, torch.device("cpu"), False)
+    prepare = make_prepare((side, side), info.mean, info.std, pipe.device, False)
     batch = pipe.config.batch_size
     return [
         (
             prepare(pipe.images[i * batch : (i + 1) * batch]),
-            pipe.labels[i * batch : (i + 1) * batch],
+            pipe.labels[i * batch : (i + 1) * batch].to(pipe.device),
         )
         for i in range(count)
     ]
@@ -325,7 +357,7 @@ def compare_training(
     name: str, pipe: CnnlabPipeline, steps: int, rounds: int
 ) -> tuple[float, float]:
     """Median images/s of the plain loop and of cnnlab's step, alternated over ``rounds``."""
-    plain_model = fresh_model(name, "plain", None)
+    plain_model = fresh_model(name, "plain", None, pipe.device)
     plain = plain_step_fn(plain_model, pipe.config, plain_batches(pipe, min(steps, 8)))
     ours = pipe.step_fn(fresh_model(name, "cnnlab", pipe))
     for _ in range(WARMUP_STEPS):
@@ -333,8 +365,8 @@ def compare_training(
         ours()
     rates: dict[str, list[float]] = {"plain": [], "cnnlab": []}
     for _ in range(rounds):  # alternate, so a change in the machine's load hits both
-        rates["plain"].append(timed_rate(plain, steps))
-        rates["cnnlab"].append(timed_rate(ours, steps))
+        rates["plain"].append(timed_rate(plain, steps, pipe.device))
+        rates["cnnlab"].append(timed_rate(ours, steps, pipe.device))
     return statistics.median(rates["plain"]), statistics.median(rates["cnnlab"])
 
 
@@ -408,10 +440,16 @@ def measure_inference(name: str, size: int, images: torch.Tensor) -> dict[str, A
 
 
 def measure_formats(
-    name: str, size: int, batch: int, steps: int, data: Any, rounds: int
+    name: str,
+    size: int,
+    batch: int,
+    steps: int,
+    data: Any,
+    rounds: int,
+    device: torch.device = CPU,
 ) -> dict[str, Any]:
     """cnnlab's training step in each precision and memory format (``FORMATS``), alternated."""
-    base = CnnlabPipeline(name, size, batch, *data)
+    base = CnnlabPipeline(name, size, batch, *data, device=device)
     steppers = {}
     for precision, channels_last in FORMATS:
         pipe = base.with_format(precision, channels_last)
@@ -422,7 +460,7 @@ def measure_formats(
     rates: dict[str, list[float]] = {k: [] for k in steppers}
     for _ in range(rounds):
         for key, step in steppers.items():
-            rates[key].append(timed_rate(step, steps))
+            rates[key].append(timed_rate(step, steps, device))
     row: dict[str, Any] = {"model": name, "size": size, "batch": batch, "steps": steps}
     row["rates"] = {k: round(statistics.median(v), 1) for k, v in rates.items()}
     row["all_rates"] = {k: [round(r, 1) for r in v] for k, v in rates.items()}
@@ -486,6 +524,47 @@ def cnnlab_epoch(work: Path, limit: int | None) -> dict[str, Any]:
     }
 
 
+def run_cuda(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """On a GPU: the matmul peak, then plain fp32 NCHW against cnnlab's step for every case, and
+    cnnlab's step in each precision and memory format. The tutorial's DataLoader pipeline, the
+    inference fast path (a CPU choice) and the LeNet-5 epoch (a CPU target) are not measured."""
+    device = torch.device(args.device)
+    result["gpu"] = torch.cuda.get_device_name(device)
+    n = SMOKE_MATMUL if args.smoke else CUDA_MATMUL_SIZE
+    result["peak_gflops"] = {
+        dtype: round(matmul_gflops(getattr(torch, name), n, device=device), 1)
+        for dtype, name in (("fp32", "float32"), ("bf16", "bfloat16"))
+    }
+    images, labels = load_dataset(DATASET, "train")
+    cases = SMOKE_CASES if args.smoke else CASES
+    cases = tuple(c for c in cases if not args.only or c[0] in args.only)
+    rounds = SMOKE_ROUNDS if args.smoke else ROUNDS
+    result["training"], result["formats"] = [], []
+    for name, size, batch, steps, _ in cases:
+        # A GPU step takes milliseconds: more steps per round than on 2 CPU cores.
+        steps *= 1 if args.smoke else CUDA_STEP_FACTOR
+        pipe = CnnlabPipeline(name, size, batch, images, labels, device=device)
+        plain, ours = compare_training(name, pipe, steps, rounds)
+        row = {
+            "model": name,
+            "size": size,
+            "batch": batch,
+            "steps": steps,
+            "rounds": rounds,
+            "precision": pipe.config.precision,
+            "channels_last": pipe.config.channels_last,
+            "train_plain": round(plain, 1),
+            "train_cnnlab": round(ours, 1),
+            "plain_ratio": round(ours / plain, 2),
+        }
+        print(json.dumps(row), flush=True)
+        result["training"].append(row)
+        row = measure_formats(name, size, batch, steps, (images, labels), rounds, device)
+        print(json.dumps(row), flush=True)
+        result["formats"].append(row)
+    return result
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -495,6 +574,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "smoke": args.smoke,
         "machine": describe(),
     }
+    if args.device != "cpu":
+        return run_cuda(args, result)
     images, labels = load_dataset(DATASET, "train")
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         work = Path(tmp)
@@ -613,6 +694,29 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cuda_markdown(result: dict[str, Any]) -> str:
+    """Markdown tables of a ``--device cuda`` result JSON."""
+    m, p = result["machine"], result["peak_gflops"]
+    lines = [
+        f"Device: {result['gpu']} (torch {m['torch']}); matmul peak measured in the same run "
+        f"({CUDA_MATMUL_SIZE}x{CUDA_MATMUL_SIZE}): fp32 {p['fp32']:,.0f} GFLOP/s, bf16 "
+        f"{p['bf16']:,.0f} GFLOP/s.",
+        "",
+        "| model | input | batch | cnnlab runs | plain fp32 NCHW | cnnlab | vs plain "
+        "| fastest format (fp32 NCHW / fp32 CL / bf16 NCHW / bf16 CL) |",
+        "|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r, f in zip(result["training"], result["formats"], strict=True):
+        runs = f"{r['precision']} {'channels-last' if r['channels_last'] else 'NCHW'}"
+        formats = " / ".join(_rate(f["rates"][k]) for k in f["rates"])
+        lines.append(
+            f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {runs} "
+            f"| {_rate(r['train_plain'])} | {_rate(r['train_cnnlab'])} | {r['plain_ratio']:.2f}x "
+            f"| {f['best']} ({formats}) |"
+        )
+    return "\n".join(lines)
+
+
 def formats_markdown(result: dict[str, Any]) -> str:
     """The ``--formats`` table: cnnlab's training step in each precision and memory format."""
     m = result["machine"]
@@ -684,6 +788,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-epoch", action="store_true", help="skip the LeNet-5 epoch")
     parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="cuda: training images/s of plain PyTorch and cnnlab's step on the GPU, per format",
+    )
+    parser.add_argument(
         "--inference-only",
         action="store_true",
         help="measure only eval's images/s before and after the fast path",
@@ -697,7 +807,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.markdown:
         saved = json.loads(args.markdown.read_text())
-        print(formats_markdown(saved) if "formats" in saved else markdown(saved))
+        if "training" in saved:
+            print(cuda_markdown(saved))
+        else:
+            print(formats_markdown(saved) if "formats" in saved else markdown(saved))
         return 0
     result = run(args)
     text = json.dumps(result, indent=2)
@@ -707,7 +820,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.inference_only:
         print(text)
         return 0
-    print(formats_markdown(result) if args.formats else markdown(result))
+    if args.device != "cpu":
+        print(cuda_markdown(result))
+    else:
+        print(formats_markdown(result) if args.formats else markdown(result))
     return 0
 
 
