@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import describe  # benchmarks/machine.py
+from machine import header  # benchmarks/machine.py
 from torch.nn import functional as F
 
 from cnnlab import files
@@ -202,10 +202,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     result: dict[str, Any] = {
-        "benchmark": "matrix_units",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **header("matrix_units"),
         "smoke": args.smoke,
-        "machine": describe(),
         "note": "TFLOP/s = 2 x multiply-adds / median seconds; forward+backward counts 3 x the "
         "forward's work (input and weight gradients)",
     }

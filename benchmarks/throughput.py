@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import describe  # benchmarks/machine.py
+from machine import header, write_result  # benchmarks/machine.py
 from torch import nn
 from tutorial import (  # benchmarks/tutorial.py: the tutorial pipeline, shared with lenet_epoch.py
     TUTORIAL_LR,
@@ -569,10 +569,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     result: dict[str, Any] = {
-        "benchmark": "throughput",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **header("throughput"),
         "smoke": args.smoke,
-        "machine": describe(),
     }
     if args.device != "cpu":
         return run_cuda(args, result)
@@ -813,12 +811,10 @@ def main(argv: list[str] | None = None) -> int:
             print(formats_markdown(saved) if "formats" in saved else markdown(saved))
         return 0
     result = run(args)
-    text = json.dumps(result, indent=2)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+        write_result(args.json, result)
     if args.inference_only:
-        print(text)
+        print(json.dumps(result, indent=2))
         return 0
     if args.device != "cpu":
         print(cuda_markdown(result))
