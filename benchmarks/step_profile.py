@@ -29,6 +29,7 @@ from machine import header, write_result  # benchmarks/machine.py
 from torch.profiler import ProfilerActivity, profile
 
 from cnnlab.analysis import analyze
+from cnnlab.models.fast import FASTNET_RESIDUAL, FastNet
 from cnnlab.registry import create_model, model_info
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import Augmenter, make_prepare
@@ -53,7 +54,18 @@ def is_matrix_op(name: str) -> bool:
     return any(key in name.lower() for key in MATRIX_OPS)
 
 
-def setup(model_name: str, batch: int, args: list[str]) -> tuple[Any, ...]:
+def build(model_name: str, widths: list[int] | None) -> torch.nn.Module:
+    """The registered model, or with ``widths`` a FastNet of those stage widths (what a wider or
+    narrower fastnet would do with the same recipe; residual pairs where fastnet has them)."""
+    if not widths:
+        return create_model(model_name)
+    residual = (*FASTNET_RESIDUAL, *(True,) * len(widths))[: len(widths)]
+    return FastNet(tuple(widths), residual)
+
+
+def setup(
+    model_name: str, batch: int, args: list[str], widths: list[int] | None = None
+) -> tuple[Any, ...]:
     """The model, optimizer, config and a step function as ``cnnlab train`` would build them."""
     config, _ = resolve(TrainConfig(model=model_name, batch_size=batch))
     for pair in args:  # extra recipe overrides, "name=value"
@@ -62,7 +74,7 @@ def setup(model_name: str, batch: int, args: list[str]) -> tuple[Any, ...]:
         config = dataclasses.replace(config, **{key: kind(value) if kind is not bool else value})
     info = model_info(model_name)
     torch.manual_seed(0)
-    net = create_model(model_name)
+    net = build(model_name, widths)
     if config.channels_last:
         net = net.to(memory_format=torch.channels_last)
     net.train()
@@ -128,14 +140,17 @@ def op_shares(step: Any, steps: int) -> dict[str, Any]:
     }
 
 
-def measure(model_name: str, batch: int, steps: int, overrides: list[str]) -> dict[str, Any]:
-    _, config, step = setup(model_name, batch, overrides)
+def measure(
+    model_name: str, batch: int, steps: int, overrides: list[str], widths: list[int] | None = None
+) -> dict[str, Any]:
+    net, config, step = setup(model_name, batch, overrides, widths)
     info = model_info(model_name)
-    macs = analyze(model_name, input_size=info.input_size, count="conv-linear").totals["macs"]
+    macs = analyze(net, input_size=info.input_size, count="conv-linear").totals["macs"]
     rates = images_per_second(step, batch, steps)
     shares = op_shares(step, steps=5)
     return {
         "model": model_name,
+        "widths": widths,
         "batch": batch,
         "precision": config.precision,
         "channels_last": config.channels_last,
@@ -156,6 +171,12 @@ def measure(model_name: str, batch: int, steps: int, overrides: list[str]) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fastnet")
+    parser.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        help="profile a FastNet of these stage widths instead of --model (its recipe is fastnet's)",
+    )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -166,11 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = {**header("step_profile"), **measure(args.model, args.batch, args.steps, args.set)}
+    if args.widths and args.model != "fastnet":
+        parser.error("--widths builds a FastNet: leave --model at fastnet")
+    measured = measure(args.model, args.batch, args.steps, args.set, args.widths)
+    result = {**header("step_profile"), **measured}
     if args.json:
         write_result(args.json, result)
     print(
-        f"{result['model']} batch {result['batch']}, {result['threads']} thread(s): "
+        f"{result['model']}{' ' + str(args.widths) if args.widths else ''} batch "
+        f"{result['batch']}, {result['threads']} thread(s): "
         f"{result['images_per_s']:.0f} images/s ({result['images_per_cpu_s_x_threads']:.0f} by CPU "
         f"time), {result['useful_gflop_per_s']} useful GFLOP/s "
         f"({result['useful_gflop_per_cpu_s_x_threads']} by CPU time), "
