@@ -370,6 +370,20 @@ def compare_training(
     return statistics.median(rates["plain"]), statistics.median(rates["cnnlab"])
 
 
+def case_fields(name: str, pipe: CnnlabPipeline, steps: int, rounds: int) -> dict[str, Any]:
+    """What a result row says about its case: the model, its input and cnnlab's settings."""
+    return {
+        "model": name,
+        "size": pipe.size,
+        "batch": pipe.config.batch_size,
+        "steps": steps,
+        "rounds": rounds,
+        "precision": pipe.config.precision,
+        "channels_last": pipe.config.channels_last,
+        "optimizer": pipe.config.optimizer,
+    }
+
+
 def measure_case(
     name: str,
     size: int,
@@ -388,16 +402,7 @@ def measure_case(
     infer_batch = min(infer_images, 256)
     test_loader = DataLoader(tutorial_dataset(root, False, size), batch_size=infer_batch)
     pipe = CnnlabPipeline(name, size, batch, *data)
-    row: dict[str, Any] = {
-        "model": name,
-        "size": size,
-        "batch": batch,
-        "steps": steps,
-        "rounds": rounds,
-        "precision": pipe.config.precision,
-        "channels_last": pipe.config.channels_last,
-        "optimizer": pipe.config.optimizer,
-    }
+    row = case_fields(name, pipe, steps, rounds)
     tut, _ = tutorial_train_rate(fresh_model(name, "tutorial", None), loader, steps)
     plain, ours = compare_training(name, pipe, steps, rounds)
     row["train_tutorial"], row["train_plain"] = round(tut, 1), round(plain, 1)
@@ -546,13 +551,7 @@ def run_cuda(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]
         pipe = CnnlabPipeline(name, size, batch, images, labels, device=device)
         plain, ours = compare_training(name, pipe, steps, rounds)
         row = {
-            "model": name,
-            "size": size,
-            "batch": batch,
-            "steps": steps,
-            "rounds": rounds,
-            "precision": pipe.config.precision,
-            "channels_last": pipe.config.channels_last,
+            **case_fields(name, pipe, steps, rounds),
             "train_plain": round(plain, 1),
             "train_cnnlab": round(ours, 1),
             "plain_ratio": round(ours / plain, 2),
