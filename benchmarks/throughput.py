@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import header, write_result  # benchmarks/machine.py
+from machine import describe, header, write_result  # benchmarks/machine.py
 from torch import nn
 from tutorial import (  # benchmarks/tutorial.py: the tutorial pipeline, shared with lenet_epoch.py
     TUTORIAL_LR,
@@ -529,12 +529,15 @@ def cnnlab_epoch(work: Path, limit: int | None) -> dict[str, Any]:
     }
 
 
-def run_cuda(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
-    """On a GPU: the matmul peak, then plain fp32 NCHW against cnnlab's step for every case, and
-    cnnlab's step in each precision and memory format. The tutorial's DataLoader pipeline, the
-    inference fast path (a CPU choice) and the LeNet-5 epoch (a CPU target) are not measured."""
+def run_device(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """What ``--device cuda`` measures: the matmul peak, then plain fp32 NCHW against cnnlab's
+    step for every case, and cnnlab's step in each precision and memory format. The tutorial's
+    DataLoader pipeline, the inference fast path (a CPU choice) and the LeNet-5 epoch (a CPU
+    target) are not measured. Written for any device (the tests run it on the CPU)."""
     device = torch.device(args.device)
-    result["gpu"] = torch.cuda.get_device_name(device)
+    result["device"] = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else describe()["cpu"]
+    )
     n = SMOKE_MATMUL if args.smoke else CUDA_MATMUL_SIZE
     result["peak_gflops"] = {
         dtype: round(matmul_gflops(getattr(torch, name), n, device=device), 1)
@@ -572,7 +575,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "smoke": args.smoke,
     }
     if args.device != "cpu":
-        return run_cuda(args, result)
+        return run_device(args, result)
     images, labels = load_dataset(DATASET, "train")
     with tempfile.TemporaryDirectory(prefix="cnnlab-bench-") as tmp:
         work = Path(tmp)
@@ -695,7 +698,7 @@ def cuda_markdown(result: dict[str, Any]) -> str:
     """Markdown tables of a ``--device cuda`` result JSON."""
     m, p = result["machine"], result["peak_gflops"]
     lines = [
-        f"Device: {result['gpu']} (torch {m['torch']}); matmul peak measured in the same run "
+        f"Device: {result['device']} (torch {m['torch']}); matmul peak measured in the same run "
         f"({CUDA_MATMUL_SIZE}x{CUDA_MATMUL_SIZE}): fp32 {p['fp32']:,.0f} GFLOP/s, bf16 "
         f"{p['bf16']:,.0f} GFLOP/s.",
         "",
@@ -802,6 +805,8 @@ def main(argv: list[str] | None = None) -> int:
         "--markdown", type=Path, metavar="JSON", help="print the tables of a result JSON and exit"
     )
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available; run it on a GPU machine")
     if args.markdown:
         saved = json.loads(args.markdown.read_text())
         if "training" in saved:

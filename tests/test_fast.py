@@ -224,3 +224,57 @@ def test_step_profile_smoke(tmp_path: Path) -> None:
     assert work == pytest.approx(
         rate * 3 * 2 * FASTNET_MACS / 1e9, rel=0.01, abs=0.05
     )  # 0.1 GFLOP/s
+
+
+@pytest.mark.slow
+def test_step_profile_widths_profile_a_fastnet_of_those_widths(tmp_path: Path) -> None:
+    """``--widths`` of fastnet's own widths is fastnet; wider ones have the analyzer's MACs."""
+    from cnnlab.models.fast import FASTNET_RESIDUAL, FastNet
+
+    for widths, expected in (
+        ((24, 48, 96), FASTNET_MACS),
+        ((32, 64, 128), None),
+    ):
+        out = tmp_path / f"profile{widths[0]}.json"
+        args = ("--batch", "16", "--steps", "2", "--widths", *map(str, widths))
+        done = _bench("step_profile.py", *args, "--json", str(out))
+        assert done.returncode == 0, done.stdout + done.stderr
+        result = json.loads(out.read_text())
+        if expected is None:
+            net = FastNet(widths, FASTNET_RESIDUAL)
+            report = cnnlab.analyze(net, input_size=(1, 28, 28), count="conv-linear")
+            expected = report.totals["macs"]
+            assert expected > FASTNET_MACS
+        assert result["widths"] == list(widths) and result["macs_per_image"] == expected
+
+
+def test_throughput_gpu_measurement_runs_on_any_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``throughput.py --device cuda`` runs works on the CPU too (no GPU in CI), and its
+    table lists each case once with both loops and all four formats."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import throughput
+
+    args = argparse.Namespace(device="cpu", smoke=True, only=["lenet5"], threads=1)
+    result = throughput.run_device(args, {"machine": {"torch": torch.__version__}})
+    (row,) = result["training"]
+    (formats,) = result["formats"]
+    assert row["model"] == formats["model"] == "lenet5"
+    assert row["plain_ratio"] == pytest.approx(row["train_cnnlab"] / row["train_plain"], 0.02)
+    assert set(formats["rates"]) == {
+        "fp32 nchw",
+        "fp32 channels_last",
+        "bf16 nchw",
+        "bf16 channels_last",
+    }
+    table = throughput.cuda_markdown(result)
+    assert table.count("| lenet5 | 28x28 |") == 1 and "matmul peak" in table
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
+def test_throughput_device_cuda_without_a_gpu_is_a_one_line_error() -> None:
+    done = _bench("throughput.py", "--device", "cuda", "--smoke")
+    assert done.returncode == 2
+    assert "no CUDA device is available" in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
