@@ -257,7 +257,8 @@ def test_throughput_gpu_measurement_runs_on_any_device(monkeypatch: pytest.Monke
     import throughput
 
     args = argparse.Namespace(device="cpu", smoke=True, only=["lenet5"], threads=1)
-    result = throughput.run_device(args, {"machine": {"torch": torch.__version__}})
+    with torch.random.fork_rng(devices=[]):  # it seeds the global RNG for each model it builds
+        result = throughput.run_device(args, {"machine": {"torch": torch.__version__}})
     (row,) = result["training"]
     (formats,) = result["formats"]
     assert row["model"] == formats["model"] == "lenet5"
