@@ -64,7 +64,11 @@ def build(model_name: str, widths: list[int] | None) -> torch.nn.Module:
 
 
 def setup(
-    model_name: str, batch: int, args: list[str], widths: list[int] | None = None
+    model_name: str,
+    batch: int,
+    args: list[str],
+    widths: list[int] | None = None,
+    foreach: bool | None = None,
 ) -> tuple[Any, ...]:
     """The model, optimizer, config and a step function as ``cnnlab train`` would build them."""
     config, _ = resolve(TrainConfig(model=model_name, batch_size=batch))
@@ -79,6 +83,9 @@ def setup(
         net = net.to(memory_format=torch.channels_last)
     net.train()
     opt = make_optimizer(config, net)
+    if foreach is not None:  # torch.optim reads it from the group at every step
+        for group in opt.param_groups:
+            group["foreach"] = foreach
     prepare = make_prepare(
         info.input_size[1:], FASHION_MEAN, FASHION_STD, torch.device("cpu"), config.channels_last
     )
@@ -141,9 +148,14 @@ def op_shares(step: Any, steps: int) -> dict[str, Any]:
 
 
 def measure(
-    model_name: str, batch: int, steps: int, overrides: list[str], widths: list[int] | None = None
+    model_name: str,
+    batch: int,
+    steps: int,
+    overrides: list[str],
+    widths: list[int] | None = None,
+    foreach: bool | None = None,
 ) -> dict[str, Any]:
-    net, config, step = setup(model_name, batch, overrides, widths)
+    net, config, step = setup(model_name, batch, overrides, widths, foreach)
     info = model_info(model_name)
     macs = analyze(net, input_size=info.input_size, count="conv-linear").totals["macs"]
     rates = images_per_second(step, batch, steps)
@@ -151,6 +163,7 @@ def measure(
     return {
         "model": model_name,
         "widths": widths,
+        "foreach": foreach,
         "batch": batch,
         "precision": config.precision,
         "channels_last": config.channels_last,
@@ -177,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="profile a FastNet of these stage widths instead of --model (its recipe is fastnet's)",
     )
+    parser.add_argument(
+        "--foreach",
+        choices=("on", "off"),
+        help="the optimizer's multi-tensor ('foreach') update on or off (default: torch's choice, "
+        "off on the CPU)",
+    )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -189,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if args.widths and args.model != "fastnet":
         parser.error("--widths builds a FastNet: leave --model at fastnet")
-    measured = measure(args.model, args.batch, args.steps, args.set, args.widths)
+    foreach = None if args.foreach is None else args.foreach == "on"
+    measured = measure(args.model, args.batch, args.steps, args.set, args.widths, foreach)
     result = {**header("step_profile"), **measured}
     if args.json:
         write_result(args.json, result)
