@@ -50,7 +50,8 @@ def test_help_of_every_command_and_the_zoo_listing_import_no_torch() -> None:
 
 
 def test_the_command_line_copies_of_library_choices_are_exact() -> None:
-    """Copied into cli/ so that help needs no PyTorch; the library's modules own them."""
+    """The command line and the library read the same lists (cnnlab.choices, which imports
+    nothing heavy, so help needs no PyTorch)."""
     assert show_cli.WHAT == WHAT
     assert filter_cli.PAD_MODES == PAD_MODES
     opsets = ("DEFAULT_OPSET", "MIN_OPSET", "MAX_OPSET")

@@ -46,13 +46,10 @@ import torch
 from torch import nn
 
 from cnnlab import files
+from cnnlab.choices import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET  # also read by --help
 from cnnlab.errors import CheckpointError, ConfigError, DataError
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.metrics import eval_mode, main_logits
-
-DEFAULT_OPSET = 18
-MIN_OPSET = 18  # lowest opset the dynamo exporter emits natively (see module docstring)
-MAX_OPSET = 23  # highest opset torch 2.14's exporter implements (torch.onnx._constants)
 
 # The parity tolerances of :func:`check_onnx`: ONNX Runtime and PyTorch use different
 # convolution kernels and summation orders, so float32 results differ by rounding only.

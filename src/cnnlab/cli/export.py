@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-# cnnlab.export's opsets, copied so that `cnnlab export --help` does not import PyTorch (the
-# exporter does); tests/test_cli_latency.py checks that the copy is exact.
-DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 18, 18, 23
+# Not from cnnlab.export: `cnnlab export --help` imports no PyTorch.
+from cnnlab.choices import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

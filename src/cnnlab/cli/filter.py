@@ -15,9 +15,8 @@ from cnnlab.errors import ConfigError, DataError
 if TYPE_CHECKING:
     import numpy as np
 
-# cnnlab.scratch.padding.PAD_MODES, copied so that `cnnlab --help` does not import NumPy (the
-# from-scratch package does); tests/test_cli_latency.py checks that the copy is exact.
-PAD_MODES = ("zero", "reflect", "replicate", "circular")
+# Not from cnnlab.scratch (which imports NumPy): `cnnlab --help` imports neither NumPy nor PyTorch.
+from cnnlab.choices import PAD_MODES
 
 # Largest image `cnnlab filter` takes: 4096 x 4096. The NumPy filter works in float64 with a
 # padded copy and an output per channel, about 50 bytes per pixel of an RGB image, so this keeps

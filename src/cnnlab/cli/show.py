@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# cnnlab.seeing.show.WHAT, copied so that `cnnlab show --help` does not import PyTorch (the
-# pictures' module does); tests/test_cli_latency.py checks that the copy is exact.
-WHAT = (
-    "filters",
-    "maps",
-    "saliency",
-    "gradcam",
-    "occlusion",
-    "rf",
-    "patches",
-    "errors",
-    "embeddings",
-)
+from cnnlab.choices import WHAT  # not cnnlab.seeing: `cnnlab show --help` imports no PyTorch
 
 
 def _unit(text: str) -> tuple[int, int]:

@@ -19,10 +19,10 @@ from typing import Literal
 import numpy as np
 
 from cnnlab import geometry
+from cnnlab.choices import PAD_MODES  # the border modes, owned where --help can read them
 from cnnlab.errors import GeometryError
 
 PadMode = Literal["zero", "reflect", "replicate", "circular"]
-PAD_MODES: tuple[str, ...] = ("zero", "reflect", "replicate", "circular")
 
 # Our border names (PyTorch's `padding_mode` words) mapped to numpy.pad's.
 _NUMPY_MODE = {"zero": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from cnnlab.choices import WHAT  # what `--what` can be, in lecture order
 from cnnlab.errors import ConfigError
 from cnnlab.seeing import figures as F
 from cnnlab.seeing import layers as L
@@ -25,18 +26,7 @@ if TYPE_CHECKING:
 
     from cnnlab.predictor import Predictor
 
-# What `--what` can be, in lecture order, and the method whose default layer each one uses.
-WHAT = (
-    "filters",
-    "maps",
-    "saliency",
-    "gradcam",
-    "occlusion",
-    "rf",
-    "patches",
-    "errors",
-    "embeddings",
-)
+# The method whose default layer each of WHAT (what `--what` can be, cnnlab.choices) uses.
 _LAYER_OF = {
     "filters": "filters",
     "maps": "maps",
