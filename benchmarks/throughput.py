@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from machine import describe, header, write_result  # benchmarks/machine.py
+from machine import header, write_result  # benchmarks/machine.py
 from torch import nn
 from tutorial import (  # benchmarks/tutorial.py: the tutorial pipeline, shared with lenet_epoch.py
     TUTORIAL_LR,
@@ -74,6 +74,7 @@ from cnnlab.data import dataset_info, load_dataset
 from cnnlab.predictor import Predictor
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.config import TrainConfig
+from cnnlab.train.device import cpu_model
 from cnnlab.train.inputs import Augmenter, make_prepare
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
@@ -535,9 +536,7 @@ def run_device(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, An
     DataLoader pipeline, the inference fast path (a CPU choice) and the LeNet-5 epoch (a CPU
     target) are not measured. Written for any device (the tests run it on the CPU)."""
     device = torch.device(args.device)
-    result["device"] = (
-        torch.cuda.get_device_name(device) if device.type == "cuda" else describe()["cpu"]
-    )
+    result["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
     n = SMOKE_MATMUL if args.smoke else CUDA_MATMUL_SIZE
     result["peak_gflops"] = {
         dtype: round(matmul_gflops(getattr(torch, name), n, device=device), 1)
