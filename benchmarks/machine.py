@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnlab.train.device import cpu_model
+from cnnlab.run.device import cpu_model
 
 
 def describe() -> dict[str, Any]:

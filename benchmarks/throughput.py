@@ -15,7 +15,7 @@ Three pipelines, measured side by side in one process, on the same machine, at t
 * **cnnlab** -- what ``cnnlab train --recipe fast`` does: the dataset in memory as one uint8 tensor,
   batches indexed out and augmented as whole batches, normalised (and resized) per batch, bf16
   autocast, channels-last, the fast recipe's optimizer. The pieces are the training loop's own
-  (:func:`cnnlab.train.inputs.make_prepare`, :class:`~cnnlab.train.inputs.Augmenter`,
+  (:func:`cnnlab.run.inputs.make_prepare`, :class:`~cnnlab.train.inputs.Augmenter`,
   :func:`cnnlab.train.step.make_optimizer`, :func:`cnnlab.train.recipes.resolve`), and each step
   is the library's own :func:`cnnlab.train.step.train_step`.
 
@@ -72,10 +72,11 @@ from tutorial import train_step as tutorial_step
 import cnnlab
 from cnnlab.data import dataset_info, load_dataset
 from cnnlab.predictor import Predictor
+from cnnlab.run.device import cpu_model
+from cnnlab.run.inputs import make_prepare
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.device import cpu_model
-from cnnlab.train.inputs import Augmenter, make_prepare
+from cnnlab.train.inputs import Augmenter
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 

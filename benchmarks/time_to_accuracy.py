@@ -40,8 +40,8 @@ from typing import Any
 
 from machine import header, write_result  # benchmarks/machine.py
 
-from cnnlab.train.checkpoint import list_checkpoints
-from cnnlab.train.rundir import RunFiles
+from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.layout import RunFiles
 
 # The goals per recipe (issue 15): Fashion-MNIST test accuracy and the wall-time budget from
 # process start, the median of three seeds never used for tuning.

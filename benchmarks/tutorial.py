@@ -93,7 +93,7 @@ def train_step(model: Any, opt: Any, x: Any, y: Any) -> int:
     """
     from torch.nn import functional as F
 
-    from cnnlab.train.metrics import main_logits
+    from cnnlab.run.metrics import main_logits
 
     loss = F.cross_entropy(main_logits(model(x)), y)
     opt.zero_grad()

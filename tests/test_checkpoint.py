@@ -17,7 +17,11 @@ from safetensors.torch import save_file
 
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.errors import CheckpointError
+from cnnlab.files import remove_temporaries
 from cnnlab.registry import create_model
+from cnnlab.run.checkpoints import latest_valid_checkpoint, list_checkpoints, validate_checkpoint
+from cnnlab.run.load import load_trained
+from cnnlab.run.tensorfile import read_header, read_tensors
 from cnnlab.train import checkpoint as ckpt
 from helpers.foreign_files import KINDS, plant
 
@@ -35,7 +39,7 @@ def test_optimizer_state_round_trips_through_safetensors_and_json(tmp_path: Path
         tensors, data = ckpt.optimizer_state_to_files(opt)
         save_file(tensors, str(tmp_path / "o.safetensors"))
         data = json.loads(json.dumps(data))
-        back = ckpt.read_tensors(tmp_path / "o.safetensors")
+        back = read_tensors(tmp_path / "o.safetensors")
         fresh = make(model.parameters())
         fresh.load_state_dict(ckpt.optimizer_state_from_files(back, data))
         a, b = opt.state_dict(), fresh.state_dict()
@@ -71,7 +75,7 @@ def _write_pair(directory: Path, step: int, on_phase=None) -> Path:
 def test_checkpoints_keep_two_and_fall_back_past_damage(tmp_path: Path) -> None:
     for step in (5, 10, 15):
         _write_pair(tmp_path, step)
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
         "step-00000010.json",
         "step-00000015.json",
     ]
@@ -79,17 +83,17 @@ def test_checkpoints_keep_two_and_fall_back_past_damage(tmp_path: Path) -> None:
     leftover.write_bytes(b"half a write")
     newest = tmp_path / "step-00000015.safetensors"
     newest.write_bytes(newest.read_bytes()[:-4])  # truncated
-    latest, rejected = ckpt.latest_valid_checkpoint(tmp_path)
+    latest, rejected = latest_valid_checkpoint(tmp_path)
     assert latest.name == "step-00000010.json" and "step-00000015" in rejected[0]
-    assert ckpt.remove_temporaries(tmp_path) == [leftover] and not leftover.exists()
+    assert remove_temporaries(tmp_path) == [leftover] and not leftover.exists()
     (tmp_path / "step-00000010.json").write_text("{not json")
-    assert ckpt.latest_valid_checkpoint(tmp_path)[0] is None
+    assert latest_valid_checkpoint(tmp_path)[0] is None
     _write_pair(tmp_path, 30)
     record = json.loads((tmp_path / "step-00000030.json").read_text())
     record["step"] = 31
     (tmp_path / "step-00000030.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="records step 31, not 30"):
-        ckpt.validate_checkpoint(tmp_path / "step-00000030.json")
+        validate_checkpoint(tmp_path / "step-00000030.json")
 
 
 def test_save_phases_are_the_crash_points_in_order(tmp_path: Path) -> None:
@@ -101,7 +105,7 @@ def test_save_phases_are_the_crash_points_in_order(tmp_path: Path) -> None:
     def on_phase(phase: str, path: Path) -> None:
         complete = None  # the step a complete temporary file records
         if phase == "tensors-written":
-            complete = ckpt.read_header(path)["step"]
+            complete = read_header(path)["step"]
         elif phase == "record-written":
             complete = json.loads(path.read_text())["step"]
         seen.append((phase, path, {p.name for p in tmp_path.iterdir()}, complete))
@@ -124,7 +128,7 @@ def test_save_phases_are_the_crash_points_in_order(tmp_path: Path) -> None:
     _, old, files4, _ = seen[3]
     assert old.name == "step-00000001.json"
     assert "step-00000001.json" in files4 and "step-00000001.safetensors" not in files4
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
         "step-00000002.json",
         "step-00000003.json",
     ]
@@ -135,7 +139,7 @@ def test_load_trained_refuses_files_cnnlab_did_not_write(tmp_path: Path, kind: s
     marker = tmp_path / "payload-ran"
     target = plant(kind, tmp_path / "run", marker)
     with pytest.raises(CheckpointError):
-        ckpt.load_trained(target)
+        load_trained(target)
     assert not marker.exists(), "the payload ran"
 
 
@@ -152,14 +156,14 @@ def test_load_trained_refuses_weights_of_another_architecture(tmp_path: Path) ->
     }
     ckpt.save_model(tmp_path / "m.safetensors", model, meta)
     with pytest.raises(CheckpointError, match="do not fit tinynet"):
-        ckpt.load_trained(tmp_path / "m.safetensors")
+        load_trained(tmp_path / "m.safetensors")
     ckpt.save_model(tmp_path / "m.safetensors", model, {**meta, "model": "nonet"})
     with pytest.raises(CheckpointError, match="unknown model 'nonet'"):
-        ckpt.load_trained(tmp_path / "m.safetensors")
+        load_trained(tmp_path / "m.safetensors")
     partial = {k: v for k, v in meta.items() if k != "classes"}
     ckpt.save_model(tmp_path / "m.safetensors", model, {**partial, "num_classes": 10})
     with pytest.raises(CheckpointError, match="lacks classes"):
-        ckpt.load_trained(tmp_path / "m.safetensors")
+        load_trained(tmp_path / "m.safetensors")
 
 
 def _training_state(watch: ckpt.EpochWatch) -> ckpt.TrainingState:

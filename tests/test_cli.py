@@ -30,9 +30,10 @@ import cnnlab
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli import COMMANDS, main
 from cnnlab.export import OnnxClassifier, read_metadata
+from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.load import load_trained
 from cnnlab.runmeta import RunMeta
 from cnnlab.scratch.filters import FILTERS, apply_filter
-from cnnlab.train import checkpoint as ckpt
 from cnnlab.train.config import TrainConfig
 from helpers.datasets import SYSTEM_FASHION_MNIST, needs_fashion_mnist, needs_system_fashion_mnist
 from helpers.foreign_files import KINDS, plant
@@ -449,7 +450,7 @@ def test_eval_json_matches_results(trained_run: Path, capsys: pytest.CaptureFixt
     assert out["loss"] == pytest.approx(results["loss"], rel=1e-3)
     assert sum(map(sum, out["confusion"])) == 300 and len(out["per_class"]) == 10
     # a checkpoint file evaluates too (the last one holds the final weights)
-    last = ckpt.list_checkpoints(trained_run / "checkpoints")[-1]
+    last = list_checkpoints(trained_run / "checkpoints")[-1]
     assert main(["eval", str(last), "--limit", "300", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["top1"] == pytest.approx(out["top1"])
 
@@ -459,7 +460,7 @@ def test_predict_png_and_jpeg(
     trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from cnnlab.data import load_dataset
-    from cnnlab.train.inputs import make_prepare
+    from cnnlab.run.inputs import make_prepare
 
     images, _labels = load_dataset("fashion-mnist", "test")
     Image.fromarray(images[0, 0].numpy()).save(tmp_path / "a.png")
@@ -472,7 +473,7 @@ def test_predict_png_and_jpeg(
         probs = [p["probability"] for p in r["predictions"]]
         assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
     # the PNG holds a test image exactly: its top class is what eval's model predicts for it
-    trained = ckpt.load_trained(trained_run)
+    trained = load_trained(trained_run)
     model, meta = trained.model, trained.meta
     prepare = make_prepare((28, 28), meta.mean, meta.std, torch.device("cpu"))
     with torch.no_grad():

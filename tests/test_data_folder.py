@@ -18,21 +18,7 @@ from cnnlab.data.images import read_image
 from cnnlab.errors import DataError
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.inputs import Augmenter, fit_config_to_data, load_run_data
-
-RNG = np.random.default_rng(0)
-
-
-def photos(root: Path, per_class: int = 10, classes=("blue", "red"), size=(48, 64)) -> Path:
-    """JPEG 'photos' whose classes differ in colour."""
-    colours = {"red": (210, 40, 40), "blue": (40, 40, 210), "green": (40, 200, 40)}
-    for name in classes:
-        d = root / name
-        d.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = RNG.integers(-25, 25, (*size, 3))
-            pixels = np.clip(np.array(colours[name]) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(d / f"{name}{i}.jpg")
-    return root
+from helpers.datasets import photos
 
 
 def test_stratified_fractions_fixed_by_the_seed(tmp_path: Path) -> None:
@@ -154,7 +140,7 @@ def test_train_with_no_flags_then_predict_names_the_folders(tmp_path: Path, caps
     assert main(["predict", str(run), str(data / "red" / "red0.jpg"), "--top-k", "2"]) == 0
     out = capsys.readouterr().out
     assert "red" in out and "blue" in out
-    from cnnlab.train.checkpoint import load_trained
+    from cnnlab.run.load import load_trained
 
     meta = load_trained(run).meta
     assert meta.classes == ("blue", "red") and meta.resize == 37 and meta.image_size == (32, 32)

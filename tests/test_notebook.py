@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import cnnlab
-from cnnlab.train.metrics import EvalResult
+from cnnlab.run.metrics import EvalResult
 from helpers import ROOT, subprocess_env
 from helpers.datasets import needs_fashion_mnist
 from helpers.optional import importable

@@ -22,10 +22,10 @@ from cnnlab.cli import main
 from cnnlab.errors import CheckpointError, DataError
 from cnnlab.export import ATOL, RTOL
 from cnnlab.predictor import PROBE_MIN_IMAGES, Prediction, Predictor, load
+from cnnlab.run.inputs import make_prepare
+from cnnlab.run.metrics import evaluate, logits_of
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.checkpoint import save_model
-from cnnlab.train.inputs import make_prepare
-from cnnlab.train.metrics import evaluate, logits_of
 
 CLASSES = ("cat", "dog", "ship")
 HAS_ONNX = all(

@@ -106,14 +106,13 @@ def test_the_command_reproduces_the_stored_config(trained_run: Path) -> None:
     assert ddp.startswith("torchrun --standalone --nproc_per_node 2 -m cnnlab train tinynet")
 
 
-@needs_fashion_mnist
-def test_first_batch_is_what_the_model_saw_at_step_1(tmp_path: Path) -> None:
-    """The page's augmented images, prepared as training prepares them, are bitwise the first
-    training input the network received."""
+def _first_input_matches_the_page(argv: list[str], out: Path) -> None:
+    """Train ``argv``; the page's augmented images, prepared as training prepares them, are
+    bitwise the first training input the network received."""
     import helpers.models  # noqa: F401  (registers tinynet)
     from cnnlab.cli.train import parse
     from cnnlab.train import Callback, fit
-    from cnnlab.train.inputs import load_run_data
+    from cnnlab.train.trainer import run_data
 
     seen: list[torch.Tensor] = []
 
@@ -128,19 +127,37 @@ def test_first_batch_is_what_the_model_saw_at_step_1(tmp_path: Path) -> None:
             trainer.model.register_forward_pre_hook(hook)
 
     first = FirstInput()
-    argv = ["tinynet", *SMALL, "--augment", "crop+flip", "--crop-padding", "3", "--seed", "5"]
-    config, given = parse([*argv, "--out", str(tmp_path / "run")])
+    config, given = parse([*argv, "--out", str(out)])
     result = fit(config, given=given, quiet=True, callbacks=[first])
-    pairs = page.first_batch(result.config, load_run_data(result.config))
-    assert len(pairs) == page.AUGMENTED
+    pairs = page.first_batch(result.config, run_data(result.config))
+    assert len(pairs) == min(page.AUGMENTED, result.config.batch_size)
     images = torch.stack([_decode(p[1].uri) for p in pairs])
     assert torch.equal(first.prepare(images), seen[0][: len(pairs)])
-    stored = torch.stack([_decode(p[0].uri) for p in pairs])
-    assert not torch.equal(stored, images)  # the augmentation did something
+    stored = [_decode(p[0].uri) for p in pairs]
+    assert any(
+        s.shape != i.shape or not torch.equal(s, i) for s, i in zip(stored, images, strict=True)
+    )
+
+
+@needs_fashion_mnist
+def test_first_batch_is_what_the_model_saw_at_step_1(tmp_path: Path) -> None:
+    argv = ["tinynet", *SMALL, "--augment", "crop+flip", "--crop-padding", "3", "--seed", "5"]
+    _first_input_matches_the_page(argv, tmp_path / "run")
+
+
+def test_first_batch_of_a_photo_folder_is_its_random_resized_crop(tmp_path: Path) -> None:
+    """A photo folder trains on random-resized crops, not the named datasets' padded crops: the
+    page shows those (it once redrew the batch with another augmenter)."""
+    from helpers.datasets import photos
+
+    data = photos(tmp_path / "photos", per_class=12, size=(40, 56))
+    argv = ["tinynet", "--data", str(data), "--image-size", "24", "--augment", "crop+flip"]
+    argv += ["--epochs", "1", "--batch-size", "8", "--no-progress", "--stall-patience", "0"]
+    _first_input_matches_the_page([*argv, "--threads", "1", "--device", "cpu"], tmp_path / "run")
 
 
 def _decode(uri: str) -> torch.Tensor:
-    """A PNG data URI back to a uint8 (1, H, W) image."""
+    """A PNG data URI back to a uint8 (C, H, W) image."""
     import base64
     import io
 
@@ -148,7 +165,8 @@ def _decode(uri: str) -> torch.Tensor:
     from PIL import Image
 
     data = base64.b64decode(uri.split(",", 1)[1])
-    return torch.from_numpy(np.array(Image.open(io.BytesIO(data))))[None]
+    pixels = torch.from_numpy(np.array(Image.open(io.BytesIO(data))))
+    return pixels[None] if pixels.dim() == 2 else pixels.permute(2, 0, 1)
 
 
 def test_worst_errors_are_the_wrong_ones_with_the_highest_loss() -> None:
@@ -188,7 +206,7 @@ def test_gradcam_hook_overlays_the_seeing_modules_maps(trained_run: Path, monkey
     pictures, note = page.gradcam_pictures(predictor, images, torch.zeros(10, dtype=torch.long))
     assert note == "" and len(pictures) == page.GRADCAM_IMAGES
     assert calls == [torch.Size([page.GRADCAM_IMAGES, 1, 28, 28])]
-    assert _decode(pictures[0].uri).shape == (1, 28, 28, 3)  # RGB heat over the image
+    assert _decode(pictures[0].uri).shape == (3, 28, 28)  # RGB heat over the image
 
     def broken(model, x):
         raise RuntimeError("no spatial layer")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from cnnlab.train import checkpoint as ckpt
+from cnnlab.run.checkpoints import list_checkpoints
 from helpers import subprocess_env
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import TIMINGS, bitwise_differences, weights
@@ -102,7 +102,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path) -> None:
     best = [load_file(str(run / "model_best.safetensors")) for run in (straight, killed)]
     assert bitwise_differences(*best) == [], f"model_best differs (killed after {steps_at_kill})"
     watches = [
-        json.loads(ckpt.list_checkpoints(run / "checkpoints")[-1].read_text())["watch"]
+        json.loads(list_checkpoints(run / "checkpoints")[-1].read_text())["watch"]
         for run in (straight, killed)
     ]
     assert watches[0] == watches[1] and watches[0]["best_epoch"] >= 1

@@ -23,8 +23,9 @@ from safetensors.torch import load_file
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli.train import parse
 from cnnlab.errors import ConfigError, TrainingError
+from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.tensorfile import read_header
 from cnnlab.train import Callback, fit, load_trained
-from cnnlab.train import checkpoint as ckpt
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import SMALL, SMALL_STEPS_PER_EPOCH, TIMINGS, bitwise_differences, weights
 
@@ -70,7 +71,7 @@ def test_run_directory_holds_everything(trained_run: Path) -> None:
     ]
     for png in (trained_run / "figures").iterdir():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    meta = ckpt.read_header(trained_run / "model.safetensors")
+    meta = read_header(trained_run / "model.safetensors")
     assert meta["classes"][0] == "T-shirt/top" and meta["input_size"] == [1, 28, 28]
     assert len(list((trained_run / "checkpoints").glob("*.json"))) == 2
 
@@ -110,7 +111,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_checkpoints(tmp_path: Pat
     config, given = _small(tmp_path / "run", "--checkpoint-every", "2")
     with pytest.raises(TrainingError, match=r"at step 6 \(epoch 1\).*lower --lr"):
         fit(config, given=given, quiet=True, callbacks=[NaNLogitsFrom(6)])
-    kept = [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
+    kept = [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert kept == ["step-00000002.json", "step-00000004.json"]
     assert not (tmp_path / "run" / "model.safetensors").exists()
     results = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -272,7 +273,7 @@ def test_a_run_at_chance_warns_then_fails_with_the_reason_and_keeps_checkpoints(
     assert results["status"] == "failed" and results["reason"] == str(e.value)
     assert results["epochs_done"] == 2 and "test" not in results
     assert not (out / "model.safetensors").exists()  # no chance-level model as a result
-    kept = [p.name for p in ckpt.list_checkpoints(out / "checkpoints")]
+    kept = [p.name for p in list_checkpoints(out / "checkpoints")]
     assert kept[-1] == f"step-{2 * SMALL_STEPS_PER_EPOCH:08d}.json"
     # A relaxed guard lets the same run go on from its checkpoint (stall_patience may differ).
     config, given = parse(["tinynet", *SMALL, "--epochs", "4", "--out", str(out), "--resume"])

@@ -11,8 +11,8 @@ import torch
 
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.registry import create_model
+from cnnlab.run.metrics import Tally
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.metrics import Tally
 from cnnlab.train.step import (
     NonFiniteLossError,
     loss_and_logits,

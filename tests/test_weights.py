@@ -25,7 +25,6 @@ from cnnlab.weights import (
     apply_weights,
     convert_pth,
     fetch_imagenet,
-    finetune_optimizer,
     load_pth,
     published,
     read_weights,
@@ -191,7 +190,14 @@ def test_head_replaced_and_one_channel_stem(tmp_path: Path, pth_bytes, state) ->
 
 def test_finetune_param_groups_scale_the_backbone(tmp_path: Path, pth_bytes) -> None:
     from cnnlab.train.config import TrainConfig
+    from cnnlab.train.finetune import finetune_optimizer
     from cnnlab.weights import load_for_training
+
+    def load(net, config, classes):
+        return load_for_training(
+            net, model=config.model, weights=config.weights, finetune=config.finetune,
+            classes=classes, in_channels=3,
+        )  # fmt: skip
 
     src = tmp_path / "w.pth"
     src.write_bytes(pth_bytes)
@@ -201,7 +207,7 @@ def test_finetune_param_groups_scale_the_backbone(tmp_path: Path, pth_bytes) -> 
         weight_decay=0.0, backbone_lr=0.1,
     )  # fmt: skip
     net = create_model(MODEL, num_classes=2)
-    load_for_training(net, config, ("a", "b"), 3)
+    load(net, config, ("a", "b"))
     opt = finetune_optimizer(config, net)
     assert sorted(g["lr_scale"] for g in opt.param_groups) == [0.1, 1.0]
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
@@ -213,7 +219,7 @@ def test_finetune_param_groups_scale_the_backbone(tmp_path: Path, pth_bytes) -> 
     assert torch.allclose(before["conv1.weight"] - net.conv1.weight, torch.tensor(0.01))
 
     probe = create_model(MODEL, num_classes=2)
-    load_for_training(probe, dataclasses.replace(config, finetune="head"), ("a", "b"), 3)
+    load(probe, dataclasses.replace(config, finetune="head"), ("a", "b"))
     trainable = {n for n, p in probe.named_parameters() if p.requires_grad}
     assert trainable == {"fc.weight", "fc.bias"}
     probe.train()
@@ -221,7 +227,7 @@ def test_finetune_param_groups_scale_the_backbone(tmp_path: Path, pth_bytes) -> 
     probe(torch.randn(2, 3, 64, 64))
     assert torch.equal(probe.bn1.running_mean, stats)  # frozen batch norm: statistics kept
     with pytest.raises(ConfigError, match="needs pretrained weights"):
-        load_for_training(create_model(MODEL), TrainConfig(model=MODEL, finetune="head"), (), 3)
+        load(create_model(MODEL), TrainConfig(model=MODEL, finetune="head"), ())
 
 
 def test_weights_of_a_cnnlab_run_and_imagenet_end_to_end(
@@ -249,7 +255,7 @@ def test_weights_of_a_cnnlab_run_and_imagenet_end_to_end(
         epochs=1, image_size=32, out=str(tmp_path / "run"), progress=False, stall_patience=0,
     )  # fmt: skip
     result = fit(config, quiet=True)
-    from cnnlab.train.checkpoint import load_trained
+    from cnnlab.run.load import load_trained
 
     meta = load_trained(result.run_dir).meta
     assert meta.weights.endswith(".pth") and meta.mean == published(MODEL).preprocessing.mean

@@ -12,23 +12,14 @@ Public interface::
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from cnnlab.errors import CnnlabError
+from cnnlab.lazy import lazy_exports
 from cnnlab.registry import ModelInfo, create_model, list_models, model_info, register_model
 
 __version__ = "0.1.0"
 
 # Heavier parts load on first use, so `import cnnlab` and `cnnlab --help` stay fast: PyTorch is
 # imported by the first call that builds or runs a model, not by listing the zoo (registry.py).
-_LAZY = {
-    "analyze": "cnnlab.analysis",
-    "load_dataset": "cnnlab.data",
-    "load": "cnnlab.predictor",
-    "Predictor": "cnnlab.predictor",
-}
-
 __all__ = [
     "CnnlabError",
     "ModelInfo",
@@ -43,10 +34,13 @@ __all__ = [
     "register_model",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "models":  # `cnnlab.models.vgg` after a bare `import cnnlab`
-        return importlib.import_module("cnnlab.models")
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "analyze": "cnnlab.analysis",
+        "load_dataset": "cnnlab.data",
+        "load": "cnnlab.predictor",
+        "Predictor": "cnnlab.predictor",
+        "models": "cnnlab.models",  # `cnnlab.models.vgg` after a bare `import cnnlab`
+    },
+)

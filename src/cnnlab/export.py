@@ -48,8 +48,8 @@ from torch import nn
 from cnnlab import files
 from cnnlab.choices import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET  # also read by --help
 from cnnlab.errors import CheckpointError, ConfigError, DataError
+from cnnlab.run.metrics import eval_mode, main_logits
 from cnnlab.runmeta import RunMeta
-from cnnlab.train.metrics import eval_mode, main_logits
 
 # The parity tolerances of :func:`check_onnx`: ONNX Runtime and PyTorch use different
 # convolution kernels and summation orders, so float32 results differ by rounding only.
@@ -371,7 +371,7 @@ class OnnxClassifier:
 
     It stands in for the PyTorch model in :mod:`cnnlab.predictor`: calling it maps a preprocessed
     float batch to logits, and :attr:`meta` is the :class:`~cnnlab.runmeta.RunMeta` that
-    :func:`cnnlab.train.load_trained` gives for the run, read from the file's ``metadata_props``
+    :func:`cnnlab.run.load_trained` gives for the run, read from the file's ``metadata_props``
     alone.
 
     Args:

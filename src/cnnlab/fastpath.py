@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from cnnlab.export import ATOL, RTOL
-from cnnlab.train.metrics import main_logits
+from cnnlab.run.metrics import main_logits
 
 PROBE_IMAGES = 64  # images of the first batch the paths are timed on
 TIMED_RUNS = 1  # per path, after one untimed run (which also gives the logits compared)

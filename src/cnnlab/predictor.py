@@ -3,7 +3,7 @@
 A trained model reaches users as a run directory, a ``.safetensors`` file (the final model or a
 checkpoint) or an ``.onnx`` file from ``cnnlab export``. Each carries a
 :class:`~cnnlab.runmeta.RunMeta`, so each is enough to rebuild the network, prepare an image the
-way training did (:func:`cnnlab.train.inputs.make_prepare`: scale to [0, 1], normalise with the
+way training did (:func:`cnnlab.run.inputs.make_prepare`: scale to [0, 1], normalise with the
 training split's mean and std, resize to the input size) and name the predicted class.
 ``cnnlab eval``, ``cnnlab predict`` and library code all go through :func:`load`, so a number the
 command prints and a number a notebook computes come from the same code, on the same path: the
@@ -17,7 +17,7 @@ whose logits agree with float32 within the export tolerance (:mod:`cnnlab.fastpa
         print(row)  # [Prediction(name='Sneaker', index=7, probability=0.91), ...]
 
 Loading changes no process state (threads, RNG): the caller decides those, as the CLI does with
-:mod:`cnnlab.train.device`.
+:mod:`cnnlab.run.device`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from torch import nn
 
 from cnnlab.errors import DataError
 from cnnlab.fastpath import Choice, choose
+from cnnlab.run.metrics import EvalResult, batches, eval_mode, evaluate, logits_of
 from cnnlab.runmeta import RunMeta
-from cnnlab.train.metrics import EvalResult, batches, eval_mode, evaluate, logits_of
 
 BATCH_SIZE = 256  # images per forward pass: bounded memory for any N, still fast on a CPU
 # Fewer images than this run as loaded: choosing a path costs five forward passes of
@@ -87,7 +87,7 @@ class Predictor:
     _runner: Callable[[torch.Tensor], Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from cnnlab.train.inputs import make_prepare
+        from cnnlab.run.inputs import make_prepare
 
         if self.tta is None:
             self.tta = self.meta.tta
@@ -282,7 +282,7 @@ def load(
             the run's metadata. Nothing in the file is executed.
         ConfigError: ``cuda`` asked for where there is none.
     """
-    from cnnlab.train.device import pick_device
+    from cnnlab.run.device import pick_device
 
     where = device if isinstance(device, torch.device) else pick_device(device)
     if str(path).endswith(".onnx"):  # a `cnnlab export` file: ONNX Runtime on the CPU
@@ -290,7 +290,7 @@ def load(
 
         onnx = OnnxClassifier(path, require_meta=True)  # refuses a file without a RunMeta
         return Predictor(onnx, cast(RunMeta, onnx.meta), onnx.path, CPU, tta)
-    from cnnlab.train.checkpoint import load_trained
+    from cnnlab.run.load import load_trained
 
     trained = load_trained(path, device=where)
     return Predictor(trained.model, trained.meta, trained.source, where, tta)

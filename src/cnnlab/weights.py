@@ -24,9 +24,10 @@ Where each piece comes from:
   found by building the model twice on the ``meta`` device); a one-channel model gets the first
   convolution's RGB kernels summed (a grey image fed as three equal channels gives the same
   output), and the mean and std averaged over the channels.
-- **Fine-tuning** (:func:`finetune_optimizer`). ``--finetune head`` trains only the head (a linear
-  probe: the rest frozen, batch-norm statistics included); ``--finetune all`` trains everything,
-  the pretrained layers at ``--backbone-lr`` times the learning rate (param groups with an
+- **Fine-tuning** (:func:`freeze_backbone`, and the optimizer's groups in
+  :mod:`cnnlab.train.finetune`). ``--finetune head`` trains only the head (a linear probe: the
+  rest frozen, batch-norm statistics included); ``--finetune all`` trains everything, the
+  pretrained layers at ``--backbone-lr`` times the learning rate (param groups with an
   ``lr_scale``, applied around each optimizer step, so any schedule stays one number).
 
 Exception to torchvision's preprocessing: GoogLeNet and Inception v3 were trained on inputs
@@ -62,7 +63,6 @@ __all__ = [
     "check_state_dict",
     "convert_pth",
     "fetch_imagenet",
-    "finetune_optimizer",
     "preprocessing_for",
     "published",
     "read_weights",
@@ -356,7 +356,7 @@ def convert_pth(
     ``categories`` default to ``class0``..., ``preprocessing`` to the model's published one
     (torchvision's ImageNet transforms), or resize 256 / crop 224 with ImageNet's statistics.
     """
-    from cnnlab.train.checkpoint import write_safetensors_atomic
+    from cnnlab.run.tensorfile import write_safetensors_atomic
 
     path, dest = Path(path), Path(dest)
     digest = files.sha256_file(path)
@@ -385,7 +385,7 @@ def convert_pth(
 
 
 def _read_converted(path: Path, model: str) -> SourceWeights:
-    from cnnlab.train.checkpoint import read_header, read_tensors
+    from cnnlab.run.tensorfile import read_header, read_tensors
 
     header = read_header(path)
     if header.get("model") != model:
@@ -412,13 +412,9 @@ def read_weights(spec: str, model: str, *, progress: bool | None = None) -> Sour
         CheckpointError: a file cnnlab did not write (a ``.pth`` must be imported first with
             ``cnnlab weights import``), damaged, or of another architecture.
     """
-    from cnnlab.train.checkpoint import (
-        CHECKPOINT_FORMAT,
-        MODEL_FORMAT,
-        load_trained,
-        read_header,
-        resolve_model_file,
-    )
+    from cnnlab.run.checkpoints import resolve_model_file
+    from cnnlab.run.load import load_trained
+    from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, MODEL_FORMAT, read_header
 
     if spec == IMAGENET:
         return _read_converted(fetch_imagenet(model, progress=progress), model)
@@ -445,19 +441,24 @@ def read_weights(spec: str, model: str, *, progress: bool | None = None) -> Sour
     return SourceWeights(model, trained.model.state_dict(), meta.classes, pre, str(file))
 
 
-def preprocessing_for(config: Any) -> Preprocessing | None:
-    """The preprocessing of ``config.weights`` without loading any tensor (None: no weights).
+def preprocessing_for(weights: str, model: str) -> Preprocessing | None:
+    """The preprocessing of ``--weights`` without loading any tensor (None: no weights).
+
+    Args:
+        weights: ``imagenet``, a file or run directory, or ``""``/``none``.
+        model: the zoo model the weights are for.
 
     For ``imagenet`` it comes from torchvision's enum; for a file, from its metadata.
     """
-    if config.weights in ("", "none"):
+    if weights in ("", "none"):
         return None
-    if config.weights == IMAGENET:
-        return published(config.model).preprocessing
+    if weights == IMAGENET:
+        return published(model).preprocessing
+    from cnnlab.run.checkpoints import resolve_model_file
+    from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, read_header
     from cnnlab.runmeta import RunMeta
-    from cnnlab.train.checkpoint import CHECKPOINT_FORMAT, read_header, resolve_model_file
 
-    file = resolve_model_file(Path(config.weights).expanduser())
+    file = resolve_model_file(Path(weights).expanduser())
     header = read_header(file)
     if header.get("format") == WEIGHTS_FORMAT:
         return Preprocessing.from_dict(header["preprocessing"])
@@ -530,54 +531,33 @@ def freeze_backbone(net: nn.Module, record: Pretrained) -> None:
             module.register_forward_pre_hook(_batch_norm_frozen)
 
 
-def finetune_optimizer(config: Any, net: nn.Module) -> torch.optim.Optimizer:
-    """The recipe's optimizer (:func:`cnnlab.train.step.make_optimizer`), in param groups when
-    ``net`` starts from pretrained weights: new layers at the lr, pretrained ones at
-    ``config.backbone_lr`` times it, frozen ones left out.
-
-    The scale is applied around each optimizer step (step hooks), so schedules that set one
-    learning rate for every group, and the plateau rule, keep working unchanged.
-    """
-    from cnnlab.train.step import make_optimizer
-
-    base = make_optimizer(config, net)
-    record: Pretrained | None = getattr(net, "cnnlab_pretrained", None)
-    if record is None:
-        return base
-    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    pretrained = {n for n in record.loaded if not (record.head_reset and n in record.head)}
-    groups = [
-        {"params": [p for n, p in trainable if n not in pretrained], "lr_scale": 1.0},
-        {"params": [p for n, p in trainable if n in pretrained], "lr_scale": config.backbone_lr},
-    ]
-    optimizer = type(base)([g for g in groups if g["params"]], **base.defaults)
-
-    def scale(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        for g in opt.param_groups:
-            g["base_lr"], g["lr"] = g["lr"], g["lr"] * g["lr_scale"]
-
-    def unscale(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        for g in opt.param_groups:
-            g["lr"] = g.pop("base_lr")
-
-    optimizer.register_step_pre_hook(scale)
-    optimizer.register_step_post_hook(unscale)
-    return optimizer
-
-
 def load_for_training(
-    net: nn.Module, config: Any, classes: tuple[str, ...], in_channels: int
+    net: nn.Module,
+    *,
+    model: str,
+    weights: str,
+    finetune: str,
+    classes: tuple[str, ...],
+    in_channels: int,
 ) -> Pretrained | None:
     """``--weights`` and ``--finetune`` for a freshly built model; None without weights.
 
-    Sets ``net.cnnlab_pretrained`` (read by :func:`finetune_optimizer`).
+    Args:
+        net: the freshly built ``model``.
+        model: its zoo name.
+        weights: ``--weights`` (``imagenet``, a file or run directory, ``""``/``none``).
+        finetune: ``--finetune`` (``all`` or ``head``).
+        classes: the run's class names (a different head is re-initialised).
+        in_channels: the run's channels (RGB kernels are summed for one channel).
+
+    Sets ``net.cnnlab_pretrained`` (read by :func:`cnnlab.train.finetune.finetune_optimizer`).
     """
-    if config.weights in ("", "none"):
-        if config.finetune == "head":
+    if weights in ("", "none"):
+        if finetune == "head":
             raise ConfigError("--finetune head needs pretrained weights: add --weights imagenet")
         return None
-    record = apply_weights(net, read_weights(config.weights, config.model), classes, in_channels)
-    if config.finetune == "head":
+    record = apply_weights(net, read_weights(weights, model), classes, in_channels)
+    if finetune == "head":
         freeze_backbone(net, record)
     net.cnnlab_pretrained = record
     return record

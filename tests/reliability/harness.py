@@ -27,7 +27,7 @@ Trials:
   root for ``mount -t tmpfs``; skipped otherwise.)
 * **malicious files** (:func:`malicious_trials`): pickle payloads (each would create a marker file
   when unpickled) disguised as cnnlab files, through every command that loads a file: ``train
-  --resume``, ``eval``, ``predict``, ``export`` and :func:`cnnlab.train.load_trained`. Each payload
+  --resume``, ``eval``, ``predict``, ``export`` and :func:`cnnlab.run.load_trained`. Each payload
   is first shown to be live (``unsafe_load.py`` unpickles it and the marker appears).
 * **damaged data** (:func:`damaged_data_trials`): bit flips, truncations and header edits of IDX
   files and of PNG/JPEG/GIF images, plus decompression bombs, through the IDX reader, image
@@ -179,18 +179,19 @@ def final_state(run: Path) -> dict[str, Any]:
     """What must be bitwise equal between runs: final weights, last checkpoint, history."""
     from safetensors.torch import load_file
 
-    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.run.checkpoints import latest_valid_checkpoint, load_checkpoint
+    from cnnlab.run.layout import BEST_MODEL_FILE, CHECKPOINT_DIR
 
-    latest, _ = ckpt.latest_valid_checkpoint(run / ckpt.CHECKPOINT_DIR)
+    latest, _ = latest_valid_checkpoint(run / CHECKPOINT_DIR)
     assert latest is not None, f"{run} has no valid checkpoint"
-    tensors, record = ckpt.load_checkpoint(latest)
+    tensors, record = load_checkpoint(latest)
     history = [
         {k: v for k, v in h.items() if k not in ("seconds", "images_per_s")}
         for h in record["history"]
     ]
     return {
         "weights": load_file(str(run / "model.safetensors")),
-        "best_weights": load_file(str(run / ckpt.BEST_MODEL_FILE)),
+        "best_weights": load_file(str(run / BEST_MODEL_FILE)),
         "checkpoint": tensors,
         "optimizer": record["optimizer"],
         "step": record["step"],
@@ -306,8 +307,8 @@ def write_kill_trials(work: Path, n: int, seed: int = 0) -> Result:
     import torch
 
     from cnnlab.errors import CheckpointError
-    from cnnlab.train import checkpoint as ckpt
-    from cnnlab.train import load_trained
+    from cnnlab.run.checkpoints import latest_valid_checkpoint, load_checkpoint, validate_checkpoint
+    from cnnlab.run.load import load_trained
 
     t0 = time.perf_counter()
     rng = random.Random(seed)
@@ -336,14 +337,14 @@ def write_kill_trials(work: Path, n: int, seed: int = 0) -> Result:
         committed = [int(s) for s in log.read_text().split()] if log.exists() else []
         last = committed[-1] if committed else 0
         problems = []
-        latest, rejected = ckpt.latest_valid_checkpoint(directory)
+        latest, rejected = latest_valid_checkpoint(directory)
         step = int(latest.stem.split("-")[1]) if latest else None
         # The newest valid pair is the last one logged, or the one committed just before the
         # kill landed between its JSON rename and the log line.
         if step not in (last, last + 1):
             problems.append(f"newest valid checkpoint {step}, last committed {last}")
         if latest is not None:
-            tensors, _ = ckpt.load_checkpoint(latest)
+            tensors, _ = load_checkpoint(latest)
             want, _ = lenet_state(step)
             if any(not torch.equal(tensors[k], want[k]) for k in want):
                 problems.append(f"checkpoint {step} loads different tensors")
@@ -359,7 +360,7 @@ def write_kill_trials(work: Path, n: int, seed: int = 0) -> Result:
             if p == latest:
                 continue
             with contextlib.suppress(CheckpointError):
-                record = ckpt.validate_checkpoint(p)
+                record = validate_checkpoint(p)
                 if record["step"] > (step or 0):
                     problems.append(f"{p.name} valid but newer than the chosen one")
         details.append(
@@ -407,7 +408,8 @@ def tmpfs(path: Path, size: str) -> Iterable[bool]:
 
 
 def full_disk_trials(work: Path, steps: Iterable[int] = (4, 11)) -> Result:
-    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.run.checkpoints import latest_valid_checkpoint
+    from cnnlab.run.layout import CHECKPOINT_DIR
 
     t0 = time.perf_counter()
     reference, _ = reference_run(work)
@@ -432,7 +434,7 @@ def full_disk_trials(work: Path, steps: Iterable[int] = (4, 11)) -> Result:
             row["message"] = err[-1][:300] if err else ""
             row["traceback"] = "Traceback" in proc.stderr
             row["one_line_error"] = len(err) == 1 and err[0].startswith("cnnlab: error:")
-            latest, _ = ckpt.latest_valid_checkpoint(out / ckpt.CHECKPOINT_DIR)
+            latest, _ = latest_valid_checkpoint(out / CHECKPOINT_DIR)
             row["survivor"] = latest.name if latest else None
             row["leftover_tmp"] = sorted(p.name for p in out.rglob(".*.tmp"))
             problems = []
@@ -466,7 +468,8 @@ def full_disk_trials(work: Path, steps: Iterable[int] = (4, 11)) -> Result:
 
 
 def nan_trials(work: Path, steps: Iterable[int] = (8,)) -> Result:
-    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.run.checkpoints import latest_valid_checkpoint, load_checkpoint
+    from cnnlab.run.layout import CHECKPOINT_DIR
 
     t0 = time.perf_counter()
     reference_run(work)  # the reference's checkpoints are the expected survivors
@@ -477,7 +480,7 @@ def nan_trials(work: Path, steps: Iterable[int] = (8,)) -> Result:
         shutil.rmtree(out, ignore_errors=True)
         proc = run_training(work, out, fault=f"nan:{k}")
         err = proc.stderr.strip().splitlines()
-        latest, _ = ckpt.latest_valid_checkpoint(out / ckpt.CHECKPOINT_DIR)
+        latest, _ = latest_valid_checkpoint(out / CHECKPOINT_DIR)
         problems = []
         if proc.returncode != 2:
             problems.append(f"exit {proc.returncode}, expected 2")
@@ -491,7 +494,7 @@ def nan_trials(work: Path, steps: Iterable[int] = (8,)) -> Result:
                 f"last checkpoint {latest.name if latest else None}, expected {last_good}"
             )
         else:
-            tensors, _ = ckpt.load_checkpoint(latest)
+            tensors, _ = load_checkpoint(latest)
             ref = _checkpoint_at(work, last_good)
             if ref is not None and _tensors_equal(ref, tensors):
                 problems.append("the surviving checkpoint differs from the reference's")
@@ -518,14 +521,15 @@ def nan_trials(work: Path, steps: Iterable[int] = (8,)) -> Result:
 
 def _checkpoint_at(work: Path, step: int) -> dict[str, Any] | None:
     """The reference run's checkpoint at ``step``, re-created by a run stopped right after it."""
-    from cnnlab.train import checkpoint as ckpt
+    from cnnlab.run.checkpoints import load_checkpoint
+    from cnnlab.run.layout import CHECKPOINT_DIR
 
     out = work / f"ref-upto-{step}"
-    if not (out / ckpt.CHECKPOINT_DIR / f"step-{step:08d}.json").exists():
+    if not (out / CHECKPOINT_DIR / f"step-{step:08d}.json").exists():
         shutil.rmtree(out, ignore_errors=True)
         run_training(work, out, fault=f"save:{SAVE_STEPS.index(step) + 1}:committed")
-    path = out / ckpt.CHECKPOINT_DIR / f"step-{step:08d}.json"
-    return ckpt.load_checkpoint(path)[0] if path.exists() else None
+    path = out / CHECKPOINT_DIR / f"step-{step:08d}.json"
+    return load_checkpoint(path)[0] if path.exists() else None
 
 
 # --- 5. malicious files -------------------------------------------------------------------------
@@ -787,7 +791,7 @@ def _main_in_process(argv: list[str]) -> tuple[int, str, str]:
 
     from cnnlab.cli import main
     from cnnlab.errors import CnnlabError
-    from cnnlab.train import load_trained
+    from cnnlab.run.load import load_trained
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

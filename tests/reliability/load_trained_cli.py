@@ -1,4 +1,4 @@
-"""``cnnlab.train.load_trained(PATH)`` in a fresh process, with the CLI's error contract; a script.
+"""``cnnlab.run.load_trained(PATH)`` in a fresh process, with the CLI's error contract; a script.
 
 Usage::
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from cnnlab.errors import CnnlabError
-from cnnlab.train import load_trained
+from cnnlab.run.load import load_trained
 
 
 def main(path: str) -> int:

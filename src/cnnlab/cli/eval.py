@@ -46,8 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnlab.data import load_dataset
     from cnnlab.predictor import load
-    from cnnlab.train.device import pick_device, set_threads
-    from cnnlab.train.metrics import format_result
+    from cnnlab.run.device import pick_device, set_threads
+    from cnnlab.run.metrics import format_result
 
     device = pick_device(args.device)
     if device.type == "cpu":

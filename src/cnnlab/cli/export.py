@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
     from cnnlab.export import check_onnx, export_onnx
-    from cnnlab.train import load_trained
+    from cnnlab.run.load import load_trained
 
     if not str(args.onnx).endswith(".onnx"):
         raise ConfigError(f"--onnx {args.onnx!r}: the output file name must end in .onnx")

@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
     from cnnlab.predictor import load
-    from cnnlab.train.device import pick_device, set_threads
+    from cnnlab.run.device import pick_device, set_threads
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1 (got {args.top_k})")

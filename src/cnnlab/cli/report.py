@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
     from cnnlab.report.page import write_report
-    from cnnlab.train.device import preserved_process_state, set_threads
+    from cnnlab.run.device import preserved_process_state, set_threads
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1 (got {args.limit})")

@@ -75,8 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
+    from cnnlab.run.device import set_threads
     from cnnlab.seeing.show import show
-    from cnnlab.train.device import set_threads
 
     for flag in ("limit", "window", "stride", "samples"):
         value = getattr(args, flag)

@@ -14,14 +14,14 @@ and :mod:`cnnlab.data.folder`.
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cnnlab.data.datasets import ALIASES, DATASETS, DataFile, DatasetInfo
 from cnnlab.data.fetch import Location, fetch_files, locate, verify_files
 from cnnlab.errors import DataError
+from cnnlab.lazy import lazy_exports
 
 if TYPE_CHECKING:  # PyTorch loads with the readers, so `cnnlab data --help` needs none of it
     import torch
@@ -208,7 +208,5 @@ def load_dataset(
     return _read(target, loc, split)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "augment":  # `cnnlab.data.augment` after a bare `import cnnlab.data`
-        return importlib.import_module("cnnlab.data.augment")
-    raise AttributeError(f"module 'cnnlab.data' has no attribute {name!r}")
+# `cnnlab.data.augment` after a bare `import cnnlab.data`
+__getattr__ = lazy_exports(__name__, {"augment": "cnnlab.data.augment"})

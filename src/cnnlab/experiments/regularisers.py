@@ -111,9 +111,9 @@ def _train_accuracy_callback() -> Any:
 def _reload(result: Any) -> dict[str, Any]:
     """The same measurement for a run finished earlier: its weights on its training images."""
     import cnnlab
-    from cnnlab.train.inputs import load_run_data
+    from cnnlab.train.trainer import run_data
 
-    data = load_run_data(result.config)
+    data = run_data(result.config)
     predictor = cnnlab.load(result.run_dir / "model.safetensors", device="cpu")
     scores = predictor.evaluate(data.train_x, data.train_y)
     return {"top1": scores.top1, "count": len(data.train_x)}

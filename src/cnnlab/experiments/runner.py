@@ -193,9 +193,9 @@ def train_or_reuse(run_dir: Path, config: Any, given: set[str] | None, callbacks
     settings set explicitly (as for :func:`~cnnlab.train.recipes.resolve`; None: every one that
     is not None, e.g. a run's own ``config.json``).
     """
+    from cnnlab.run.layout import RunFiles
     from cnnlab.train.config import differences, from_dict
     from cnnlab.train.recipes import resolve
-    from cnnlab.train.rundir import RunFiles
     from cnnlab.train.trainer import RunResult, fit
 
     run = RunFiles(run_dir)
@@ -210,7 +210,7 @@ def train_or_reuse(run_dir: Path, config: Any, given: set[str] | None, callbacks
 
 def run_threads(run_dir: Path) -> int | None:
     """The CPU threads a run trained with, from its newest checkpoint (None: not recorded)."""
-    from cnnlab.train.checkpoint import list_checkpoints
+    from cnnlab.run.checkpoints import list_checkpoints
 
     found = list_checkpoints(run_dir / "checkpoints")
     return json.loads(found[-1].read_text()).get("threads") if found else None
@@ -224,7 +224,7 @@ def _spent(folder: Path) -> float:
 
 def _eval_result(test: Mapping[str, Any]) -> Any:
     """The :class:`EvalResult` a finished run's ``results.json["test"]`` holds."""
-    from cnnlab.train.metrics import EvalResult
+    from cnnlab.run.metrics import EvalResult
 
     per_class = [float("nan") if v is None else v for v in test["per_class"].values()]
     return EvalResult(
@@ -296,7 +296,7 @@ def machine(threads: int = 0, used: Iterable[int | None] = ()) -> dict[str, Any]
     """
     import torch
 
-    from cnnlab.train.device import cpu_model, usable_cores
+    from cnnlab.run.device import cpu_model, usable_cores
 
     counts = sorted({t for t in used if t})
     return {

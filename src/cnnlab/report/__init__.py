@@ -14,8 +14,7 @@ request of any kind. Heavy imports happen on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cnnlab.lazy import lazy_exports
 
 __all__ = [
     "RunReport",
@@ -28,19 +27,16 @@ __all__ = [
     "write_report",
 ]
 
-_LAZY = {
-    "RunReport": "cnnlab.report.page",
-    "build_report": "cnnlab.report.page",
-    "write_report": "cnnlab.report.page",
-    "RunsTable": "cnnlab.report.runs",
-    "find_runs": "cnnlab.report.runs",
-    "read_run": "cnnlab.report.runs",
-    "runs_table": "cnnlab.report.runs",
-    "TensorBoardLog": "cnnlab.report.loggers",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'cnnlab.report' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "RunReport": "cnnlab.report.page",
+        "build_report": "cnnlab.report.page",
+        "write_report": "cnnlab.report.page",
+        "RunsTable": "cnnlab.report.runs",
+        "find_runs": "cnnlab.report.runs",
+        "read_run": "cnnlab.report.runs",
+        "runs_table": "cnnlab.report.runs",
+        "TensorBoardLog": "cnnlab.report.loggers",
+    },
+)

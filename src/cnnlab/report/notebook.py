@@ -1,7 +1,7 @@
 """Rich display in Jupyter: the HTML and Markdown forms of cnnlab's result objects.
 
 Jupyter shows an object through its ``_repr_html_`` (or ``_repr_markdown_``) method. The analyzer's
-:class:`~cnnlab.analysis.report.Report`, an :class:`~cnnlab.train.metrics.EvalResult`, a
+:class:`~cnnlab.analysis.report.Report`, an :class:`~cnnlab.run.metrics.EvalResult`, a
 :class:`~cnnlab.registry.ModelInfo` and a :class:`~cnnlab.report.runs.RunsTable` each have both,
 delegating here, so every table a notebook shows is rendered by the same templates as the HTML
 report (:mod:`cnnlab.report.html`). Nothing here imports IPython.
@@ -19,7 +19,7 @@ from cnnlab.report.scores import class_scores
 if TYPE_CHECKING:
     from cnnlab.analysis.report import Report
     from cnnlab.registry import ModelInfo
-    from cnnlab.train.metrics import EvalResult
+    from cnnlab.run.metrics import EvalResult
 
 
 def analysis_html(

@@ -8,8 +8,8 @@ with the highest loss, fastai's "top losses") with true and predicted classes; t
 batch as the model saw it (after augmentation); the analyzer's per-layer table; timings; and
 Grad-CAM of a few test images where cnnlab has its seeing-inside module (:func:`gradcam_pictures`).
 
-The page is assembled from the run's own files (:class:`~cnnlab.train.rundir.RunFiles`), its model
-(:func:`cnnlab.load`) and its data (:func:`~cnnlab.train.inputs.load_run_data`, the same splits the
+The page is assembled from the run's own files (:class:`~cnnlab.run.layout.RunFiles`), its model
+(:func:`cnnlab.load`) and its data (:func:`~cnnlab.train.trainer.run_data`, the same splits the
 run used): the confusion matrix of a finished run is the one training reported in
 ``results.json``; the gallery comes from predicting the test set again. A section that cannot be
 made (the dataset is not on this machine) says why, and the rest of the page is still written.
@@ -43,10 +43,10 @@ from cnnlab.report.scores import (
     confused_pairs,
     macro_average,
 )
-from cnnlab.train import checkpoint as ckpt
+from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.device import cpu_model
+from cnnlab.run.layout import RunFiles
 from cnnlab.train.config import TrainConfig, from_dict
-from cnnlab.train.device import cpu_model
-from cnnlab.train.rundir import RunFiles
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -207,7 +207,7 @@ def train_command(config: TrainConfig, world_size: int = 1) -> str:
 
 def _latest_record(run_files: RunFiles) -> dict[str, Any]:
     """The newest checkpoint's JSON record (threads, world size), or {} when there is none."""
-    found = ckpt.list_checkpoints(run_files.checkpoints)
+    found = list_checkpoints(run_files.checkpoints)
     if not found:
         return {}
     try:
@@ -388,12 +388,12 @@ def _add_test_results(
 ) -> None:
     """Confusion, per-class scores and pairs; the gallery, first batch and Grad-CAM need data."""
     from cnnlab.train.figures import plot_confusion
-    from cnnlab.train.inputs import load_run_data
+    from cnnlab.train.trainer import run_data
 
     classes = list(report.meta.classes)
     results = run_files.read_results() or {}
     try:
-        data = load_run_data(report.config)
+        data = run_data(report.config)
     except CnnlabError as err:
         data = None
         why = f"the run's data is not on this machine ({err})"
@@ -411,7 +411,7 @@ def _add_test_results(
     if confusion is not None:
         report.confusion_source = "the test evaluation at the end of training (results.json)"
     elif data is not None:
-        from cnnlab.train.metrics import Tally
+        from cnnlab.run.metrics import Tally
 
         tally = Tally.zeros(len(classes))
         tally.add(logits, test_y)
@@ -463,16 +463,12 @@ def worst_errors(
 def first_batch(config: TrainConfig, data: RunData) -> list[tuple[Picture, Picture]]:
     """The first training batch as stored and as the model saw it at step 1 (augmented).
 
-    The batch is drawn exactly as :class:`~cnnlab.train.trainer.Trainer` draws it: the same
-    seeded permutation and augmentation generators, the same :class:`Augmenter`.
+    The batch is the one training drew (:func:`cnnlab.train.trainer.first_batch`: the same
+    seeded generators, permutation and augmentation).
     """
-    from cnnlab.train.inputs import Augmenter
-    from cnnlab.train.trainer import AUGMENT_SEED_OFFSET, ORDER_SEED_OFFSET
+    from cnnlab.train.trainer import first_batch as training_batch
 
-    order = torch.Generator().manual_seed(config.seed + ORDER_SEED_OFFSET)
-    index = torch.randperm(len(data.train_x), generator=order)[: config.batch_size]
-    augment = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
-    seen = Augmenter.from_setting(config.augment, config.crop_padding)(data.train_x[index], augment)
+    index, seen = training_batch(config, data)
     classes = data.info.classes
     out = []
     for k in range(min(AUGMENTED, len(index))):

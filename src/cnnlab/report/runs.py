@@ -1,7 +1,7 @@
 """Runs side by side: every run directory under some folders, its status, and its curves.
 
 ``cnnlab runs [DIR...]`` and :func:`runs_table` find the run directories under the given folders
-(default ``runs/``), read each one's files through :class:`~cnnlab.train.rundir.RunFiles`, and
+(default ``runs/``), read each one's files through :class:`~cnnlab.run.layout.RunFiles`, and
 put one line per run in a :class:`RunsTable` (text, Markdown, JSON, HTML, or a notebook's rich
 display), with their validation curves overlaid in one figure (:meth:`RunsTable.plot`).
 
@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import plotting, table
-from cnnlab.train import checkpoint as ckpt
-from cnnlab.train.rundir import RunFiles
+from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.layout import RunFiles
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -165,7 +165,7 @@ def _status(files: RunFiles, results: dict[str, Any] | None) -> tuple[str, str]:
         if results.get("status") == "failed":
             return "failed", str(results.get("reason") or "no reason recorded")
         return "finished", ""
-    if not ckpt.list_checkpoints(files.checkpoints):
+    if not list_checkpoints(files.checkpoints):
         return "interrupted", "stopped before its first checkpoint: --resume starts it again"
     return "interrupted", ""
 

@@ -1,7 +1,7 @@
 """Per-class precision, recall and F1, and the most confused pairs, from a confusion matrix.
 
 Everything here is arithmetic on the exact integer counts of
-:class:`~cnnlab.train.metrics.EvalResult` (``confusion[true][predicted]``), so the numbers a report
+:class:`~cnnlab.run.metrics.EvalResult` (``confusion[true][predicted]``), so the numbers a report
 shows add up to the test accuracy training printed. Conventions (scikit-learn's with
 ``zero_division=nan``): precision of a class never predicted, recall of a class with no images,
 and F1 where both are undefined are NaN, shown as "n/a".

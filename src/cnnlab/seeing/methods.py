@@ -144,7 +144,7 @@ def fp32_eval(net: nn.Module) -> Iterator[nn.Module]:
 
     A model kept in bf16 or fp16 is copied to float32 (the original is left as it is).
     """
-    from cnnlab.train.metrics import eval_mode
+    from cnnlab.run.metrics import eval_mode
 
     low = any(t.is_floating_point() and t.dtype != torch.float32 for t in net.state_dict().values())
     work = copy.deepcopy(net).float() if low else net

@@ -1,4 +1,4 @@
-"""Checkpoints and trained models on disk: safetensors + JSON, written atomically, no pickle.
+"""Writing checkpoints and trained models: safetensors + JSON, written atomically, no pickle.
 
 Two kinds of file, both readable without running any code from them:
 
@@ -15,19 +15,15 @@ Every file is written to a temporary name in the same directory, flushed and fsy
 the final name, and the directory is fsynced, so a crash (or SIGKILL) at any point leaves either the
 old file or the new one. The last :data:`KEEP_CHECKPOINTS` checkpoints are kept.
 
-Loading never uses ``pickle`` or ``torch.load``: a file that is not a well-formed safetensors file
-written by cnnlab is refused with a :class:`~cnnlab.errors.CheckpointError` before any of it is
-interpreted.
+This module is the training side. Reading, validating and loading them is the run package's
+(:mod:`cnnlab.run.tensorfile`, :mod:`cnnlab.run.checkpoints`, :mod:`cnnlab.run.load`), which
+never uses ``pickle`` or ``torch.load``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import random
-import re
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,160 +31,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from cnnlab import files
-from cnnlab.errors import CheckpointError
+from cnnlab.run.checkpoints import checkpoint_name, list_checkpoints, load_checkpoint
+from cnnlab.run.load import MODEL_PREFIX
+from cnnlab.run.tensorfile import (
+    CHECKPOINT_FORMAT,
+    MODEL_FORMAT,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
 from cnnlab.runmeta import RunMeta
 
 KEEP_CHECKPOINTS = 2
-MODEL_FORMAT = "cnnlab.model/1"
-CHECKPOINT_FORMAT = "cnnlab.checkpoint/1"
-MODEL_FILE = "model.safetensors"
-BEST_MODEL_FILE = "model_best.safetensors"  # the weights of the best epoch by validation accuracy
-CHECKPOINT_DIR = "checkpoints"
-_STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
-# A safetensors header larger than this is not one we wrote (ours are a few kB to a few MB).
-_MAX_HEADER_BYTES = 100 * 2**20
-# Weight files of other tools, named in the refusal so the user knows why they were not used.
-_FOREIGN_SUFFIXES = frozenset({".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"})
 # How a checkpoint's tensor names say which part of the training state they belong to.
-MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_PREFIX = "model.", "optim.", "rng."
-# A hook called with a file's temporary name once it is written, before it is committed.
-Hook = Callable[[Path], None] | None
+OPTIMIZER_PREFIX, RNG_PREFIX = "optim.", "rng."
 PhaseHook = Callable[[str, Path], None] | None
-
-
-# --- writing ------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, write: Callable[[Path], object], before_commit: Hook = None) -> None:
-    """:func:`cnnlab.files.write_atomic` with cnnlab's checkpoint error for a failed write.
-
-    Raises:
-        CheckpointError: the write failed (full disk, no permission); the temporary file is
-            removed and whatever ``path`` held before is still there.
-    """
-
-    def write_then_notify(tmp: Path) -> None:
-        write(tmp)
-        if before_commit is not None:
-            before_commit(tmp)
-
-    try:
-        files.write_atomic(path, write_then_notify)
-    except (OSError, SafetensorError) as err:
-        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
-        raise CheckpointError(
-            f"cannot write {path}: {reason}; free some space (or pass --out on another disk) "
-            "and resume with --resume: the previous checkpoint is intact"
-        ) from None
-
-
-def write_json_atomic(path: Path, obj: Any, before_commit: Hook = None) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (CheckpointError when the disk refuses)."""
-    text = json.dumps(obj, indent=1) + "\n"
-    _write_atomic(Path(path), lambda tmp: tmp.write_text(text), before_commit)
-
-
-def write_safetensors_atomic(
-    path: Path,
-    tensors: dict[str, torch.Tensor],
-    meta: Mapping[str, Any],
-    before_commit: Hook = None,
-) -> None:
-    """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically."""
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _write_atomic(
-        Path(path),
-        lambda tmp: save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(dict(meta))}),
-        before_commit,
-    )
-
-
-remove_temporaries = files.remove_temporaries
-
-
-# --- reading safetensors safely -----------------------------------------------------------------
-
-
-def read_header(path: Path) -> dict[str, Any]:
-    """Validate a safetensors file's framing and return its cnnlab metadata, reading no tensors.
-
-    Raises:
-        CheckpointError: the file is missing, is a pickle or ``torch.save`` archive, is truncated,
-            or carries no cnnlab metadata.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file: pass a run directory or a .safetensors file")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(9)
-        # A safetensors file starts with its header's length (little-endian) and then "{"; a
-        # length of 0x..80 bytes starts with the pickle opcode byte, so only a file without
-        # that framing can be a pickle.
-        framed = len(head) == 9 and head[8:] == b"{"
-        head = head[:8]
-        if not framed and (head[:1] == b"\x80" or head[:2] == b"PK"):
-            raise CheckpointError(
-                f"{path} is a pickle/torch.save file, which can run code when loaded; cnnlab "
-                "only reads the safetensors files it writes: retrain with `cnnlab train`"
-            )
-        if len(head) < 8:
-            raise CheckpointError(f"{path} is truncated ({size} bytes): use another checkpoint")
-        (n,) = struct.unpack("<Q", head)
-        if n > min(_MAX_HEADER_BYTES, size - 8):
-            raise CheckpointError(
-                f"{path} is not a safetensors file (or is truncated): header claims {n} bytes "
-                f"in a {size}-byte file; use a file written by `cnnlab train`"
-            )
-        f.seek(8)
-        raw = f.read(n)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(
-            f"{path} has a damaged safetensors header: use a file written by `cnnlab train`"
-        ) from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path} has a malformed safetensors header: not written by cnnlab")
-    end = 0
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            end = max(end, int(entry["data_offsets"][1]))
-        except (TypeError, KeyError, IndexError, ValueError):
-            raise CheckpointError(f"{path}: malformed entry {key!r} in the header") from None
-    if 8 + n + end != size:
-        raise CheckpointError(
-            f"{path} is truncated or padded ({size} bytes, header describes {8 + n + end}): "
-            "use another checkpoint or retrain"
-        )
-    meta_raw = (header.get("__metadata__") or {}).get("cnnlab")
-    if meta_raw is None:
-        raise CheckpointError(
-            f"{path} has no cnnlab metadata (not written by `cnnlab train`): cnnlab needs the "
-            "model name, classes and input size it records"
-        )
-    try:
-        meta = json.loads(meta_raw)
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path}: its cnnlab metadata is not valid JSON") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: its cnnlab metadata is not a JSON object")
-    return meta
-
-
-def read_tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
-    """All tensors of a validated safetensors file whose names start with ``prefix`` (stripped)."""
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return {k[len(prefix) :]: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}  # noqa: SIM118
-    except Exception as err:  # safetensors raises its own error types
-        raise CheckpointError(f"{path}: cannot read tensors ({err}); use another file") from None
 
 
 # --- the final model ----------------------------------------------------------------------------
@@ -203,90 +61,6 @@ def save_model(path: Path, model: torch.nn.Module, meta: RunMeta | Mapping[str, 
     write_safetensors_atomic(
         path, dict(model.state_dict()), {"format": MODEL_FORMAT, **_meta_dict(meta)}
     )
-
-
-def resolve_model_file(path: Path) -> Path:
-    """The weights file a user means by ``path``: a file, or a run directory's model/checkpoint."""
-    path = Path(path)
-    if path.is_dir():
-        final = path / MODEL_FILE
-        if final.exists():
-            return final
-        latest, _ = latest_valid_checkpoint(path / CHECKPOINT_DIR)
-        if latest is not None:
-            return latest.with_suffix(".safetensors")
-        foreign = sorted(p.name for p in path.iterdir() if p.suffix in _FOREIGN_SUFFIXES)
-        hint = (
-            f" ({', '.join(foreign)}: pickle/torch.save files, which cnnlab never loads because "
-            "unpickling can run code)"
-            if foreign
-            else ""
-        )
-        raise CheckpointError(
-            f"{path} holds no {MODEL_FILE} and no valid checkpoint{hint}: pass a run directory "
-            "written by `cnnlab train`"
-        )
-    if path.suffix == ".json" and _STEP_NAME.match(path.name):
-        return path.with_suffix(".safetensors")
-    return path
-
-
-@dataclass
-class TrainedModel:
-    """A model cnnlab trained, rebuilt from one file.
-
-    Attributes:
-        model: the network, in eval mode, on the requested device.
-        meta: its :class:`~cnnlab.runmeta.RunMeta`.
-        source: the file the weights were read from.
-    """
-
-    model: torch.nn.Module
-    meta: RunMeta
-    source: Path
-
-
-def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedModel:
-    """Load a model cnnlab trained, for evaluation, prediction, export or inspection.
-
-    Args:
-        path: a run directory (its ``model.safetensors``, or its newest valid checkpoint when
-            training has not finished), a ``model.safetensors`` or a checkpoint file.
-        device: where to put the model.
-
-    Raises:
-        CheckpointError: anything cnnlab did not write, or whose weights do not fit the recorded
-            architecture. Nothing in the file is executed: only safetensors is read.
-    """
-    from cnnlab.errors import UnknownModelError
-    from cnnlab.registry import create_model
-
-    file = resolve_model_file(Path(path))
-    header = read_header(file)
-    if header.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
-        raise CheckpointError(f"{file}: unknown cnnlab format {header.get('format')!r}")
-    is_checkpoint = header.get("format") == CHECKPOINT_FORMAT
-    meta = RunMeta.from_dict(header["model_meta"] if is_checkpoint else header, file)
-    try:
-        model = create_model(
-            meta.model,
-            num_classes=meta.num_classes,
-            in_channels=meta.in_channels,
-            **meta.model_kwargs,
-        )
-    except UnknownModelError as err:
-        raise CheckpointError(f"{file}: {err}") from None
-    state = read_tensors(file, MODEL_PREFIX if is_checkpoint else "")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-        raise CheckpointError(
-            f"{file}: its weights do not fit {meta.model} ({first}); the file is damaged or "
-            "was not written for this architecture"
-        ) from None
-    model.to(device).eval()
-    return TrainedModel(model, meta, file)
 
 
 # --- training state: optimizer, RNG -------------------------------------------------------------
@@ -365,10 +139,6 @@ def restore_rng(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> No
 # --- checkpoint pairs ---------------------------------------------------------------------------
 
 
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:08d}"
-
-
 def save_checkpoint(
     directory: Path,
     step: int,
@@ -425,59 +195,6 @@ def save_checkpoint(
         notify("pruned-tensors", old)
         old.unlink(missing_ok=True)
     return base.with_suffix(".json")
-
-
-def list_checkpoints(directory: Path) -> list[Path]:
-    """JSON halves of the checkpoints in ``directory``, oldest first (by step)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP_NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def validate_checkpoint(json_path: Path) -> dict[str, Any]:
-    """Check a checkpoint pair completely; return its JSON record or raise CheckpointError."""
-    json_path = Path(json_path)
-    try:
-        record = json.loads(json_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{json_path.name}: unreadable JSON ({err})") from None
-    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{json_path.name}: not a cnnlab checkpoint record")
-    step = int(_STEP_NAME.match(json_path.name).group(1))  # type: ignore[union-attr]
-    if record.get("step") != step:
-        raise CheckpointError(f"{json_path.name}: records step {record.get('step')}, not {step}")
-    weights = json_path.with_suffix(".safetensors")
-    if not weights.is_file():
-        raise CheckpointError(f"{json_path.name}: its {weights.name} is missing")
-    if weights.stat().st_size != record.get("tensors_bytes"):
-        raise CheckpointError(f"{weights.name}: size differs from the record (truncated?)")
-    meta = read_header(weights)
-    if meta.get("step") != step:
-        raise CheckpointError(f"{weights.name}: header says step {meta.get('step')}, not {step}")
-    if files.sha256_file(weights) != record.get("tensors_sha256"):
-        raise CheckpointError(f"{weights.name}: SHA-256 differs from the record (damaged)")
-    return record
-
-
-def latest_valid_checkpoint(directory: Path) -> tuple[Path | None, list[str]]:
-    """The newest checkpoint that passes :func:`validate_checkpoint`, and why newer ones failed."""
-    rejected = []
-    for json_path in reversed(list_checkpoints(directory)):
-        try:
-            validate_checkpoint(json_path)
-        except CheckpointError as err:
-            rejected.append(str(err))
-            continue
-        return json_path, rejected
-    return None, rejected
-
-
-def load_checkpoint(json_path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and JSON record of a validated checkpoint pair."""
-    record = validate_checkpoint(json_path)
-    return read_tensors(Path(json_path).with_suffix(".safetensors")), record
 
 
 # --- the training state: what a checkpoint holds, and how its names are laid out ----------------

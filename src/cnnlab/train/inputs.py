@@ -3,8 +3,8 @@
 The whole dataset stays in memory as one uint8 tensor (60,000 Fashion-MNIST images are 47 MB);
 batches are indexed out of it, augmented as whole batches, and only then converted to float,
 normalised and, where the model needs a larger input than the data has, resized. The same
-:func:`make_prepare` serves training, evaluation and ``cnnlab predict``, so a trained model always
-sees its inputs prepared the same way.
+:func:`cnnlab.run.inputs.make_prepare` serves training, evaluation and ``cnnlab predict``, so a
+trained model always sees its inputs prepared the same way.
 
 Image folders (photos) are decoded once, at the size the model needs
 (:func:`load_run_data`): the training images at the resize size (``R``, 256 for a 224 input,
@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.registry import ModelInfo, model_info
+from cnnlab.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from cnnlab.data.datasets import DatasetInfo
+    from cnnlab.data.folder import FolderSplits
+    from cnnlab.weights import Preprocessing
 
 # Offset added to --seed for the validation split's generator, so the split does not share a
 # stream with weight initialisation or the data order.
@@ -36,7 +41,6 @@ RESIZE_RATIO = 256 / 224
 # A batch of more than half the training images is never a deliberate choice: it is capped to
 # the largest power of two that gives at least this many steps per epoch.
 MIN_STEPS_PER_EPOCH = 4
-SPLITS_FILE = "splits.json"  # the file lists of an image folder's splits, in the run directory
 
 
 def split_train_val(
@@ -103,34 +107,6 @@ def input_size_for(
     return size, note
 
 
-def make_prepare(
-    size: tuple[int, int],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    device: torch.device,
-    channels_last: bool = False,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A function from a uint8 batch ``(N, C, H, W)`` to the model's float input on ``device``.
-
-    Steps: move to the device, normalise with the training split's per-channel mean and std
-    (pixels scaled to [0, 1] first), resize to ``size`` when the batch is another size.
-
-    Shape:
-        uint8 ``(N, C, H, W)`` on the CPU -> float32 ``(N, C, *size)`` on ``device``.
-    """
-    from cnnlab.data import augment
-
-    memory = torch.channels_last if channels_last else torch.contiguous_format
-
-    def prepare(batch: torch.Tensor) -> torch.Tensor:
-        x = augment.normalize(batch.to(device, non_blocking=True), mean, std)
-        if tuple(x.shape[-2:]) != tuple(size):
-            x = augment.resize(x, size)
-        return x.contiguous(memory_format=memory)
-
-    return prepare
-
-
 @dataclass(frozen=True)
 class Augmenter:
     """The training augmentation of a recipe, applied to whole uint8 batches.
@@ -150,7 +126,7 @@ class Augmenter:
         return cls(crop="crop" in setting, flip="flip" in setting, padding=padding)
 
     @classmethod
-    def for_run(cls, config: Any, data: RunData) -> Augmenter:
+    def for_run(cls, config: TrainConfig, data: RunData) -> Augmenter:
         """The recipe's augmentation, made for the run's data (photos get resized crops)."""
         if data.image_size is None:
             return cls.from_setting(config.augment, config.crop_padding)
@@ -186,7 +162,7 @@ class RunData:
     the test split is only evaluated once, at the end (the plateau rule never sees it).
     """
 
-    info: Any  # cnnlab.data.DatasetInfo: classes, mean, std
+    info: DatasetInfo  # classes, mean, std
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
@@ -197,7 +173,7 @@ class RunData:
     # and cropped to it), the resize side, the file lists, and what loading had to say.
     image_size: tuple[int, int] | None = None
     resize: int | None = None
-    splits: Any = None  # cnnlab.data.folder.FolderSplits
+    splits: FolderSplits | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -209,8 +185,12 @@ class RunData:
         return len(self.info.classes)
 
 
-def load_run_data(config: Any) -> RunData:
+def load_run_data(config: TrainConfig, preprocessing: Preprocessing | None = None) -> RunData:
     """Load ``config.data`` (a name or an image folder), split and limit it as the config says.
+
+    ``preprocessing`` is that of the run's pretrained weights
+    (:func:`cnnlab.weights.preprocessing_for`), which sets an image folder's input and resize
+    sides; :func:`cnnlab.train.trainer.run_data` asks for it.
 
     Named datasets: the validation split is ``--val-size`` images held out of the training
     split; ``--classes`` keeps some classes (relabelled in the order given) and
@@ -220,7 +200,7 @@ def load_run_data(config: Any) -> RunData:
     from cnnlab.data import dataset_info, load_dataset, resolve
 
     if isinstance(resolve(config.data), Path):
-        return load_folder_run(config)
+        return load_folder_run(config, preprocessing)
     info = dataset_info(config.data)
     keep = parse_classes(config.classes, info.classes)
     images, labels = select_classes(*load_dataset(config.data, "train", root=config.data_dir), keep)
@@ -288,21 +268,18 @@ def first_per_class(
 # --- image folders -------------------------------------------------------------------------------
 
 
-def folder_geometry(config: Any) -> tuple[int, int, Any]:
-    """``(S, R, preprocessing)``: the input side, the resize side and the weights' preprocessing.
+def folder_geometry(config: TrainConfig, pre: Preprocessing | None) -> tuple[int, int]:
+    """``(S, R)``: the input side and the resize side, given the weights' preprocessing ``pre``.
 
     ``S`` is ``--image-size``, else the pretrained weights' crop, else the model's own input
     (224 for the ImageNet models), grown to the model's minimum. ``R`` is the weights' resize
     side when their crop is used, else ``S x 256/224``.
     """
-    from cnnlab.weights import preprocessing_for
-
-    pre = preprocessing_for(config)
     info = model_info(config.model)
     side = config.image_size or (pre.crop if pre else info.input_size[1])
     (s, _), _ = input_size_for(info, (side, side), config.image_size)
     resize = pre.resize if pre and s == pre.crop else round(s * RESIZE_RATIO)
-    return s, resize, pre
+    return s, resize
 
 
 def _mean_std(images: torch.Tensor, chunk: int = 32) -> tuple[tuple[float, ...], ...]:
@@ -322,7 +299,7 @@ def _mean_std(images: torch.Tensor, chunk: int = 32) -> tuple[tuple[float, ...],
     )
 
 
-def load_folder_run(config: Any) -> RunData:
+def load_folder_run(config: TrainConfig, preprocessing: Preprocessing | None = None) -> RunData:
     """An image folder for training: split, decoded at the model's size, never at full size.
 
     The splits come from :func:`cnnlab.data.folder.split_folder` (``train/``, ``val/``,
@@ -345,7 +322,7 @@ def load_folder_run(config: Any) -> RunData:
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
-    size, resize, _ = folder_geometry(config)
+    size, resize = folder_geometry(config, preprocessing)
     channels = channels_of(splits.train)
     root = splits.root
     check_memory(root, len(splits.train), channels, (resize, resize))
@@ -408,7 +385,7 @@ def load_folder_run(config: Any) -> RunData:
     )
 
 
-def _field_default(config: Any, name: str) -> Any:
+def _field_default(config: TrainConfig, name: str) -> Any:
     """A config field's default (a different value is the user's own)."""
     return next(f.default for f in dataclasses.fields(config) if f.name == name)
 
@@ -416,12 +393,13 @@ def _field_default(config: Any, name: str) -> Any:
 def write_splits(data: RunData, run_dir: Path) -> None:
     """Record an image folder's file lists in the run directory (nothing for named datasets)."""
     from cnnlab.files import write_json_atomic
+    from cnnlab.run.layout import RunFiles
 
     if data.splits is not None:
-        write_json_atomic(Path(run_dir) / SPLITS_FILE, data.splits.to_dict())
+        write_json_atomic(RunFiles(Path(run_dir)).splits, data.splits.to_dict())
 
 
-def fit_config_to_data(config: Any, data: RunData) -> tuple[Any, list[str]]:
+def fit_config_to_data(config: TrainConfig, data: RunData) -> tuple[TrainConfig, list[str]]:
     """Cap a batch larger than half the training images, scaling the lr with it.
 
     The cap is the largest power of two giving :data:`MIN_STEPS_PER_EPOCH` steps per epoch;

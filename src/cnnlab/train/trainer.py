@@ -42,22 +42,25 @@ import torch
 from cnnlab import __version__
 from cnnlab.errors import ConfigError, TrainingError
 from cnnlab.registry import create_model, model_info
+from cnnlab.run.device import pick_device, preserved_process_state, set_threads
+from cnnlab.run.inputs import make_prepare
+from cnnlab.run.metrics import EvalResult, Tally, evaluate
+from cnnlab.run.tensorfile import write_json_atomic
 from cnnlab.runmeta import RunMeta
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
 from cnnlab.train.callbacks import Callback, CallbackList, ConsoleLog
 from cnnlab.train.config import TrainConfig, to_dict
-from cnnlab.train.device import pick_device, preserved_process_state, set_threads
 from cnnlab.train.figures import plot_confusion, plot_curves
+from cnnlab.train.finetune import finetune_optimizer
 from cnnlab.train.inputs import (
     Augmenter,
+    RunData,
     fit_config_to_data,
     input_size_for,
     load_run_data,
-    make_prepare,
     write_splits,
 )
-from cnnlab.train.metrics import EvalResult, Tally, evaluate
 from cnnlab.train.recipes import resolve
 from cnnlab.train.rundir import check_run_dir
 from cnnlab.train.step import (
@@ -68,7 +71,7 @@ from cnnlab.train.step import (
     set_lr,
     train_step,
 )
-from cnnlab.weights import finetune_optimizer, load_for_training
+from cnnlab.weights import load_for_training, preprocessing_for
 
 AUTO_CHECKPOINT_SECONDS = 300  # --checkpoint-every 0: a checkpoint about every 5 minutes
 CALIBRATION_STEPS = 20  # steps timed to turn those seconds into a step count
@@ -141,6 +144,38 @@ def fit(
         return Trainer(config, given=given, callbacks=[*console, *loggers, *callbacks]).run()
 
 
+def run_data(config: TrainConfig) -> RunData:
+    """The run's images, split as training splits them (what :meth:`Trainer.setup` loads).
+
+    The pretrained weights' preprocessing (``--weights``) sets an image folder's input and resize
+    sides, so it is asked for here, before the data is decoded at that size.
+    """
+    return load_run_data(config, preprocessing_for(config.weights, config.model))
+
+
+def data_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """The data-order and augmentation generators of a run with ``seed``, as epoch 1 starts."""
+    order = torch.Generator().manual_seed(seed + ORDER_SEED_OFFSET)
+    augment = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)
+    return order, augment
+
+
+def first_batch(config: TrainConfig, data: RunData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first training step's batch, drawn exactly as :meth:`Trainer.run_epoch` draws it.
+
+    The same seeded generators (:func:`data_generators`), the same permutation and the same
+    :meth:`Augmenter.for_run` (so a photo folder's random-resized crops, not the named datasets'
+    padded crops), so a picture of it is the batch training used.
+
+    Returns:
+        The batch's indices into ``data.train_x`` ``(B,)``, and the augmented uint8 images
+        ``(B, C, H, W)`` (before normalisation), ``B = config.batch_size``.
+    """
+    order, augment = data_generators(config.seed)
+    index = torch.randperm(len(data.train_x), generator=order)[: config.batch_size]
+    return index, Augmenter.for_run(config, data)(data.train_x[index], augment)
+
+
 def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
     """``fit`` with console output: what the ``cnnlab train`` command runs."""
     return fit(config, given=given)
@@ -195,7 +230,7 @@ class Trainer:
             )
         # The data first: a batch larger than the data is capped, and the run directory's
         # config (compared on --resume) must be the capped one.
-        self.data = load_run_data(self.config)
+        self.data = run_data(self.config)
         self.config, data_notes = fit_config_to_data(self.config, self.data)
         start = check_run_dir(self.config, clean=self.dist.is_main)
         ddp.barrier(self.dist)  # every rank has judged the run directory before rank 0 writes
@@ -219,7 +254,7 @@ class Trainer:
             self._restore(resume_from)
         if self.dist.is_main:
             self.files.root.mkdir(parents=True, exist_ok=True)
-            ckpt.write_json_atomic(self.files.config, to_dict(self.config))
+            write_json_atomic(self.files.config, to_dict(self.config))
             # metrics.jsonl always equals the checkpoint's history: a killed run may have logged
             # an epoch its checkpoint does not hold.
             self.files.write_history(self.progress.history)
@@ -262,7 +297,14 @@ class Trainer:
         except TypeError as err:  # a **kwargs builder that has no such setting after all
             raise ConfigError(f"{config.model} does not take {sorted(kwargs)} ({err})") from None
         classes = tuple(data.info.classes)
-        pretrained = load_for_training(self.model, config, classes, data.in_channels)
+        pretrained = load_for_training(
+            self.model,
+            model=config.model,
+            weights=config.weights,
+            finetune=config.finetune,
+            classes=classes,
+            in_channels=data.in_channels,
+        )
         mean, std = tuple(data.info.mean), tuple(data.info.std)
         if pretrained is not None:  # the weights' own normalisation
             pre = pretrained.preprocessing.for_channels(data.in_channels)
@@ -299,8 +341,7 @@ class Trainer:
             self.meta.image_size, self.meta.mean, self.meta.std, self.device, config.channels_last
         )
         self.augmenter = Augmenter.for_run(config, self.data)
-        self.order_gen = torch.Generator().manual_seed(config.seed + ORDER_SEED_OFFSET)
-        self.augment_gen = torch.Generator().manual_seed(config.seed + AUGMENT_SEED_OFFSET)
+        self.order_gen, self.augment_gen = data_generators(config.seed)
         self.autocast = autocast_for(config, self.device)
         self.checkpoint_every = config.checkpoint_every
         self._calibration: tuple[int, float] | None = None
@@ -567,7 +608,7 @@ class Trainer:
                 "steps": self.progress.step,
                 "seconds": round(time.perf_counter() - self.t_start, 2),
             }
-            ckpt.write_json_atomic(self.files.results, results)
+            write_json_atomic(self.files.results, results)
         raise TrainingError(reason) from None
 
     # --- checkpoints and the end ----------------------------------------------------------------
@@ -638,7 +679,7 @@ class Trainer:
             "best": {"epoch": w.best_epoch, "val_acc": w.best_val_acc},
             "stopped_early": w.stopped_early,
         }
-        ckpt.write_json_atomic(self.files.results, results)
+        write_json_atomic(self.files.results, results)
         title = f"{config.model} on {config.data}"
         history = self.progress.history
         if history:
