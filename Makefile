@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench generate
 setup:
 	@bash scripts/setup.sh
 
@@ -14,6 +14,11 @@ demo: setup
 # Lint and the full test suite (what .ci/run calls).
 test: setup lint
 	$(PY) -m pytest -n 2 -q
+
+# Rewrite every generated file (the table in src/cnnlab/dev/generate.py) after changing what
+# it is generated from; tests/test_generated.py fails while one is stale.
+generate: setup
+	$(PY) -m cnnlab.dev generate
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks examples

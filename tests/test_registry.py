@@ -1,8 +1,9 @@
 """The registry: no model imported at import time, yet every public call sees the whole zoo.
 
 Listing reads ``models/facts.json`` (neither PyTorch nor the zoo is imported); building imports
-the zoo. The file must equal a fresh registration and trace, and is ignored once the zoo's sources
-change, so these tests also check the fall-back and a model registered by the user's own code.
+the zoo. The file is ignored, with a warning, once the zoo's code changes, so these tests also
+check the fall-back and a model registered by the user's own code. That the file equals a fresh
+registration and trace is checked with the other generated files, in ``test_generated.py``.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from pathlib import Path
 
 import cnnlab
 import cnnlab.registry
-from cnnlab.models import facts
-from cnnlab.registry import FACTS_PATH, list_models, model_info
+from cnnlab.registry import FACTS_PATH, GENERATE, list_models, model_info
 
 
 def run_python(code: str) -> str:
     """Run ``code`` in a fresh interpreter; its stdout (a failure shows its stderr)."""
+    return run_python_process(code).stdout
+
+
+def run_python_process(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter; the finished process (a failure shows its stderr)."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done
 
 
 def zoo_models() -> list[str]:
@@ -57,13 +62,9 @@ def test_every_family_is_registered_after_importing_the_package_or_the_registry(
         assert done.returncode == 0, (module, done.stderr)
 
 
-def test_facts_file_equals_a_fresh_registration_and_trace() -> None:
-    """Every zoo model's facts and analyzer MACs, traced now, against the file (about 5 s)."""
+def test_facts_file_lists_every_zoo_model() -> None:
     recorded = json.loads(FACTS_PATH.read_text(encoding="utf-8"))
-    assert recorded == facts.current(), (
-        f"{FACTS_PATH} is out of date: run `python -m cnnlab.models.facts --write`"
-    )
-    assert sorted(recorded["models"]) == zoo_models()
+    assert sorted(recorded["models"]) == zoo_models(), f"run `{GENERATE}`"
 
 
 def test_listing_and_reading_facts_import_neither_torch_nor_the_zoo() -> None:
@@ -95,9 +96,12 @@ def test_a_zoo_changed_since_the_file_was_written_is_imported_instead(tmp_path: 
         "print(json.dumps([names, r.model_info('vgg16').num_params, r.recorded_macs('vgg16'),\n"
         "                  'cnnlab.models' in sys.modules]))\n"
     )
-    names, params, macs, zoo_imported = json.loads(run_python(code))
+    done = run_python_process(code)
+    names, params, macs, zoo_imported = json.loads(done.stdout)
     assert names == zoo_models()
     assert params == model_info("vgg16").num_params and macs is None and zoo_imported
+    # Never silent: one warning, naming the command that regenerates the file.
+    assert done.stderr.count("StaleFactsWarning") == 1 and GENERATE in done.stderr
 
 
 YOUR_MODEL = '''

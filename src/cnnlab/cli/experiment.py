@@ -60,9 +60,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     pg = sub.add_parser(
         "page",
-        help="write the docs page (docs/experiments.md) from experiment results",
+        help="write a Markdown page from experiment results",
         description="Gather results.json of the experiment folders given (or the folders in "
-        "them), copy their figures next to the page and write it.",
+        "them), copy their figures next to the page and write it. The repository's "
+        "docs/experiments.md is generated from benchmarks/results/experiments by "
+        "`python -m cnnlab.dev generate`.",
     )
     pg.add_argument(
         "dirs",
@@ -71,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=["experiments"],
         help="experiment folders, or folders holding them (default: experiments)",
     )
-    pg.add_argument("-o", "--out", default="docs/experiments.md", metavar="FILE")
+    pg.add_argument("-o", "--out", required=True, metavar="FILE", help="the page to write")
     pg.add_argument(
         "--figures",
         metavar="DIR",

@@ -138,9 +138,9 @@ def write_page(
 
     Args:
         dirs: experiment folders, or folders holding them (``experiments/``).
-        out: the Markdown file to write (``docs/experiments.md``).
-        figures_dir: where the figures are copied (default ``docs/figures/experiments`` next to
-            the page's ``docs``: ``OUT.parent/figures/experiments``).
+        out: the Markdown file to write.
+        figures_dir: where the figures are copied (default ``figures/experiments`` beside the
+            page: ``OUT.parent/figures/experiments``).
         command: the command that generated the page, quoted on it.
 
     Returns:
@@ -148,34 +148,54 @@ def write_page(
     """
     out = Path(out)
     figures = Path(figures_dir) if figures_dir is not None else out.parent / "figures/experiments"
-    folders = find_results(dirs)
-    loaded = sorted(
-        ((json.loads((f / RESULTS_FILE).read_text()), f) for f in folders),
-        key=lambda pair: _order(pair[0]),
-    )
-    command = command or "cnnlab experiment page " + " ".join(map(str, dirs)) + f" -o {out}"
-    prefix = Path(os.path.relpath(figures, out.parent)).as_posix() + "/"
-    sections = []
-    for results, folder in loaded:
-        stem = f"{results['experiment']}-{results['tier']}-"
+    all_results = []
+    for folder in find_results(dirs):
+        results = json.loads((folder / RESULTS_FILE).read_text())
         for fig in results.get("figures", []):
             source = folder / "figures" / fig["file"]
-            files.write_bytes_atomic(figures / (stem + fig["file"]), source.read_bytes())
-        sections.append(experiment_markdown(results, prefix + stem, level=2))
+            files.write_bytes_atomic(
+                figures / (figure_stem(results) + fig["file"]), source.read_bytes()
+            )
+        all_results.append(results)
+    command = command or "cnnlab experiment page " + " ".join(map(str, dirs)) + f" -o {out}"
+    prefix = Path(os.path.relpath(figures, out.parent)).as_posix() + "/"
+    where = ", ".join(map(str, dirs))
+    files.write_bytes_atomic(out, page_markdown(all_results, prefix, command, where).encode())
+    return out
+
+
+def figure_stem(results: dict[str, Any]) -> str:
+    """What goes before an experiment's figure names in the page's figure folder: ``NAME-TIER-``."""
+    return f"{results['experiment']}-{results['tier']}-"
+
+
+def page_markdown(
+    all_results: Iterable[dict[str, Any]], figures_prefix: str, command: str, where: str
+) -> str:
+    """The docs page: an overview and one section per experiment, in registry order.
+
+    Args:
+        all_results: ``results.json`` dicts, in any order.
+        figures_prefix: the figure folder relative to the page, ending in ``/``; each figure is
+            linked as ``figures_prefix + figure_stem(results) + FILE``.
+        command: the command that generated the page, quoted on it.
+        where: the folders the results were read from, named on the page.
+    """
+    ordered = sorted(all_results, key=_order)
+    sections = [experiment_markdown(r, figures_prefix + figure_stem(r), level=2) for r in ordered]
     page = [
         "# Experiments: the lectures' claims, rerun",
         "",
         INTRO,
         "",
-        f"This page is generated from the experiments' `results.json` files by `{command}`; "
+        f"This page is generated from the experiments' results (`{where}`) by `{command}`; "
         "edit the experiments, not the page.",
         "",
-        _overview(r for r, _ in loaded),
+        _overview(ordered),
         "",
         *sections,
     ]
-    files.write_bytes_atomic(out, "\n".join(page).encode())
-    return out
+    return "\n".join(page)
 
 
 def _overview(all_results: Iterable[dict[str, Any]]) -> str:
