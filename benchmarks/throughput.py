@@ -15,7 +15,7 @@ Three pipelines, measured side by side in one process, on the same machine, at t
 * **cnnlab** -- what ``cnnlab train --recipe fast`` does: the dataset in memory as one uint8 tensor,
   batches indexed out and augmented as whole batches, normalised (and resized) per batch, bf16
   autocast, channels-last, the fast recipe's optimizer. The pieces are the training loop's own
-  (:func:`cnnlab.run.inputs.make_prepare`, :class:`~cnnlab.train.inputs.Augmenter`,
+  (:func:`cnnlab.run.inputs.make_prepare`, :class:`~cnnlab.run.data.Augmenter`,
   :func:`cnnlab.train.step.make_optimizer`, :func:`cnnlab.train.recipes.resolve`), and each step
   is the library's own :func:`cnnlab.train.step.train_step`.
 
@@ -76,7 +76,7 @@ from cnnlab.run.device import cpu_model
 from cnnlab.run.inputs import make_prepare
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.inputs import Augmenter
+from cnnlab.run.data import Augmenter
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 

@@ -252,9 +252,9 @@ def test_docs_page_from_results(smoke: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_cifar_resnets_follow_the_papers_section_4_2_recipe() -> None:
+    from cnnlab.run.schedule import scheduled_lr
     from cnnlab.train.config import TrainConfig
     from cnnlab.train.recipes import resolve
-    from cnnlab.train.step import scheduled_lr
 
     for model in ("resnet20", "plain56", "resnet110"):
         c = resolve(TrainConfig(model=model, recipe="paper"))[0]

@@ -24,6 +24,20 @@ def test_off_by_default_and_unknown_names_refused() -> None:
         loggers_for("wandb")
 
 
+def test_a_log_setting_without_its_logger_is_refused_not_ignored(tmp_path: Path) -> None:
+    """The trainer imports no logger: `fit` takes them as callbacks, and a config whose `log`
+    names one that was not passed fails before anything is written."""
+    import dataclasses
+
+    from cnnlab.errors import ConfigError
+    from cnnlab.train import TrainConfig, fit
+
+    config = dataclasses.replace(TrainConfig(), log="tensorboard", out=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="loggers_for"):
+        fit(config, quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_package_is_a_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
     import helpers.models  # noqa: F401  (registers tinynet)
 

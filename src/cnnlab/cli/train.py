@@ -33,8 +33,9 @@ def parse(argv: list[str]) -> tuple[TrainConfig, set[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cnnlab.report.loggers import loggers_for  # --log tensorboard; nothing by default
     from cnnlab.train.trainer import fit
 
     config, given = config_from_args(args)
-    fit(config, given=given)
+    fit(config, given=given, callbacks=loggers_for(config.log))
     return 0

@@ -47,6 +47,8 @@ class TensorBoardLog(Callback):
         ConfigError: when constructed without the ``tensorboard`` package installed.
     """
 
+    log = "tensorboard"
+
     def __init__(self) -> None:
         if importlib.util.find_spec("tensorboard") is None:
             raise ConfigError(

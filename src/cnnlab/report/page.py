@@ -9,7 +9,7 @@ batch as the model saw it (after augmentation); the analyzer's per-layer table; 
 Grad-CAM of a few test images where cnnlab has its seeing-inside module (:func:`gradcam_pictures`).
 
 The page is assembled from the run's own files (:class:`~cnnlab.run.layout.RunFiles`), its model
-(:func:`cnnlab.load`) and its data (:func:`~cnnlab.train.trainer.run_data`, the same splits the
+(:func:`cnnlab.load`) and its data (:func:`~cnnlab.run.data.load_run_data`, the same splits the
 run used): the confusion matrix of a finished run is the one training reported in
 ``results.json``; the gallery comes from predicting the test set again. A section that cannot be
 made (the dataset is not on this machine) says why, and the rest of the page is still written.
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from cnnlab.predictor import Predictor
+    from cnnlab.run.data import RunData
     from cnnlab.runmeta import RunMeta
-    from cnnlab.train.inputs import RunData
 
 DEFAULT_NAME = "report.html"  # written into the run directory unless -o says otherwise
 WORST_ERRORS = 24  # images in the gallery of worst errors
@@ -340,7 +340,7 @@ def _headline(run: RunSummary, results: dict[str, Any] | None) -> list[tuple[str
 
 
 def _add_curves(report: RunReport, config: TrainConfig, history: list[dict[str, Any]]) -> None:
-    from cnnlab.train.figures import plot_curves
+    from cnnlab.run.figures import plot_curves
 
     if not history:
         report.notes.append("no epoch has finished yet: there are no curves")
@@ -358,9 +358,9 @@ def _add_curves(report: RunReport, config: TrainConfig, history: list[dict[str, 
 
 def lr_figure(config: TrainConfig, history: list[dict[str, Any]]) -> Figure:
     """The learning rate of every step: the schedule's formula where it is stateless
-    (:func:`~cnnlab.train.step.scheduled_lr`), the logged per-epoch value for ``plateau``."""
+    (:func:`~cnnlab.run.schedule.scheduled_lr`), the logged per-epoch value for ``plateau``."""
     from cnnlab import plotting
-    from cnnlab.train.step import scheduled_lr
+    from cnnlab.run.schedule import scheduled_lr
 
     per_epoch = history[0]["step"]  # steps in one epoch (the first record counts them)
     total = per_epoch * int(config.epochs)
@@ -387,13 +387,13 @@ def _add_test_results(
     report: RunReport, run_files: RunFiles, predictor: Predictor, limit: int | None
 ) -> None:
     """Confusion, per-class scores and pairs; the gallery, first batch and Grad-CAM need data."""
-    from cnnlab.train.figures import plot_confusion
-    from cnnlab.train.trainer import run_data
+    from cnnlab.run.data import load_run_data
+    from cnnlab.run.figures import plot_confusion
 
     classes = list(report.meta.classes)
     results = run_files.read_results() or {}
     try:
-        data = run_data(report.config)
+        data = load_run_data(report.config, _folder_sides(report.meta))
     except CnnlabError as err:
         data = None
         why = f"the run's data is not on this machine ({err})"
@@ -432,6 +432,12 @@ def _add_test_results(
     report.pairs = confused_pairs(confusion, classes, CONFUSED_PAIRS)
 
 
+def _folder_sides(meta: RunMeta) -> tuple[int, int] | None:
+    """An image folder run's ``(input, resize)`` sides from its record: its data decodes as
+    training decoded it, without the pretrained weights file training read them from."""
+    return (meta.image_size[0], meta.resize) if meta.resize else None
+
+
 def worst_errors(
     images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, classes: list[str]
 ) -> list[Picture]:
@@ -463,10 +469,10 @@ def worst_errors(
 def first_batch(config: TrainConfig, data: RunData) -> list[tuple[Picture, Picture]]:
     """The first training batch as stored and as the model saw it at step 1 (augmented).
 
-    The batch is the one training drew (:func:`cnnlab.train.trainer.first_batch`: the same
+    The batch is the one training drew (:func:`cnnlab.run.data.first_batch`: the same
     seeded generators, permutation and augmentation).
     """
-    from cnnlab.train.trainer import first_batch as training_batch
+    from cnnlab.run.data import first_batch as training_batch
 
     index, seen = training_batch(config, data)
     classes = data.info.classes

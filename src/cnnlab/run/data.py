@@ -26,13 +26,14 @@ import torch
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.registry import ModelInfo, model_info
-from cnnlab.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from cnnlab.data.datasets import DatasetInfo
     from cnnlab.data.folder import FolderSplits
-    from cnnlab.weights import Preprocessing
+    from cnnlab.train.config import TrainConfig
 
+ORDER_SEED_OFFSET = 1  # data-order generator = seed + 1, augmentation = seed + 2
+AUGMENT_SEED_OFFSET = 2
 # Offset added to --seed for the validation split's generator, so the split does not share a
 # stream with weight initialisation or the data order.
 SPLIT_SEED_OFFSET = 1_000_003
@@ -185,12 +186,14 @@ class RunData:
         return len(self.info.classes)
 
 
-def load_run_data(config: TrainConfig, preprocessing: Preprocessing | None = None) -> RunData:
+def load_run_data(config: TrainConfig, sides: tuple[int, int] | None = None) -> RunData:
     """Load ``config.data`` (a name or an image folder), split and limit it as the config says.
 
-    ``preprocessing`` is that of the run's pretrained weights
-    (:func:`cnnlab.weights.preprocessing_for`), which sets an image folder's input and resize
-    sides; :func:`cnnlab.train.trainer.run_data` asks for it.
+    ``sides`` is ``(crop, resize)`` of the run's pretrained weights' preprocessing, which sets an
+    image folder's input and resize sides (:func:`folder_geometry`): training asks the weights
+    for it (:func:`cnnlab.train.trainer.run_data`); a finished run's readers take it from its
+    record (``meta.image_size``, ``meta.resize``), so they need neither the weights file nor
+    training code.
 
     Named datasets: the validation split is ``--val-size`` images held out of the training
     split; ``--classes`` keeps some classes (relabelled in the order given) and
@@ -200,7 +203,7 @@ def load_run_data(config: TrainConfig, preprocessing: Preprocessing | None = Non
     from cnnlab.data import dataset_info, load_dataset, resolve
 
     if isinstance(resolve(config.data), Path):
-        return load_folder_run(config, preprocessing)
+        return load_folder_run(config, sides)
     info = dataset_info(config.data)
     keep = parse_classes(config.classes, info.classes)
     images, labels = select_classes(*load_dataset(config.data, "train", root=config.data_dir), keep)
@@ -268,17 +271,18 @@ def first_per_class(
 # --- image folders -------------------------------------------------------------------------------
 
 
-def folder_geometry(config: TrainConfig, pre: Preprocessing | None) -> tuple[int, int]:
-    """``(S, R)``: the input side and the resize side, given the weights' preprocessing ``pre``.
+def folder_geometry(config: TrainConfig, sides: tuple[int, int] | None) -> tuple[int, int]:
+    """``(S, R)``: the input side and the resize side, given the weights' ``(crop, resize)``.
 
     ``S`` is ``--image-size``, else the pretrained weights' crop, else the model's own input
     (224 for the ImageNet models), grown to the model's minimum. ``R`` is the weights' resize
     side when their crop is used, else ``S x 256/224``.
     """
     info = model_info(config.model)
-    side = config.image_size or (pre.crop if pre else info.input_size[1])
+    crop, weights_resize = sides if sides else (None, None)
+    side = config.image_size or crop or info.input_size[1]
     (s, _), _ = input_size_for(info, (side, side), config.image_size)
-    resize = pre.resize if pre and s == pre.crop else round(s * RESIZE_RATIO)
+    resize = weights_resize if weights_resize and s == crop else round(s * RESIZE_RATIO)
     return s, resize
 
 
@@ -299,7 +303,7 @@ def _mean_std(images: torch.Tensor, chunk: int = 32) -> tuple[tuple[float, ...],
     )
 
 
-def load_folder_run(config: TrainConfig, preprocessing: Preprocessing | None = None) -> RunData:
+def load_folder_run(config: TrainConfig, sides: tuple[int, int] | None = None) -> RunData:
     """An image folder for training: split, decoded at the model's size, never at full size.
 
     The splits come from :func:`cnnlab.data.folder.split_folder` (``train/``, ``val/``,
@@ -322,7 +326,7 @@ def load_folder_run(config: TrainConfig, preprocessing: Preprocessing | None = N
         test_fraction=config.test_fraction,
         seed=config.seed,
     )
-    size, resize = folder_geometry(config, preprocessing)
+    size, resize = folder_geometry(config, sides)
     channels = channels_of(splits.train)
     root = splits.root
     check_memory(root, len(splits.train), channels, (resize, resize))
@@ -421,3 +425,30 @@ def fit_config_to_data(config: TrainConfig, data: RunData) -> tuple[TrainConfig,
         "to choose"
     )
     return dataclasses.replace(config, batch_size=batch, lr=lr), [note]
+
+
+# --- the order and augmentation of training batches ---------------------------------------------
+
+
+def data_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """The data-order and augmentation generators of a run with ``seed``, as epoch 1 starts."""
+    order = torch.Generator().manual_seed(seed + ORDER_SEED_OFFSET)
+    augment = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)
+    return order, augment
+
+
+def first_batch(config: TrainConfig, data: RunData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first training step's batch, drawn exactly as training draws it.
+
+    The same seeded generators (:func:`data_generators`), the same permutation and the same
+    :meth:`Augmenter.for_run` (so a photo folder's random-resized crops, not the named datasets'
+    padded crops) as :meth:`cnnlab.train.trainer.Trainer.run_epoch`, so a picture of it is the
+    batch training used.
+
+    Returns:
+        The batch's indices into ``data.train_x`` ``(B,)``, and the augmented uint8 images
+        ``(B, C, H, W)`` (before normalisation), ``B = config.batch_size``.
+    """
+    order, augment = data_generators(config.seed)
+    index = torch.randperm(len(data.train_x), generator=order)[: config.batch_size]
+    return index, Augmenter.for_run(config, data)(data.train_x[index], augment)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # only for annotations: the trainer imports this module
 class Callback:
     """Base class: every event does nothing. Override the ones you need."""
 
+    log: str | None = None  # the ``--log`` setting a logger callback implements (e.g. tensorboard)
+
     def on_setup(self, trainer: Trainer) -> None:
         """Set-up begins: config resolved, device, threads and DDP process group ready; the run
         directory not yet checked, nothing read or written."""

@@ -20,8 +20,6 @@ from torch.nn import functional as F
 from cnnlab.errors import TrainingError
 from cnnlab.train.config import TrainConfig
 
-MULTISTEP_MILESTONES = (0.5, 0.75)  # DenseNet (Huang et al. 2017, Sec. 4.2): lr / 10 at 50%, 75%
-
 
 class NonFiniteLossError(TrainingError):
     """The loss of a step was NaN or infinite; raised before the weights are touched."""
@@ -64,27 +62,6 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
         betas=(config.momentum, 0.999),
         weight_decay=config.weight_decay,
     )
-
-
-def scheduled_lr(config: TrainConfig, epoch: int, step: int, total_steps: int) -> float:
-    """The learning rate of a stateless schedule at ``step`` (in ``epoch``, 0-based).
-
-    ``plateau`` is stateful (it watches validation accuracy) and is handled by
-    ``ReduceLROnPlateau``; here it is a constant.
-    """
-    base = config.lr
-    if config.schedule == "onecycle":
-        # Linear warm-up from 0 to the peak over the first `warmup` fraction, then linear decay
-        # to 0 at the end (the triangular one-cycle policy, Smith & Topin 2018).
-        t = (step + 1) / total_steps
-        w = config.warmup
-        return base * (t / w if t < w else max(0.0, (1 - t) / (1 - w)))
-    if config.schedule == "step":
-        return base * config.lr_decay ** (epoch // config.step_epochs)
-    if config.schedule == "multistep":
-        passed = sum(epoch >= m * config.epochs for m in MULTISTEP_MILESTONES)
-        return base * 0.1**passed
-    return base
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -42,32 +42,33 @@ import torch
 from cnnlab import __version__
 from cnnlab.errors import ConfigError, TrainingError
 from cnnlab.registry import create_model, model_info
+from cnnlab.run.data import (
+    Augmenter,
+    RunData,
+    data_generators,
+    fit_config_to_data,
+    input_size_for,
+    load_run_data,
+    write_splits,
+)
 from cnnlab.run.device import pick_device, preserved_process_state, set_threads
+from cnnlab.run.figures import plot_confusion, plot_curves
 from cnnlab.run.inputs import make_prepare
 from cnnlab.run.metrics import EvalResult, Tally, evaluate
+from cnnlab.run.schedule import scheduled_lr
 from cnnlab.run.tensorfile import write_json_atomic
 from cnnlab.runmeta import RunMeta
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
 from cnnlab.train.callbacks import Callback, CallbackList, ConsoleLog
 from cnnlab.train.config import TrainConfig, to_dict
-from cnnlab.train.figures import plot_confusion, plot_curves
 from cnnlab.train.finetune import finetune_optimizer
-from cnnlab.train.inputs import (
-    Augmenter,
-    RunData,
-    fit_config_to_data,
-    input_size_for,
-    load_run_data,
-    write_splits,
-)
 from cnnlab.train.recipes import resolve
 from cnnlab.train.rundir import check_run_dir
 from cnnlab.train.step import (
     NonFiniteLossError,
     StepResult,
     autocast_for,
-    scheduled_lr,
     set_lr,
     train_step,
 )
@@ -76,8 +77,6 @@ from cnnlab.weights import load_for_training, preprocessing_for
 AUTO_CHECKPOINT_SECONDS = 300  # --checkpoint-every 0: a checkpoint about every 5 minutes
 CALIBRATION_STEPS = 20  # steps timed to turn those seconds into a step count
 EVAL_BATCH_SIZE = 500  # images per forward pass when evaluating (no gradients: can be large)
-ORDER_SEED_OFFSET = 1  # data-order generator = seed + 1, augmentation = seed + 2
-AUGMENT_SEED_OFFSET = 2
 # The stall guard: an epoch is "at chance" when its training loss is not below that of a uniform
 # guess (ln(classes), times the loss weights of auxiliary heads) and neither is its validation
 # loss, or when its validation accuracy is at most this many points above 1/classes.
@@ -125,7 +124,8 @@ def fit(
         given: names of the settings the user gave explicitly (recipe fields not in it are
             filled even when set); default: the non-``None`` ones.
         quiet: print nothing (no notes, progress bar, epoch lines).
-        callbacks: observers of the run's events (:class:`~cnnlab.train.callbacks.Callback`).
+        callbacks: observers of the run's events (:class:`~cnnlab.train.callbacks.Callback`),
+            including the logger ``config.log`` names (:func:`cnnlab.report.loggers.loggers_for`).
 
     Returns:
         The run's directory, resolved config, test metrics and per-epoch history.
@@ -136,12 +136,18 @@ def fit(
             ``stall_patience``); the last good checkpoint is kept and ``results.json`` says
             ``"status": "failed"`` with the reason.
     """
+    callbacks = list(callbacks)
+    if config.log not in ("", "none") and not any(c.log == config.log for c in callbacks):
+        # The loggers are views of a run (cnnlab.report.loggers), handed in like any callback;
+        # a setting that asks for one nobody passed must not be silently ignored.
+        raise ConfigError(
+            f"log={config.log!r}: pass its logger as a callback, "
+            f"callbacks=cnnlab.report.loggers.loggers_for({config.log!r}) (as `cnnlab train "
+            "--log` does), or set log='none'"
+        )
     console = [] if quiet else [ConsoleLog(progress_bar=config.progress)]
-    from cnnlab.report.loggers import loggers_for  # --log tensorboard; nothing by default
-
-    loggers = loggers_for(config.log)
     with preserved_process_state():
-        return Trainer(config, given=given, callbacks=[*console, *loggers, *callbacks]).run()
+        return Trainer(config, given=given, callbacks=[*console, *callbacks]).run()
 
 
 def run_data(config: TrainConfig) -> RunData:
@@ -150,30 +156,8 @@ def run_data(config: TrainConfig) -> RunData:
     The pretrained weights' preprocessing (``--weights``) sets an image folder's input and resize
     sides, so it is asked for here, before the data is decoded at that size.
     """
-    return load_run_data(config, preprocessing_for(config.weights, config.model))
-
-
-def data_generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
-    """The data-order and augmentation generators of a run with ``seed``, as epoch 1 starts."""
-    order = torch.Generator().manual_seed(seed + ORDER_SEED_OFFSET)
-    augment = torch.Generator().manual_seed(seed + AUGMENT_SEED_OFFSET)
-    return order, augment
-
-
-def first_batch(config: TrainConfig, data: RunData) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first training step's batch, drawn exactly as :meth:`Trainer.run_epoch` draws it.
-
-    The same seeded generators (:func:`data_generators`), the same permutation and the same
-    :meth:`Augmenter.for_run` (so a photo folder's random-resized crops, not the named datasets'
-    padded crops), so a picture of it is the batch training used.
-
-    Returns:
-        The batch's indices into ``data.train_x`` ``(B,)``, and the augmented uint8 images
-        ``(B, C, H, W)`` (before normalisation), ``B = config.batch_size``.
-    """
-    order, augment = data_generators(config.seed)
-    index = torch.randperm(len(data.train_x), generator=order)[: config.batch_size]
-    return index, Augmenter.for_run(config, data)(data.train_x[index], augment)
+    pre = preprocessing_for(config.weights, config.model)
+    return load_run_data(config, (pre.crop, pre.resize) if pre else None)
 
 
 def train(config: TrainConfig, given: set[str] | None = None) -> RunResult:
