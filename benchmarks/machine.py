@@ -6,35 +6,17 @@ Scripts run as ``python benchmarks/NAME.py``, so this module is importable as ``
 from __future__ import annotations
 
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
-from cnnlab.run.device import cpu_model
+from cnnlab.run.device import cpu_model, describe_machine  # noqa: F401  (scripts import cpu_model)
 
 
 def describe() -> dict[str, Any]:
-    """CPU, cores, torch threads, versions and the load average now (a busy machine's timings
-    are pessimistic, so every result records it)."""
-    import torch
-    import torchvision
-
-    import cnnlab
-
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cnnlab": cnnlab.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
+    """The machine (:func:`cnnlab.run.device.describe_machine`: CPU, cores, threads, versions, the
+    load average now)."""
+    return describe_machine()
 
 
 def header(benchmark: str) -> dict[str, Any]:

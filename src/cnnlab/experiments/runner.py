@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -294,20 +293,19 @@ def machine(threads: int = 0, used: Iterable[int | None] = ()) -> dict[str, Any]
     ``threads`` is what was asked (0: all); ``used`` what the runs trained with (a busy machine
     gets one thread each), reported as ``threads`` when known.
     """
-    import torch
+    from cnnlab.run.device import describe_machine
 
-    from cnnlab.run.device import cpu_model, usable_cores
-
+    here = describe_machine()
     counts = sorted({t for t in used if t})
     return {
-        "cpu": cpu_model(),
-        "cores": usable_cores(),
+        "cpu": here["cpu"],
+        "cores": here["cores"],
         "threads": "-".join(map(str, (counts[0], counts[-1]) if len(counts) > 1 else counts))
         if counts
-        else str(threads or torch.get_num_threads()),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        else str(threads or here["threads"]),
+        "cuda": here["gpu"],
+        "torch": here["torch"],
+        "python": here["python"],
     }
 
 

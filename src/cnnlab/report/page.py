@@ -44,7 +44,7 @@ from cnnlab.report.scores import (
     macro_average,
 )
 from cnnlab.run.checkpoints import list_checkpoints
-from cnnlab.run.device import cpu_model
+from cnnlab.run.device import describe_machine
 from cnnlab.run.layout import RunFiles
 from cnnlab.train.config import TrainConfig, from_dict
 
@@ -304,21 +304,19 @@ def _environment(
     if record.get("threads"):
         same = "a CPU run repeats bitwise with the same count"
         training.append(("CPU threads", f"{record['threads']} ({same})"))
-    import numpy
-    import torchvision
-
+    machine = describe_machine()
     here = [
-        ("cnnlab", __version__),
-        ("Python", platform.python_version()),
-        ("PyTorch", torch.__version__),
-        ("torchvision", torchvision.__version__),
-        ("NumPy", numpy.__version__),
+        ("cnnlab", machine["cnnlab"]),
+        ("Python", machine["python"]),
+        ("PyTorch", machine["torch"]),
+        ("torchvision", machine["torchvision"]),
+        ("NumPy", machine["numpy"]),
         ("system", platform.platform(terse=True)),
-        ("processor", cpu_model()),
-        ("CPU cores", str(os.cpu_count())),
+        ("processor", machine["cpu"]),
+        ("CPU cores", str(machine["cores"])),
     ]
-    if torch.cuda.is_available():
-        here.append(("GPU", torch.cuda.get_device_name(0)))
+    if machine["gpu"]:
+        here.append(("GPU", machine["gpu"]))
     return {"training": training, "this page": here}
 
 

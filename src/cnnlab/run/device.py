@@ -14,6 +14,7 @@ import platform
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +42,42 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def describe_machine() -> dict[str, Any]:
+    """What this process runs on, for every record of a measurement: one description.
+
+    Benchmarks' result files, experiments' results and the report page's "this page" table all
+    take their machine facts from here. The load average is part of it because a busy machine's
+    timings are pessimistic.
+
+    Returns:
+        ``cpu`` (its name), ``cores`` (usable by this process), ``threads`` (torch's intra-op
+        count now), ``gpu`` (CUDA device 0's name or None), ``load_average`` (1, 5, 15 minutes, or
+        None), and the versions of ``python``, ``torch``, ``torchvision``, ``numpy``, ``cnnlab``
+        and the ``platform``.
+    """
+    import torchvision
+
+    from cnnlab import __version__
+
+    try:
+        load: list[float] | None = [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        load = None
+    return {
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average": load,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "cnnlab": __version__,
+        "platform": platform.platform(),
+    }
 
 
 def usable_cores() -> int:
