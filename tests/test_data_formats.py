@@ -1,6 +1,8 @@
 """IDX and CIFAR-10 binary readers on small generated files, well-formed and malformed.
 
-Every malformed input must raise a one-line DataError that names the file (and the field).
+Every malformed input must raise a one-line DataError that names the file (and the field). Every
+row of the dataset table (``cnnlab.data.datasets.DATASETS``) gets its own tests: a sane row, a
+reader that reads generated files laid out as the row says, and its line in ``docs/data.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.data import load_dataset
+from cnnlab.data import DATASETS, DEFAULT_DATASET, DatasetInfo, load_dataset
 from cnnlab.data.cifar import RECORD, read_cifar_archive, read_cifar_files
 from cnnlab.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx, read_idx_pair
 from cnnlab.errors import DataError
@@ -277,6 +279,88 @@ def test_cifar_pickled_python_version_is_not_read(tmp_path: Path, monkeypatch) -
     with pytest.raises(DataError) as err:
         load_dataset("cifar10", "train", root=tmp_path, download=False)
     assert_one_line(err, "cnnlab data fetch cifar10")
+
+
+# --- every row of the dataset table ------------------------------------------------------------
+
+ROWS = [pytest.param(info, id=name) for name, info in DATASETS.items()]
+DOCS_DATA = Path(__file__).resolve().parents[1] / "docs/data.md"
+
+
+@pytest.mark.parametrize("info", ROWS)
+def test_row_is_complete_and_sane(info: DatasetInfo) -> None:
+    assert callable(info.reader), f"{info.name} has no reader"
+    assert isinstance(info.flip_preserves_label, bool)
+    assert info.num_classes == len(set(info.classes)) >= 2
+    assert len(info.mean) == len(info.std) == info.channels in (1, 3)
+    assert all(0 < m < 1 for m in info.mean) and all(0 < s < 0.5 for s in info.std)
+    assert info.num_train and info.num_test and info.url and info.homepage
+    for split in ("train", "test"):
+        assert info.split_files(split), (info.name, split)
+    for f in info.files:
+        assert all(len(d) == 64 and int(d, 16) >= 0 for d in f.sha256), f.name
+
+
+def test_rows_of_one_format_share_its_reader() -> None:
+    readers: dict[str, object] = {}
+    for info in DATASETS.values():
+        assert readers.setdefault(info.format, info.reader) is info.reader, info.name
+
+
+def test_the_default_dataset_is_a_row() -> None:
+    assert DEFAULT_DATASET in DATASETS
+
+
+def _fake_split(info: DatasetInfo, directory: Path, split: str, n: int) -> tuple:
+    """Every file of ``split`` as the row describes it, ``n`` random samples per file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    images = RNG.integers(0, 256, (n, info.channels, *info.size), dtype=np.uint8)
+    labels = RNG.integers(0, info.num_classes, n, dtype=np.uint8)
+    blobs = {
+        "images": idx_bytes(images.reshape(n, *info.size) if info.channels == 1 else images),
+        "labels": idx_bytes(labels),
+        "records": np.concatenate([labels[:, None], images.reshape(n, -1)], axis=1).tobytes(),
+    }
+    files = info.split_files(split)
+    for f in files:
+        assert f.role in blobs, f"{info.name}: no test writer for role {f.role!r}"
+        (directory / f.name).write_bytes(blobs[f.role])  # IDX is read as gzip by its content
+    per_file = len(files) if files[0].role == "records" else 1  # each batch holds n records
+    return np.concatenate([images] * per_file), np.concatenate([labels] * per_file)
+
+
+@pytest.mark.parametrize("info", ROWS)
+def test_row_reader_reads_files_laid_out_as_the_row_says(
+    info: DatasetInfo, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+    for split in ("train", "test"):
+        images, labels = _fake_split(info, tmp_path / info.name, split, 5)
+        x, y = load_dataset(info.name, split, root=tmp_path, download=False, verify=False)
+        assert x.dtype == torch.uint8 and y.dtype == torch.int64
+        assert x.shape == (len(labels), info.channels, *info.size)
+        assert np.array_equal(x.numpy(), images) and np.array_equal(y.numpy(), labels)
+
+
+def _docs_table() -> dict[str, dict[str, str]]:
+    """docs/data.md's dataset table: for each row's first cell, its cells by column heading."""
+    lines = [line for line in DOCS_DATA.read_text().splitlines() if line.startswith("| ")]
+    header = next(line for line in lines if line.startswith("| dataset |"))
+    heads = [c.strip() for c in header.strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return {
+        cells[0]: dict(zip(heads, cells, strict=True)) for cells in rows if len(cells) == len(heads)
+    }
+
+
+@pytest.mark.parametrize("info", ROWS)
+def test_row_has_its_line_in_the_docs_table(info: DatasetInfo) -> None:
+    line = _docs_table().get(f"`{info.name}`")
+    assert line is not None, f"docs/data.md: the dataset table has no line for {info.name}"
+    flips = line["flips keep the class"].startswith("yes")
+    assert flips == info.flip_preserves_label, f"docs/data.md: {info.name}'s flips"
+    assert f"{info.channels}x{info.size[0]}x{info.size[1]}" == line["image"]
 
 
 # --- robustness: any damage is a DataError, never a crash or a huge allocation -----------------

@@ -1,11 +1,10 @@
-"""The experiments framework (``cnnlab experiment``) and the training experiments' smoke tiers.
+"""The experiments framework (``cnnlab experiment``): the table, the runner and the page.
 
 The framework is tested on ``tiny-test`` (``helpers/tiny_experiment.py``: two tinynet runs, a
 measurement, a figure): results and summary written, finished runs and measurements reused on
 ``--resume``, a non-empty folder refused without it, and an experiment killed with SIGKILL in its
-second run resumed to the same weights, bit for bit, as one that ran through. The smoke tiers of
-``degradation``, ``batchnorm``, ``dropout`` and ``augmentation`` run once per module, and their
-verdicts are checked against their own numbers.
+second run resumed to the same weights, bit for bit, as one that ran through. Every experiment of
+the table has its tiers checked here and its smoke tier run in ``test_experiments_smoke.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import helpers.tiny_experiment as tiny
+from cnnlab import files
 from cnnlab.cli import main
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.experiments import (
@@ -27,29 +27,21 @@ from cnnlab.experiments import (
     experiment_names,
     get_experiment,
     list_experiments,
+    page,
     run_experiment,
 )
-from cnnlab.experiments.page import find_results, write_page
+from cnnlab.experiments.page import write_page
 from helpers import subprocess_env
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import bitwise_differences, weights
 
 pytestmark = needs_fashion_mnist
 
-MINE = ("degradation", "batchnorm", "dropout", "augmentation")
+OWN = experiment_names(added=False)  # cnnlab's own, without tiny-test
 RESULT_KEYS = {
     "experiment", "title", "tier", "data", "seed", "claim", "source", "settings", "measured",
     "held", "verdict", "departures", "paper", "figures", "runs", "seconds", "machine", "cnnlab",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The smoke tier of each experiment of this module's, run once (one thread, quiet)."""
-    root = tmp_path_factory.mktemp("experiments")
-    for name in MINE:
-        run_experiment(name, tier="smoke", out=root / name, threads=1, quiet=True)
-    return {name: root / name for name in MINE}
 
 
 def _results(folder: Path) -> dict:
@@ -59,30 +51,30 @@ def _results(folder: Path) -> dict:
 # --- the registry and the command line -------------------------------------------------------
 
 
-def test_registry_names_every_experiment_and_refuses_unknown_ones(capsys) -> None:
-    names = [name for name, _ in EXPERIMENTS]
-    assert names[:1] == ["degradation"] and set(MINE) <= set(experiment_names())
-    for experiment in list_experiments():
-        if experiment.name == tiny.NAME:  # registered by the tests, without a full tier
-            continue
-        assert experiment.name in experiment_names()
-        assert {"smoke", "quick", "full"} <= set(experiment.tiers), experiment.name
-        for tier, settings in experiment.tiers.items():
-            assert settings["expected_s"] > 0, (experiment.name, tier)
-        assert experiment.jobs(experiment.tiers["smoke"]) >= 1
+def test_registry_lists_the_table_then_added_experiments_and_refuses_unknown_ones(capsys) -> None:
+    assert [name for name, _ in EXPERIMENTS] == OWN and OWN[:1] == ["degradation"]
+    added = experiment_names()[len(OWN) :]  # after the table's, in the order they were added
+    assert experiment_names()[: len(OWN)] == OWN and tiny.NAME in added
+    assert [e.name for e in list_experiments()] == experiment_names()
     with pytest.raises(ConfigError, match=r"unknown experiment 'degradaton'.*degradation"):
         get_experiment("degradaton")
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in MINE)
+    assert all(name in out for name in OWN)
     assert main(["experiment", "run", "no-such-thing", "--tier", "smoke"]) == 2
     assert "unknown experiment" in capsys.readouterr().err
 
 
-def test_quick_tiers_fit_the_budget() -> None:
+@pytest.mark.parametrize("name", OWN)
+def test_every_experiment_has_three_tiers_within_budget(name: str) -> None:
+    experiment = get_experiment(name)
+    assert experiment.name == name and set(experiment.tiers) == {"smoke", "quick", "full"}
+    for tier, settings in experiment.tiers.items():
+        assert settings["expected_s"] > 0, (name, tier)
+    assert experiment.jobs(experiment.tiers["smoke"]) >= 1
     # Issue #13: quick = at most 20 minutes on the 2-core machine; these aim far lower.
-    for name in MINE:
-        assert get_experiment(name).tiers["quick"]["expected_s"] <= 10 * 60, name
+    assert experiment.tiers["quick"]["expected_s"] <= 10 * 60
+    assert experiment.tiers["smoke"]["expected_s"] <= 30  # the test suite runs every smoke tier
 
 
 # --- the framework on tiny-test ------------------------------------------------------------------
@@ -171,86 +163,6 @@ def test_sigkill_mid_experiment_then_resume_reuses_and_matches_bitwise(tmp_path:
     assert _results(killed)["measured"] == _results(straight)["measured"]
 
 
-# --- the experiments' smoke tiers ------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", MINE)
-def test_smoke_tier_writes_results_figures_and_summary(smoke: dict[str, Path], name: str) -> None:
-    folder = smoke[name]
-    results = _results(folder)
-    assert set(results) >= RESULT_KEYS and results["experiment"] == name
-    assert results["figures"], name
-    for fig in results["figures"]:
-        assert (folder / "figures" / fig["file"]).read_bytes()[:4] == b"\x89PNG"
-    assert len(results["runs"]) == get_experiment(name).jobs(results["settings"]) // (
-        1 if name == "degradation" else 2
-    )
-    summary = (folder / "summary.md").read_text()
-    assert results["verdict"] in summary and results["departures"][0] in summary
-
-
-def test_degradation_verdict_follows_its_numbers(smoke: dict[str, Path]) -> None:
-    from cnnlab.experiments.degradation import MARGIN
-
-    results = _results(smoke["degradation"])
-    final = results["measured"]["final"]
-    assert set(final) == {"plain20", "plain56", "resnet20", "resnet56"}
-    for f in final.values():
-        assert 0 <= f["train_error"] <= 100 and 0 <= f["test_error"] <= 100
-    p20, p56, r56 = (final[n]["train_error"] for n in ("plain20", "plain56", "resnet56"))
-    # The verdict states plain-56's final training error beside plain-20's.
-    assert f"plain-56 {p56:.2f}% against plain-20 {p20:.2f}%" in results["verdict"]
-    degraded = None if abs(p56 - p20) < MARGIN else p56 > p20
-    fixed = None if abs(p56 - r56) < MARGIN else p56 > r56
-    expected = None if degraded is None or fixed is None else degraded and fixed
-    assert results["held"] == expected
-    curves = results["measured"]["curves"]["plain56"]
-    assert curves["train_error"][-1] == p56 and len(curves["test_error"]) == 1
-    assert results["paper"]["test_error"]["resnet56"] == 6.97
-
-
-@pytest.mark.parametrize("name", ["dropout", "augmentation"])
-def test_gap_verdicts_follow_their_numbers(smoke: dict[str, Path], name: str) -> None:
-    from cnnlab.experiments.regularisers import MARGIN
-
-    results = _results(smoke[name])
-    off, on = (results["measured"][label] for label in results["runs"])
-    for run in (off, on):
-        assert run["gap"] == pytest.approx(run["final_train_acc"] - run["final_test_acc"])
-        assert run["train_images"] == 256
-    narrower = off["gap"] - on["gap"]
-    assert results["held"] == (None if abs(narrower) < MARGIN else narrower > 0)
-    assert f"{on['gap']:.2f} points with it against {off['gap']:.2f} without" in results["verdict"]
-
-
-def test_batchnorm_verdict_follows_its_numbers(smoke: dict[str, Path]) -> None:
-    results = _results(smoke["batchnorm"])
-    off, on = results["measured"]["without-bn"], results["measured"]["with-bn"]
-    target = off["test_acc_epoch"][-1]
-    reached = next((i + 1 for i, v in enumerate(on["test_acc_epoch"]) if v >= target), None)
-    assert results["measured"]["epoch_reaching_plain_final"] == reached
-    assert results["held"] == (reached is not None and reached < off["epochs"])
-
-
-def test_docs_page_from_results(smoke: dict[str, Path], tmp_path: Path) -> None:
-    page = tmp_path / "docs/experiments.md"
-    assert len(find_results([smoke["dropout"].parent])) == len(MINE)
-    command = f"cnnlab experiment page {smoke['dropout'].parent} -o {page}"
-    assert main(["experiment", "page", str(smoke["dropout"].parent), "-o", str(page)]) == 0
-    text = page.read_text()
-    assert f"`{command}`" in text
-    # Sections in registry order, each with its rerun command and its figures copied.
-    positions = [text.index(f"(`{name}`, smoke tier)") for name in MINE]
-    assert positions == sorted(positions)
-    for name in MINE:
-        assert f"cnnlab experiment run {name} --tier smoke" in text
-        for fig in _results(smoke[name])["figures"]:
-            copied = tmp_path / "docs/figures/experiments" / f"{name}-smoke-{fig['file']}"
-            assert copied.read_bytes() == (smoke[name] / "figures" / fig["file"]).read_bytes()
-            assert f"](figures/experiments/{name}-smoke-{fig['file']})" in text
-    assert main(["experiment", "page", str(tmp_path / "empty"), "-o", str(page)]) == 2
-
-
 def test_cifar_resnets_follow_the_papers_section_4_2_recipe() -> None:
     from cnnlab.run.schedule import scheduled_lr
     from cnnlab.train.config import TrainConfig
@@ -272,25 +184,30 @@ def test_cifar_resnets_follow_the_papers_section_4_2_recipe() -> None:
     assert resolve(TrainConfig(model="resnet18", recipe="paper"))[0].batch_size == 256
 
 
+def _finished(folder: Path, name: str) -> None:
+    """An experiment folder as a finished smoke tier leaves it, with made-up numbers."""
+    results = {
+        "experiment": name, "title": f"The {name} claim", "tier": "smoke", "data": "fashion-mnist",
+        "seed": 0, "claim": "A claim.", "source": "a paper", "held": True, "verdict": "It held.",
+        "findings": [], "departures": ["fewer epochs"], "figures": [], "seconds": 1.0,
+    }  # fmt: skip
+    files.write_json_atomic(folder / page.RESULTS_FILE, results)
+    files.write_json_atomic(folder / page.REQUEST_FILE, {"experiment": name, "tier": "smoke"})
+
+
+def test_docs_page_has_a_section_per_result_in_table_order(tmp_path: Path) -> None:
+    for name in reversed(OWN):
+        _finished(tmp_path / "results" / name, name)
+    out = tmp_path / "docs/experiments.md"
+    argv = ["experiment", "page", str(tmp_path / "results"), "-o", str(out)]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert f"`cnnlab {' '.join(argv)}`" in text  # the command that wrote it
+    positions = [text.index(f"(`{name}`, smoke tier)") for name in OWN]
+    assert positions == sorted(positions)
+    assert main(["experiment", "page", str(tmp_path / "empty"), "-o", str(out)]) == 2
+
+
 def test_write_page_without_results_says_so(tmp_path: Path) -> None:
     out = write_page([tmp_path], tmp_path / "experiments.md")
     assert "No experiment has results yet" in out.read_text()
-
-
-def test_eval_mode_training_accuracy_is_the_same_measured_live_or_reloaded(
-    smoke: dict[str, Path],
-) -> None:
-    # A run trained now is measured by a callback on the trainer's data; one finished earlier
-    # (killed before its measurement was kept) is reloaded from disk: both must agree.
-    from cnnlab.experiments.regularisers import _reload
-    from cnnlab.experiments.runner import train_or_reuse
-    from cnnlab.train.config import TrainConfig, from_dict
-
-    run_dir = smoke["dropout"] / "runs/dropout-0.5"
-    config = from_dict(json.loads((run_dir / "config.json").read_text()))
-    reused = train_or_reuse(run_dir, config, None)
-    assert reused.history and isinstance(reused.config, TrainConfig)
-    kept = json.loads(
-        (smoke["dropout"] / "measurements/dropout-0.5-train-accuracy.json").read_text()
-    )
-    assert _reload(reused) == kept

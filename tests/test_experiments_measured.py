@@ -3,15 +3,12 @@
 The arithmetic they rest on is tested against independent computations: the 27C^2 / 49C^2
 weights and equal receptive fields of VGG Sec. 2.3 against the analyzer, filter normalisation
 (every direction filter has its weight filter's norm), the grid centre equal to the trained
-network bit for bit, and Lanczos against the eigenvalues of an explicitly built Hessian. Each
-experiment's smoke tier then runs once through ``run_experiment`` and its verdict is checked
-against its own numbers.
+network bit for bit, and Lanczos against the eigenvalues of an explicitly built Hessian. Their
+smoke tiers, with their verdicts checked against their own numbers, run with every other
+experiment's in ``test_experiments_smoke.py``.
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,15 +16,10 @@ from torch import nn
 
 from cnnlab.analysis import analyze
 from cnnlab.experiments import landscape_math as lm
-from cnnlab.experiments import run_experiment
 from cnnlab.experiments.cost import correlations, published_top1
 from cnnlab.experiments.kernel_stacks import stack_counts
 from cnnlab.experiments.latency import torch_threads
 from cnnlab.models.lab import STACK_WIDTH, kernel_stack
-from helpers.datasets import needs_fashion_mnist
-
-MEASURED = ("kernel-stacks", "bottleneck", "loss-landscape", "cost")
-
 
 # --- VGG Sec. 2.3: weights, multiply-adds and receptive field of kernel stacks --------------------
 
@@ -160,101 +152,3 @@ def test_correlations_of_monotone_and_reversed_series() -> None:
     down = correlations([1, 10, 100], [3, 2, 1])
     assert down["spearman"] == pytest.approx(-1.0)
     assert correlations([1, 2], [1, 2]) == {"pearson_log": None, "spearman": None}
-
-
-# --- the smoke tiers ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """Each experiment's smoke tier, run once (one thread, quiet); its results.json."""
-    root = tmp_path_factory.mktemp("measured")
-    out = {}
-    for name in MEASURED:
-        run_experiment(name, tier="smoke", out=root / name, threads=1, quiet=True)
-        out[name] = json.loads((root / name / "results.json").read_text())
-        out[name]["folder"] = str(root / name)
-    return out
-
-
-@needs_fashion_mnist
-@pytest.mark.parametrize("name", MEASURED)
-def test_smoke_tier_writes_results_figures_and_summary(smoke: dict, name: str) -> None:
-    results = smoke[name]
-    folder = Path(results["folder"])
-    assert results["experiment"] == name and results["tier"] == "smoke"
-    assert results["figures"] and all((folder / "figures" / f["file"]).stat().st_size > 10_000
-                                      for f in results["figures"])  # fmt: skip
-    assert results["verdict"] in (folder / "summary.md").read_text()
-    assert results["departures"]
-
-
-@needs_fashion_mnist
-def test_kernel_stacks_verdict_matches_its_numbers(smoke: dict) -> None:
-    m = smoke["kernel-stacks"]["measured"]
-    for pair in m["pairs"]:
-        assert pair["rf_equal"]
-        assert pair["weight_ratio"] == pytest.approx(
-            27 / 49 if pair["big"] == "kernel7x7" else 18 / 25
-        )
-        assert f"{pair['weight_ratio']:.3f}" in smoke["kernel-stacks"]["verdict"]
-        assert f"{m['test_accuracy'][pair['stack']]:.2%}" in smoke["kernel-stacks"]["verdict"]
-    no_worse = all(p["accuracy_difference"] > -0.01 for p in m["pairs"])
-    assert smoke["kernel-stacks"]["held"] == no_worse
-
-
-@needs_fashion_mnist
-def test_bottleneck_verdict_matches_its_numbers(smoke: dict) -> None:
-    results = smoke["bottleneck"]
-    b = results["measured"]["blocks"]
-    assert b["bottleneck-256"]["macs"] < b["basic-64"]["macs"] < b["basic-256"]["macs"]
-    ratio = b["bottleneck-256"]["fp32"]["forward_s"] / b["basic-256"]["fp32"]["forward_s"]
-    assert f"{ratio:.2f} of its forward time" in results["verdict"]
-    n = results["measured"]["nets"]
-    lab = n["blocks_bottleneck"]["train_per_image_s"] / n["blocks_basic"]["train_per_image_s"]
-    assert results["held"] == (ratio < 1 and lab < 1)
-
-
-@needs_fashion_mnist
-def test_loss_landscape_grid_centre_is_the_trained_loss(smoke: dict) -> None:
-    results = smoke["loss-landscape"]
-    nets = results["measured"]["nets"]
-    assert set(nets) == {"resnet20", "plain20"}
-    for study in nets.values():
-        assert study["centre_equals_trained"]
-        size = results["settings"]["grid"]
-        assert len(study["loss"]) == size and all(len(row) == size for row in study["loss"])
-        assert len(study["interpolation"]["loss"]) == results["settings"]["interpolation"]
-        assert study["perturbed_parameters"] < study["total_parameters"]  # BN and biases fixed
-    r, p = nets["resnet20"], nets["plain20"]
-    if None not in (r["mean_ratio"], p["mean_ratio"]):
-        expected = (
-            r["mean_ratio"] <= p["mean_ratio"]
-            and r["significant_fraction"] <= p["significant_fraction"]
-        )
-        assert results["held"] == expected
-        assert f"{r['mean_ratio']:.3f}" in results["verdict"]
-
-
-@needs_fashion_mnist
-def test_loss_landscape_resumes_from_its_measurements(smoke: dict) -> None:
-    folder = Path(smoke["loss-landscape"]["folder"])
-    before = smoke["loss-landscape"]["measured"]
-    run_experiment("loss-landscape", tier="smoke", out=folder, resume=True, threads=1, quiet=True)
-    after = json.loads((folder / "results.json").read_text())["measured"]
-    assert after == before
-
-
-@needs_fashion_mnist
-def test_cost_measures_every_model_of_the_tier(smoke: dict) -> None:
-    results = smoke["cost"]
-    models = results["measured"]["models"]
-    assert list(models) == results["settings"]["models"]
-    for record in models.values():
-        assert record["latency_s"] > 0 and record["peak_rss_bytes"] > 0 and record["threads"] == 1
-    assert models["alexnet"]["macs"] == analyze("alexnet", count="conv-linear").totals["macs"]
-    assert models["alexnet"]["imagenet"]["top1"] == published_top1("alexnet")["top1"]
-    assert models["lenet5"]["imagenet"] is None
-    spearman = results["measured"]["macs_vs_latency"]["spearman"]
-    assert results["held"] == (spearman >= 0.9)
-    assert f"Spearman {spearman:.3f}" in results["verdict"]

@@ -6,15 +6,18 @@ Flags are parsed as ``cnnlab train`` parses them (:func:`cnnlab.cli.train.parse`
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 import helpers.models  # registers tinynet
 from cnnlab.cli.train import parse
+from cnnlab.data import DATASETS, DEFAULT_DATASET, DatasetInfo
 from cnnlab.errors import ConfigError
 from cnnlab.registry import ModelInfo, list_models, model_info
+from cnnlab.run.data import input_size_for, split_train_val
 from cnnlab.train.config import TrainConfig, differences
-from cnnlab.train.inputs import input_size_for, split_train_val
 from cnnlab.train.recipes import paper_recipe, recipe_settings, resolve
 
 
@@ -52,14 +55,35 @@ def test_paper_recipes_follow_the_lectures() -> None:
     assert recipe_settings("fast", "vgg")["schedule"] == "onecycle"
 
 
-def test_resolve_keeps_explicit_settings_and_drops_flips_for_digits() -> None:
+def test_resolve_keeps_explicit_settings() -> None:
     config, given = parse(["tinynet", "--recipe", "paper", "--lr", "0.3"])
-    resolved, notes = resolve(config, given)
+    resolved, _ = resolve(config, given)
     assert resolved.lr == 0.3 and resolved.weight_decay == 5e-4 and resolved.epochs == 30
     assert all(getattr(resolved, f) is not None for f in ("batch_size", "schedule", "augment"))
-    config, given = parse(["tinynet", "--recipe", "fast", "--data", "mnist"])
-    resolved, notes = resolve(config, given)
-    assert "flip" not in resolved.augment and "mirrored digit" in notes[0]
+
+
+@pytest.mark.parametrize("info", [pytest.param(i, id=n) for n, i in DATASETS.items()])
+@pytest.mark.parametrize("recipe", ["fast", "paper"])
+def test_recipes_flip_only_where_the_dataset_row_says_a_mirror_keeps_the_class(
+    info: DatasetInfo, recipe: str
+) -> None:
+    # resnet20: both of its recipes flip (fast: flips; paper: crops and flips, He et al. 2015)
+    resolved, notes = resolve(*parse(["resnet20", "--recipe", recipe, "--data", info.name]))
+    flips = "flip" in resolved.augment
+    assert flips == info.flip_preserves_label == (not notes), (resolved.augment, notes)
+    if not info.flip_preserves_label:
+        assert not resolved.tta and f"no horizontal flips for {info.name}" in notes[0]
+        assert resolved.augment == ("crop" if recipe == "paper" else "none")
+        # What the user asks for still wins.
+        given = ["--augment", "flip", "--tta"]
+        resolved, notes = resolve(*parse(["resnet20", "--data", info.name, *given]))
+        assert (resolved.augment, resolved.tta, notes) == ("flip", True, [])
+
+
+def test_data_flag_lists_the_dataset_table_and_defaults_to_its_default() -> None:
+    data = next(f for f in dataclasses.fields(TrainConfig) if f.name == "data")
+    assert all(name in data.metadata["help"] for name in DATASETS)
+    assert TrainConfig().data == DEFAULT_DATASET and parse([])[0].data == DEFAULT_DATASET
 
 
 def test_resume_differences_ignore_where_and_how_it_runs() -> None:

@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.data import load_dataset
+    from cnnlab.data import DEFAULT_DATASET, load_dataset
     from cnnlab.predictor import load
     from cnnlab.run.device import pick_device, set_threads
     from cnnlab.run.metrics import format_result
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         set_threads(0)
     predictor = load(args.path, device=device, tta=args.tta)
     meta = predictor.meta
-    data = args.data or meta.dataset or "fashion-mnist"
+    data = args.data or meta.dataset or DEFAULT_DATASET
     # An image folder without split sub-folders is split by the run's seed: evaluate on the
     # images that run held out, never on ones it trained on.
     seed = meta.seed if meta.seed is not None else 0

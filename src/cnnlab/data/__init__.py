@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cnnlab.data.datasets import ALIASES, DATASETS, DataFile, DatasetInfo
+from cnnlab.data.datasets import ALIASES, DATASETS, DEFAULT_DATASET, DataFile, DatasetInfo
 from cnnlab.data.fetch import Location, fetch_files, locate, verify_files
 from cnnlab.errors import DataError
 from cnnlab.lazy import lazy_exports
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # PyTorch loads with the readers, so `cnnlab data --help` nee
 
 __all__ = [
     "DATASETS",
+    "DEFAULT_DATASET",
     "DataFile",
     "DatasetInfo",
     "augment",
@@ -117,32 +118,20 @@ def fetch_dataset(
 
 
 def _read(info: DatasetInfo, loc: Location, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split's tensors, read by the dataset's own reader (its row in ``DATASETS``)."""
     fix = f"delete it and run `cnnlab data fetch {info.name}`"
     if loc.step == "system copy":
         fix = (
             f"reinstall the package that provides it, or run `cnnlab data fetch {info.name}` "
             "for a copy in your cache"
         )
-    files = info.split_files(split)
-    if info.format == "idx":
-        from cnnlab.data.idx import read_idx_pair
-
-        images, labels = (next(f for f in files if f.role == r) for r in ("images", "labels"))
-        return read_idx_pair(
-            loc.paths[images.name], loc.paths[labels.name], info.num_classes, fix=fix
-        )
-    if info.format == "cifar-binary":
-        from cnnlab.data.cifar import read_cifar_archive, read_cifar_files
-
-        if loc.archive is not None:
-            members = [f.member for f in files if f.member]
-            return read_cifar_archive(loc.archive, members, fix=fix)
-        return read_cifar_files([loc.paths[f.name] for f in files], fix=fix)
-    raise AssertionError(f"no reader for format {info.format}")  # the table holds only these
+    if info.reader is None:  # only image folders lack one, and they never come here
+        raise AssertionError(f"{info.name} has no reader in cnnlab.data.datasets.DATASETS")
+    return info.reader(info, loc, split, fix)
 
 
 def load_dataset(
-    name: str | os.PathLike = "fashion-mnist",
+    name: str | os.PathLike = DEFAULT_DATASET,
     split: str = "train",
     root: str | os.PathLike | None = None,
     *,
@@ -155,8 +144,9 @@ def load_dataset(
     """Load one split of a dataset as two tensors.
 
     Args:
-        name: ``"fashion-mnist"`` (default), ``"mnist"``, ``"cifar10"``, or the path of an image
-            folder (one sub-folder per class, optionally under ``train/``, ``val/``, ``test/``).
+        name: A name in :data:`DATASETS` (``cnnlab data list``; default :data:`DEFAULT_DATASET`,
+            Fashion-MNIST), or the path of an image folder (one sub-folder per class, optionally
+            under ``train/``, ``val/``, ``test/``).
         split: ``"train"`` or ``"test"``.
         root: Folder searched first (``--data-dir``); see :mod:`cnnlab.data.fetch` for the rest
             of the lookup order.

@@ -14,18 +14,44 @@ Sources (the canonical address each dataset's own documentation gives):
   University of Toronto, 2009. Only the *binary version* (``cifar-10-binary.tar.gz``) is used: the
   "python version" is a set of pickles, and cnnlab never unpickles anything.
 
+Each row also carries its reader (the function that turns the split's files into tensors) and
+whether a horizontal mirror keeps an image's class, so a new dataset in a format cnnlab reads is
+one row here and its section in ``docs/data.md``: loading, ``cnnlab data``, the ``--data`` help and
+the training recipes' flip rule all come from the row.
+
 ``mean`` and ``std`` are per channel over every pixel of the training split, pixel values scaled
 to [0, 1], rounded to 4 decimals. Fashion-MNIST's were computed here from the files (and
-``tests/test_data.py`` recomputes them); MNIST's (0.1307, 0.3081) and CIFAR-10's are the widely
-published figures for the same computation (population standard deviation over all pixels).
+``tests/test_data_real.py`` recomputes them); MNIST's (0.1307, 0.3081) and CIFAR-10's are the
+widely published figures for the same computation (population standard deviation over all
+pixels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["DATASETS", "DataFile", "DatasetInfo"]
+if TYPE_CHECKING:  # the readers import PyTorch when they run, never when this table is imported
+    import torch
+
+    from cnnlab.data.fetch import Location
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "DataFile",
+    "DatasetInfo",
+    "Reader",
+    "read_cifar_split",
+    "read_idx_split",
+]
+
+#: Reads one split of a named dataset: ``reader(info, location, split, fix) -> (images, labels)``,
+#: from the files :func:`cnnlab.data.fetch.locate` found; ``fix`` ends every error message about
+#: a malformed file (what the user should do about it).
+Reader = Callable[["DatasetInfo", "Location", str, str], tuple["torch.Tensor", "torch.Tensor"]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +91,14 @@ class DatasetInfo:
         std: Per-channel standard deviation of the training split, same scale.
         num_train: Number of training samples (``None`` where unknown before reading).
         num_test: Number of test samples.
-        format: ``"idx"``, ``"cifar-binary"`` or ``"folder"``.
+        format: ``"idx"``, ``"cifar-binary"`` or ``"folder"`` (the name ``cnnlab data info``
+            shows; ``reader`` is what reads it).
+        reader: The function that reads a split's files (:data:`Reader`); ``None`` for an image
+            folder, which :mod:`cnnlab.data.folder` reads.
+        flip_preserves_label: Whether a horizontally mirrored image keeps its class. False for
+            digits (a mirrored digit is another symbol or none): the training recipes then drop
+            flip augmentation and flip test-time augmentation
+            (:func:`cnnlab.train.recipes.resolve`).
         url: Base address the files are downloaded from (file name appended).
         files: The dataset's files with their checksums (empty for image folders).
         homepage: Where the dataset is documented.
@@ -82,6 +115,8 @@ class DatasetInfo:
     num_train: int | None
     num_test: int | None
     format: str
+    reader: Reader | None = None
+    flip_preserves_label: bool = True
     url: str = ""
     files: tuple[DataFile, ...] = ()
     homepage: str = ""
@@ -94,6 +129,29 @@ class DatasetInfo:
     def split_files(self, split: str) -> tuple[DataFile, ...]:
         """The files ``load_dataset(name, split)`` reads, in reading order."""
         return tuple(f for f in self.files if f.split == split and f.role != "archive")
+
+
+def read_idx_split(
+    info: DatasetInfo, loc: Location, split: str, fix: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """IDX (MNIST-style): the split's images file and labels file, checked to belong together."""
+    from cnnlab.data.idx import read_idx_pair
+
+    by_role = {f.role: f for f in info.split_files(split)}
+    images, labels = (loc.paths[by_role[role].name] for role in ("images", "labels"))
+    return read_idx_pair(images, labels, info.num_classes, fix=fix)
+
+
+def read_cifar_split(
+    info: DatasetInfo, loc: Location, split: str, fix: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR binary version: the split's batch files, unpacked or straight out of the tarball."""
+    from cnnlab.data.cifar import read_cifar_archive, read_cifar_files
+
+    files = info.split_files(split)
+    if loc.archive is not None:
+        return read_cifar_archive(loc.archive, [f.member for f in files if f.member], fix=fix)
+    return read_cifar_files([loc.paths[f.name] for f in files], fix=fix)
 
 
 def _idx_files(
@@ -132,6 +190,8 @@ FASHION_MNIST = DatasetInfo(
     num_train=60_000,
     num_test=10_000,
     format="idx",
+    reader=read_idx_split,
+    flip_preserves_label=True,  # clothes: a mirrored shoe is still a shoe
     url="http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     homepage="https://github.com/zalandoresearch/fashion-mnist",
     files=_idx_files(
@@ -184,6 +244,8 @@ MNIST = DatasetInfo(
     num_train=60_000,
     num_test=10_000,
     format="idx",
+    reader=read_idx_split,
+    flip_preserves_label=False,  # a mirrored digit is another symbol or none
     url="https://ossci-datasets.s3.amazonaws.com/mnist/",
     homepage="https://yann.lecun.com/exdb/mnist/",
     files=_idx_files(
@@ -229,6 +291,8 @@ CIFAR10 = DatasetInfo(
     num_train=50_000,
     num_test=10_000,
     format="cifar-binary",
+    reader=read_cifar_split,
+    flip_preserves_label=True,  # photos of objects and animals
     url="https://www.cs.toronto.edu/~kriz/",
     homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
     files=(
@@ -269,6 +333,9 @@ CIFAR10 = DatasetInfo(
 
 #: Named datasets, by the name ``load_dataset`` takes.
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (FASHION_MNIST, MNIST, CIFAR10)}
+
+#: The dataset ``load_dataset``, ``cnnlab train`` and ``cnnlab eval`` use when none is named.
+DEFAULT_DATASET = FASHION_MNIST.name
 
 #: Other spellings users type, mapped to the canonical name.
 ALIASES: dict[str, str] = {

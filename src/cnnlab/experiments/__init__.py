@@ -4,7 +4,13 @@ Each experiment trains its models as ordinary cnnlab runs and measures what the 
 at three tiers: ``smoke`` (seconds, in the test suite), ``quick`` (minutes on a 2-core laptop) and
 ``full`` (the paper's scale, hours). It writes ``results.json``, its figures and ``summary.md``:
 the claim, what was measured, whether the claim held at this tier, and how the run departs from
-the paper. ``cnnlab experiment page`` turns the results into ``docs/experiments.md``.
+the paper. ``cnnlab experiment page`` turns results into a Markdown page.
+
+:data:`EXPERIMENTS` is the table of cnnlab's own experiments; code and tests iterate it. Adding
+one is its module (an ``EXPERIMENT``), its row here, and its results kept in
+``benchmarks/results/experiments/``, from which ``python -m cnnlab.dev generate`` writes its
+section of ``docs/experiments.md``. Its smoke-tier test comes from the row
+(``tests/test_experiments_smoke.py``).
 
 Python API::
 
@@ -66,9 +72,15 @@ def _load(target: str) -> Experiment:
     return getattr(importlib.import_module(module), attribute or "EXPERIMENT")
 
 
-def experiment_names() -> list[str]:
-    """Names of the experiments this cnnlab has, in registry order."""
-    return [name for name, target in EXPERIMENTS if _installed(target)] + list(_REGISTERED)
+def experiment_names(*, added: bool = True) -> list[str]:
+    """Names of the experiments this cnnlab has, in registry order.
+
+    Args:
+        added: include those added with :func:`register_experiment` (after cnnlab's own);
+            ``False`` lists only the rows of :data:`EXPERIMENTS`.
+    """
+    own = [name for name, target in EXPERIMENTS if _installed(target)]
+    return own + list(_REGISTERED) if added else own
 
 
 def get_experiment(name: str) -> Experiment:

@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnnlab.data.datasets import DATASETS, DEFAULT_DATASET
 from cnnlab.errors import ConfigError
 
 
@@ -37,8 +38,8 @@ class TrainConfig:
         positional=True,
     )
     data: str = _opt(
-        "dataset: fashion-mnist, mnist, cifar10, or a path to an image folder",
-        "fashion-mnist",
+        f"dataset: {', '.join(DATASETS)}, or a path to an image folder",
+        DEFAULT_DATASET,
         metavar="NAME|PATH",
     )
     data_dir: str | None = _opt(

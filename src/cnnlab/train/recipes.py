@@ -34,7 +34,9 @@ Deviations, on purpose:
 * AlexNet's PCA colour augmentation is not reproduced (the datasets here are small and mostly
   grayscale); random crops (zero padding, then a crop of the original size) and horizontal flips
   stand in for the 224-of-256 crops.
-* Horizontal flips are dropped for MNIST: a mirrored digit is a different symbol or none.
+* Horizontal flips (augmentation and test-time) are dropped for data whose row in
+  ``cnnlab/data/datasets.py`` says a mirror changes the class (``flip_preserves_label``): MNIST,
+  where a mirrored digit is a different symbol or none.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Any
 
 import torch
 
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, DataError
 from cnnlab.models.googlenet import AUX_LOSS_WEIGHT
 from cnnlab.train.config import TrainConfig, recipe_fields
 
@@ -242,8 +244,6 @@ FAST_FAMILY_FORMATS: dict[str, dict[str, Any]] = {
     "nin": _BF16_CL,  # nin 67x67, batch 64: 59.5 / 65.3 / 85.3 / 91.2
 }
 
-NO_FLIP_DATASETS = frozenset({"mnist"})
-
 
 def paper_recipe(family: str) -> dict[str, Any]:
     """The complete paper recipe for a registry family.
@@ -322,13 +322,25 @@ def resolve(config: TrainConfig, given: set[str] | None = None) -> tuple[TrainCo
     )
     values = {k: (getattr(config, k) if k in given else settings[k]) for k in recipe_fields()}
     notes = []
-    data_name = str(config.data).lower()
-    if data_name in NO_FLIP_DATASETS and "augment" not in given and "flip" in values["augment"]:
-        values["augment"] = "crop" if "crop" in values["augment"] else "none"
-        notes.append(
-            f"note: no horizontal flips for {data_name} (a mirrored digit is another "
-            "symbol); pass --augment to override"
-        )
-    if data_name in NO_FLIP_DATASETS and "tta" not in given:
-        values["tta"] = False  # perf: the mirror test-time view is wrong for the same reason
+    if not _flips_preserve_labels(config.data):
+        if "augment" not in given and "flip" in values["augment"]:
+            values["augment"] = "crop" if "crop" in values["augment"] else "none"
+            notes.append(
+                f"note: no horizontal flips for {config.data} (a mirrored image is of another "
+                "class or none); pass --augment to override"
+            )
+        if "tta" not in given:
+            values["tta"] = False  # perf: the mirror test-time view is wrong for the same reason
     return dataclasses.replace(config, model=model, **values), notes
+
+
+def _flips_preserve_labels(data: str) -> bool:
+    """Whether a mirrored image of ``data`` keeps its class: its dataset row says (folders: yes)."""
+    from cnnlab.data import DatasetInfo
+    from cnnlab.data import resolve as resolve_dataset
+
+    try:
+        target = resolve_dataset(data)
+    except DataError:  # an unknown dataset: loading it says so, with the fix
+        return True
+    return not isinstance(target, DatasetInfo) or target.flip_preserves_label
