@@ -31,9 +31,9 @@ from torch.profiler import ProfilerActivity, profile
 from cnnlab.analysis import analyze
 from cnnlab.models.fast import FASTNET_RESIDUAL, FastNet
 from cnnlab.registry import create_model, model_info
-from cnnlab.run.inputs import make_prepare
-from cnnlab.train.config import TrainConfig
+from cnnlab.run.config import TrainConfig
 from cnnlab.run.data import Augmenter
+from cnnlab.run.inputs import make_prepare
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, make_optimizer, train_step
 

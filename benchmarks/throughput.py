@@ -72,11 +72,11 @@ from tutorial import train_step as tutorial_step
 import cnnlab
 from cnnlab.data import dataset_info, load_dataset
 from cnnlab.predictor import Predictor
+from cnnlab.run.config import TrainConfig
+from cnnlab.run.data import Augmenter
 from cnnlab.run.device import cpu_model
 from cnnlab.run.inputs import make_prepare
 from cnnlab.runmeta import RunMeta
-from cnnlab.train.config import TrainConfig
-from cnnlab.run.data import Augmenter
 from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 

@@ -16,8 +16,8 @@ from cnnlab.data import crops
 from cnnlab.data.folder import decode_files, split_folder
 from cnnlab.data.images import read_image
 from cnnlab.errors import DataError
+from cnnlab.run.config import TrainConfig
 from cnnlab.run.data import Augmenter, fit_config_to_data, load_run_data
-from cnnlab.train.config import TrainConfig
 from helpers.datasets import photos
 
 

@@ -137,7 +137,7 @@ def _training_accuracy_is_the_same_measured_live_or_reloaded(folder: Path, label
     # (killed before its measurement was kept) is reloaded from disk: both must agree.
     from cnnlab.experiments.regularisers import _reload
     from cnnlab.experiments.runner import train_or_reuse
-    from cnnlab.train.config import TrainConfig, from_dict
+    from cnnlab.run.config import TrainConfig, from_dict
 
     run_dir = folder / "runs" / label
     config = from_dict(json.loads((run_dir / "config.json").read_text()))

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import cnnlab
+from cnnlab.run.config import TrainConfig
 from cnnlab.run.metrics import evaluate
 from cnnlab.train import RunResult, fit
-from cnnlab.train.config import TrainConfig
 from cnnlab.train.recipes import FAST_DEFAULT_MODEL, resolve
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,9 +1,12 @@
-"""``cnnlab show``: every ``--what`` on fastnet, lenet5, resnet18, vgg11, googlenet, densenet121.
+"""``cnnlab show``: every row of the pictures' table on fastnet, lenet5, resnet18, vgg11,
+googlenet and densenet121, and through the command.
 
-Each model is random-initialised with three classes, saved with ``save_model`` and a
-``RunMeta`` whose dataset is a small RGB image folder made here, so the dataset views
-(patches, errors, embeddings) and the default test images need no download. All pictures of one
-model are drawn in one test, so its weights are written and read once.
+The tests over pictures are generated from :data:`cnnlab.seeing.views.VIEWS`: a new row is
+drawn on every model and through the command without new test code. Each model is
+random-initialised with three classes, saved with ``save_model`` and a ``RunMeta`` whose dataset
+is a small RGB image folder made here, so the dataset pictures and the default test images need
+no download. A model is built and written once for all its pictures (a module-scoped fixture, so
+pytest runs one model's tests together).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from cnnlab.cli import main
 from cnnlab.predictor import Predictor
 from cnnlab.registry import create_model
 from cnnlab.runmeta import RunMeta
-from cnnlab.seeing import WHAT, show
+from cnnlab.seeing import VIEWS, WHAT, View, default_layer, show
 from cnnlab.seeing import methods as M
 from cnnlab.train.checkpoint import save_model
 
@@ -32,10 +35,10 @@ MODELS = {  # name: (channels, side)
     "googlenet": (3, 32),
     "densenet121": (3, 32),
 }
-# Small settings so one model's nine pictures take seconds: 2 test images per picture, 2
-# SmoothGrad copies, 4 occlusion windows, low resolution.
+# Small settings so that each picture takes a second: 2 test images per per-image picture, 2
+# SmoothGrad copies or random inputs, 4 occlusion windows, low resolution.
 QUICK = {"samples": 2, "window": 16, "stride": 16, "dpi": 30}
-PER_IMAGE = ("maps", "saliency", "gradcam", "occlusion", "rf")
+TEST_IMAGES = 4 * len(CLASSES)  # in the folder's test split
 
 
 def _picture(kind: int, g: torch.Generator, size: tuple[int, int] = (32, 32)) -> Image.Image:
@@ -92,41 +95,100 @@ def _is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_every_picture_of_every_model(
-    name: str, folder: Path, odd_image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.fixture(scope="module", params=list(MODELS))
+def zoo_run(
+    request: pytest.FixtureRequest, folder: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Predictor]:
+    """Each model of MODELS in turn, saved and in memory (VGG-11's 100M-weight head is slow to
+    rebuild, so the pictures are drawn on the model in memory)."""
+    return _saved(request.param, folder, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture(scope="module")
+def fastnet_run(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _saved("fastnet", folder, tmp_path_factory.mktemp("fastnet"))[0]
+
+
+def _quick_flags(view: View) -> list[str]:
+    """QUICK as command-line flags, for the options the picture takes."""
+    return [a for o in view.options if o in QUICK for a in (f"--{o}", str(QUICK[o]))]
+
+
+def test_the_command_reads_any_image(
+    zoo_run: tuple[Path, Predictor],
+    odd_image: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    path, predictor = _saved(name, folder, tmp_path)
-    # The command itself, on an image of the wrong size (and channels, for the grey models).
+    """On an image of the wrong size (and channels, for the grey models)."""
     out = tmp_path / "cli.png"
-    args = ["show", str(path), str(odd_image), "--what", "gradcam", "-o", str(out), "--dpi", "30"]
-    assert main(args) == 0
+    args = ["show", str(zoo_run[0]), str(odd_image), "--what", "gradcam", "-o", str(out)]
+    assert main([*args, "--dpi", "30"]) == 0
     assert _is_png(out) and "gradcam of 1 image at " in capsys.readouterr().out
-    # Every picture through the function the command calls, on the model in memory (VGG-11's
-    # 100M-weight head is slow to rebuild).
-    for what in WHAT:
-        limit = 2 if what in PER_IMAGE else None  # the dataset views take all 12 test images
-        shown = show(predictor, (), what, path=tmp_path / f"{what}.png", limit=limit, **QUICK)
-        assert _is_png(tmp_path / f"{what}.png"), what
-        assert shown.figure.axes, what
 
 
-def test_every_what_through_the_command(
-    folder: Path, odd_image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("view", VIEWS, ids=WHAT)
+def test_every_picture_of_every_model(
+    view: View, zoo_run: tuple[Path, Predictor], tmp_path: Path
 ) -> None:
-    path, _ = _saved("fastnet", folder, tmp_path)
-    for what in WHAT:
-        out = tmp_path / f"{what}.png"
-        images = [str(odd_image)] if what in ("maps", "saliency", "occlusion", "rf") else []
-        args = ["show", str(path), *images, "--what", what, "-o", str(out), "--dpi", "30"]
-        args += ["--samples", "2"] if what in ("saliency", "rf") else []
-        assert main(args) == 0, what
-        assert _is_png(out), what
+    """Through the function the command calls; per-image pictures on 2 test images, the
+    dataset ones on all of them."""
+    predictor = zoo_run[1]
+    limit = 2 if view.images == "some" else None
+    shown = show(predictor, (), view.name, path=tmp_path / "x.png", limit=limit, **QUICK)
+    assert _is_png(tmp_path / "x.png")
+    assert shown.figure.axes
+    assert shown.images == {"none": 0, "some": 2, "dataset": TEST_IMAGES}[view.images]
+    assert (shown.layer is None) == (view.default_layer is None)
+
+
+@pytest.mark.parametrize("view", VIEWS, ids=WHAT)
+def test_every_picture_through_the_command(
+    view: View,
+    fastnet_run: Path,
+    odd_image: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without IMAGE: the row's number of test images and its default layer, in the one line
+    printed. With IMAGE files: drawn from them, or a one-line error for a labelled picture."""
+    out = tmp_path / f"{view.name}.png"
+    args = ["show", str(fastnet_run), "--what", view.name, "-o", str(out), "--dpi", "30"]
+    args += _quick_flags(view)
+    assert main(args) == 0
+    assert _is_png(out)
+    n = 0 if view.images == "none" else min(view.limit or TEST_IMAGES, TEST_IMAGES)
+    of = f" of {n} image{'s' if n != 1 else ''}" if n else ""
+    at = ""
+    if view.default_layer is not None:
+        channels, side = MODELS["fastnet"]
+        net = create_model("fastnet", num_classes=len(CLASSES), in_channels=channels)
+        at = f" at {default_layer(net, (channels, side, side), view.name)}"
+    assert capsys.readouterr().out == f"{view.name}{of}{at}: wrote {out}\n"
+    if view.images == "none":
+        return
+    files = [str(odd_image)] * (3 if view.images == "dataset" else 1)  # an embedding needs 3
+    out.unlink()
+    code = main([*args[:2], *files, *args[2:]])
+    if view.labelled:
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "\n" not in err and "needs labelled images" in err
+    else:
+        assert code == 0 and _is_png(out)
+        assert f"{view.name} of {len(files)} image" in capsys.readouterr().out
+
+
+def test_the_command_names_what_it_drew(
+    fastnet_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / "x.png")
+    for what in ("gradcam", "patches"):
+        assert main(["show", str(fastnet_run), "--what", what, "-o", out, "--dpi", "30"]) == 0
     printed = capsys.readouterr().out
     assert "gradcam of 4 images at stages: wrote" in printed  # no IMAGE: the run's test images
     assert "patches of 12 images at stages.1.3" in printed
-    args = ["show", str(path), "--what", "gradcam", "--layer", "stages.1", "--class", "dots"]
-    assert main([*args, "-o", str(tmp_path / "c.png")]) == 0
+    args = ["show", str(fastnet_run), "--what", "gradcam", "--layer", "stages.1", "--class", "dots"]
+    assert main([*args, "-o", out, "--dpi", "30"]) == 0
     assert "at stages.1:" in capsys.readouterr().out
 
 
@@ -183,6 +245,7 @@ def test_the_example_runs_on_a_trained_run(trained_run: Path, tmp_path: Path, ca
     out = capsys.readouterr().out
     assert "3. " in out and "100.0% inside that box" in out  # the effective field stays inside
     assert "9. embeddings: (64, 2)" in out
+    # The example's own nine figures (a lecture of its own: a new picture need not join it).
     names = ("filters", "maps", "rf", "patches", "occlusion", "saliency", "gradcam", "errors")
     for name in (*names, "embeddings"):
         assert _is_png(tmp_path / f"{name}.png"), name

@@ -16,8 +16,8 @@ from cnnlab.cli.train import parse
 from cnnlab.data import DATASETS, DEFAULT_DATASET, DatasetInfo
 from cnnlab.errors import ConfigError
 from cnnlab.registry import ModelInfo, list_models, model_info
+from cnnlab.run.config import TrainConfig, differences
 from cnnlab.run.data import input_size_for, split_train_val
-from cnnlab.train.config import TrainConfig, differences
 from cnnlab.train.recipes import paper_recipe, recipe_settings, resolve
 
 

@@ -11,9 +11,9 @@ import torch
 
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.registry import create_model
+from cnnlab.run.config import TrainConfig
 from cnnlab.run.metrics import Tally
 from cnnlab.run.schedule import scheduled_lr
-from cnnlab.train.config import TrainConfig
 from cnnlab.train.step import (
     NonFiniteLossError,
     loss_and_logits,

@@ -189,7 +189,7 @@ def test_head_replaced_and_one_channel_stem(tmp_path: Path, pth_bytes, state) ->
 
 
 def test_finetune_param_groups_scale_the_backbone(tmp_path: Path, pth_bytes) -> None:
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.run.config import TrainConfig
     from cnnlab.train.finetune import finetune_optimizer
     from cnnlab.weights import load_for_training
 

@@ -1,23 +1,11 @@
 """Choice lists that the library owns and the command line offers, in one module that imports
 nothing heavy: ``cnnlab COMMAND --help`` reads them without importing PyTorch or NumPy, and the
-library modules that act on them (:mod:`cnnlab.seeing.show`, :mod:`cnnlab.scratch.padding`,
-:mod:`cnnlab.export`) import them from here, so each list has one owner.
+library modules that act on them (:mod:`cnnlab.scratch.padding`, :mod:`cnnlab.export`) import
+them from here, so each list has one owner. ``cnnlab show --what``'s pictures are a table of
+their own, :data:`cnnlab.seeing.views.VIEWS`, light in the same way.
 """
 
 from __future__ import annotations
-
-# What `cnnlab show --what` can draw (cnnlab.seeing.show), in lecture order.
-WHAT: tuple[str, ...] = (
-    "filters",
-    "maps",
-    "saliency",
-    "gradcam",
-    "occlusion",
-    "rf",
-    "patches",
-    "errors",
-    "embeddings",
-)
 
 # Border modes of the from-scratch padding (cnnlab.scratch.padding): PyTorch's `padding_mode` words.
 PAD_MODES: tuple[str, ...] = ("zero", "reflect", "replicate", "circular")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cnnlab.train.config import TrainConfig, add_config_arguments, config_from_args
+from cnnlab.run.config import TrainConfig, add_config_arguments, config_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

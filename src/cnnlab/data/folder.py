@@ -18,7 +18,7 @@ one-line error. :class:`FolderSplits` records the file lists (training writes th
 
 Decoding (:func:`decode_files`) fills one preallocated uint8 tensor from a thread pool; JPEGs are
 decoded in Pillow's draft mode at the smallest scale that still covers the target, so no image is
-ever held at full resolution. Training decodes at the model's size (:mod:`cnnlab.train.inputs`);
+ever held at full resolution. Training decodes at the model's size (:mod:`cnnlab.run.data`);
 ``load_dataset(folder)`` uses one channel count (3 if any training image has colour) and one size
 (the training images' median, at most :data:`DEFAULT_MAX_SIDE` on the shorter side), resizing
 without keeping the aspect ratio. A file with an image extension that cannot be decoded is an

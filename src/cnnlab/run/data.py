@@ -30,7 +30,7 @@ from cnnlab.registry import ModelInfo, model_info
 if TYPE_CHECKING:
     from cnnlab.data.datasets import DatasetInfo
     from cnnlab.data.folder import FolderSplits
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.run.config import TrainConfig
 
 ORDER_SEED_OFFSET = 1  # data-order generator = seed + 1, augmentation = seed + 2
 AUGMENT_SEED_OFFSET = 2

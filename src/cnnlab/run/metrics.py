@@ -8,13 +8,17 @@ all the data. Top-1 accuracy is the trace of the confusion matrix over its total
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from cnnlab import table
+from cnnlab.formats import percent
 
 TOP_K = 5  # the ImageNet convention the lectures' comparison tables use (top-5 error)
 
@@ -92,16 +96,102 @@ class EvalResult:
             "confusion": self.confusion,
         }
 
+    def to_markdown(self, classes: Sequence[str] | None = None) -> str:
+        """Headline numbers, per-class precision/recall/F1 and the confusion matrix."""
+        names = self._names(classes)
+        confusion = [[n, *map(str, row)] for n, row in zip(names, self.confusion, strict=True)]
+        lines = [
+            f"**top-1 {percent(self.top1)}**, top-{min(TOP_K, len(names))} "
+            f"{percent(self.top5)}, loss {self.loss:.4f} (mean cross-entropy) on "
+            f"{self.count:,} images",
+            "",
+            *table.markdown(SCORE_HEADER, self._score_rows(names), range(1, 5)),
+            "",
+            "confusion matrix (rows: true class, columns: predicted):",
+            "",
+            *table.markdown(["true \\ predicted", *names], confusion, range(1, len(names) + 1)),
+        ]
+        return "\n".join(lines)
+
+    def to_html(self, classes: Sequence[str] | None = None) -> str:
+        """The same as :meth:`to_markdown`, as an HTML fragment."""
+        names = self._names(classes)
+        confusion = [
+            [n, *(f"{v:,}" for v in row)] for n, row in zip(names, self.confusion, strict=True)
+        ]
+        headline = (
+            f"<p><strong>top-1 {percent(self.top1)}</strong>, top-{min(TOP_K, len(names))} "
+            f"{percent(self.top5)}, loss {self.loss:.4f} (mean cross-entropy) on "
+            f"{self.count:,} images</p>"
+        )
+        scores = table.html(SCORE_HEADER, self._score_rows(names), range(1, 5))
+        matrix = table.html(
+            ["true \\ predicted", *names],
+            confusion,
+            range(1, len(names) + 1),
+            caption="confusion matrix: rows are true classes, columns predicted",
+        )
+        return f'<div class="cnnlab-eval">\n{headline}\n{scores}\n{matrix}\n</div>\n'
+
+    def _names(self, classes: Sequence[str] | None) -> list[str]:
+        return list(classes) if classes else [str(i) for i in range(len(self.per_class))]
+
+    def _score_rows(self, names: Sequence[str]) -> list[list[str]]:
+        return [
+            [s.name, f"{s.support:,}", percent(s.precision), percent(s.recall), percent(s.f1)]
+            for s in class_scores(self.confusion, names)
+        ]
+
     def _repr_html_(self) -> str:
         """Headline numbers, per-class scores and the confusion matrix in a Jupyter notebook."""
-        from cnnlab.report.notebook import eval_html
-
-        return eval_html(self)
+        return self.to_html()
 
     def _repr_markdown_(self) -> str:
-        from cnnlab.report.notebook import eval_markdown
+        return self.to_markdown()
 
-        return eval_markdown(self)
+
+SCORE_HEADER = ("class", "images", "precision", "recall (accuracy)", "F1")
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    """How one class fared on the test set.
+
+    Attributes:
+        name: class name.
+        precision: of the images predicted as this class, the share that are (NaN: none predicted).
+        recall: of the images of this class, the share found (the per-class accuracy).
+        f1: harmonic mean of the two (NaN when either is undefined; 0 when both are 0).
+        support: test images of this class.
+    """
+
+    name: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+def class_scores(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> list[ClassScore]:
+    """Precision, recall, F1 and support of every class, in label order.
+
+    Conventions (scikit-learn's with ``zero_division=nan``): precision of a class never
+    predicted, recall of a class with no images, and F1 where both are undefined are NaN.
+    """
+    k = len(classes)
+    out = []
+    for i in range(k):
+        tp = confusion[i][i]
+        support = sum(confusion[i])
+        predicted = sum(confusion[r][i] for r in range(k))
+        precision = tp / predicted if predicted else math.nan
+        recall = tp / support if support else math.nan
+        if math.isnan(precision) or math.isnan(recall):
+            f1 = math.nan
+        else:
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.append(ClassScore(classes[i], precision, recall, f1, support))
+    return out
 
 
 def main_logits(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -191,19 +281,17 @@ def format_result(result: EvalResult, classes: list[str] | tuple[str, ...]) -> s
     """A human-readable report: headline numbers, then per-class accuracy and the confusion."""
     lines = [
         f"images  {result.count}",
-        f"top-1   {100 * result.top1:.2f}%",
-        f"top-{TOP_K}   {100 * result.top5:.2f}%"
+        f"top-1   {percent(result.top1)}",
+        f"top-{TOP_K}   {percent(result.top5)}"
         if len(classes) > TOP_K
-        else f"top-{len(classes)}   {100 * result.top5:.2f}% (only {len(classes)} classes)",
+        else f"top-{len(classes)}   {percent(result.top5)} (only {len(classes)} classes)",
         f"loss    {result.loss:.4f} (mean cross-entropy)",
         "",
         "per-class accuracy:",
     ]
     width = max(len(c) for c in classes)
     for name, acc in zip(classes, result.per_class, strict=True):
-        lines.append(
-            f"  {name.ljust(width)}  " + ("   n/a" if acc != acc else f"{100 * acc:6.2f}%")
-        )
+        lines.append(f"  {name.ljust(width)}  {percent(acc).rjust(7)}")
     lines += ["", "confusion matrix (rows: true class, columns: predicted):"]
     cell = max(5, max(len(str(v)) for row in result.confusion for v in row) + 1)
     lines.append(" " * (width + 2) + "".join(str(j).rjust(cell) for j in range(len(classes))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.run.config import TrainConfig
 
 MULTISTEP_MILESTONES = (0.5, 0.75)  # DenseNet (Huang et al. 2017, Sec. 4.2): lr / 10 at 50%, 75%
 

@@ -1,4 +1,4 @@
-"""See inside a trained network: filters, maps, saliency, Grad-CAM, occlusion, fields, patches.
+"""See inside a trained network: filters, feature maps, Grad-CAM and the other pictures.
 
 The lectures show what a network computes -- first-layer filters, feature maps, Zeiler &
 Fergus's occlusion maps and top-9 patches, "each unit of layer 3 sees a 5x5 grid of layer 1" --
@@ -12,73 +12,41 @@ given as an ``nn.Module``::
     cam = seeing.gradcam(predictor, ["shoe.png"])          # (1, h, w) at the default layer
     seeing.plot_gradcam(predictor, ["shoe.png"], path="cam.png")
 
-Tensors come from :mod:`cnnlab.seeing.methods`, figures (matplotlib ``Figure`` s, drawn through
-:mod:`cnnlab.plotting`) from :mod:`cnnlab.seeing.figures`, and ``cnnlab show`` calls
-:func:`cnnlab.seeing.show.show`. Layers are named as the analyzer names its rows
-(:mod:`cnnlab.seeing.layers`); each method has a default layer, listed in
-:func:`cnnlab.seeing.layers.default_row`.
+The pictures are the rows of one table, :data:`cnnlab.seeing.views.VIEWS`: each names its
+tensors' function in :mod:`cnnlab.seeing.methods`, its figure's (a matplotlib ``Figure``,
+drawn through :mod:`cnnlab.plotting`) in :mod:`cnnlab.seeing.figures`, and its default-layer
+rule in :mod:`cnnlab.seeing.layers`; ``cnnlab show`` calls :func:`cnnlab.seeing.show.show`,
+which draws any row. Layers are named as the analyzer names its rows;
+:func:`~cnnlab.seeing.layers.default_layer` gives a picture's default one.
+
+This package exports every row's functions, read from the table; they load on first use, so
+``import cnnlab.seeing`` (and ``cnnlab show --help``) imports no PyTorch.
 """
 
 from __future__ import annotations
 
-from cnnlab.seeing.figures import (
-    plot_embeddings,
-    plot_feature_maps,
-    plot_filters,
-    plot_gradcam,
-    plot_mistakes,
-    plot_occlusion,
-    plot_receptive_field,
-    plot_saliency,
-    plot_top_patches,
-)
-from cnnlab.seeing.layers import default_layer, layer_names
-from cnnlab.seeing.methods import (
-    Box,
-    Mistakes,
-    TopPatches,
-    effective_rf,
-    embeddings,
-    feature_maps,
-    filters,
-    gradcam,
-    mistakes,
-    occlusion,
-    project,
-    receptive_box,
-    saliency,
-    smoothgrad,
-    top_patches,
-)
-from cnnlab.seeing.show import WHAT, show
+from cnnlab.lazy import lazy_exports
+from cnnlab.seeing.show import show  # imports PyTorch on first call only
+from cnnlab.seeing.views import VIEWS, WHAT, View
 
-__all__ = [
-    "WHAT",
-    "Box",
-    "Mistakes",
-    "TopPatches",
-    "default_layer",
-    "effective_rf",
-    "embeddings",
-    "feature_maps",
-    "filters",
-    "gradcam",
-    "layer_names",
-    "mistakes",
-    "occlusion",
-    "plot_embeddings",
-    "plot_feature_maps",
-    "plot_filters",
-    "plot_gradcam",
-    "plot_mistakes",
-    "plot_occlusion",
-    "plot_receptive_field",
-    "plot_saliency",
-    "plot_top_patches",
-    "project",
-    "receptive_box",
-    "saliency",
-    "show",
-    "smoothgrad",
-    "top_patches",
-]
+_METHODS = "cnnlab.seeing.methods"
+_FIGURES = "cnnlab.seeing.figures"
+_LAYERS = "cnnlab.seeing.layers"
+
+# Public name -> the module that defines it: every row's functions, read from the table.
+_EXPORTS = {
+    **{name: _METHODS for view in VIEWS for name in view.methods},
+    **{view.figure: _FIGURES for view in VIEWS},
+    "Box": _METHODS,  # what rf's, patches' and errors' methods return
+    "TopPatches": _METHODS,
+    "Mistakes": _METHODS,
+    "default_layer": _LAYERS,
+    "layer_names": _LAYERS,
+}
+
+__all__ = ["VIEWS", "WHAT", "View", "show", *sorted(_EXPORTS)]
+
+# The submodules too, so that `seeing.methods` works after a bare `import cnnlab.seeing`.
+__getattr__ = lazy_exports(
+    __name__, {**_EXPORTS, "figures": _FIGURES, "layers": _LAYERS, "methods": _METHODS}
+)

@@ -1,4 +1,4 @@
-"""Layers named as the analyzer names them, their outputs tapped, and a default layer per method.
+"""Layers named as the analyzer names them, their outputs tapped, and the default-layer rules.
 
 A layer is a row name of :func:`cnnlab.analyze` (``features.3``, ``layer4.1.relu:2``,
 ``inception5b.cat``) or a folded row's name, which is a module path (``layer4``). Two kinds of
@@ -33,12 +33,10 @@ from torch.overrides import TorchFunctionMode
 
 from cnnlab.analysis.trace import tensors_in
 from cnnlab.errors import ConfigError
+from cnnlab.seeing import views
 
 if TYPE_CHECKING:
     from cnnlab.analysis.report import Report, Row
-
-# The methods that pick a default layer (see :func:`default_layer`).
-METHODS = ("filters", "maps", "gradcam", "rf", "patches", "embeddings")
 
 # Rows that finish a convolution's block without changing its map's shape: batch norm, the
 # activation, a residual addition, an Inception/DenseNet concatenation, dropout.
@@ -187,6 +185,10 @@ def unknown_layer(net: nn.Module, name: str, input_size: tuple[int, ...] | None)
 
 # --- default layers ----------------------------------------------------------------------------
 
+# Each rule below (first_conv ... penultimate) takes the analyzer's report of a model and names
+# the layer a picture looks at when none is given; a row of cnnlab.seeing.views.VIEWS names its
+# rule, and default_layer applies it.
+
 
 def _hw(row: Row) -> int:
     """Spatial positions of a row's output (0 for a flat vector)."""
@@ -221,57 +223,74 @@ def friendly_name(report: Report, row: Row) -> str:
     return min(candidates, key=lambda p: (p.count("."), p)) if candidates else row.name
 
 
-def default_row(report: Report, method: str) -> Row:
-    """The row a method looks at when no ``layer`` is given (see the package docstring).
-
-    * ``filters``: the first convolution (its weights are the picture).
-    * ``maps``: the first convolution's block (with its batch norm and activation).
-    * ``gradcam``: the block of the last convolution whose map is still spatial (more than
-      one position). FastNet's global max-pool and LeNet-5's 1x1 ``c5`` come after it, and so
-      do a VGG's last max-pool and adaptive pooling.
-    * ``patches`` and ``rf``: the deepest spatial map whose units see at most half the input's
-      side, so a top patch is a part of the image and a unit's box fits inside it.
-    * ``embeddings``: the last row before the logits whose output differs in size from them
-      (the penultimate features: ``flatten`` of a ResNet, ``classifier.5`` of a VGG).
-
-    Raises:
-        ConfigError: the model has no such row (no convolution, no spatial map).
-    """
-    if method not in METHODS:
-        raise ConfigError(f"unknown method {method!r}: pick one of {', '.join(METHODS)}")
-    rows = report.all_rows
-    convs = [i for i, r in enumerate(rows) if r.kind == "conv" and _hw(r) > 0]
-    if method == "embeddings":
-        logits = math.prod(rows[-1].output_shape)
-        for r in reversed(rows[1:-1]):
-            if math.prod(r.output_shape) != logits:
-                return r
-        raise ConfigError(f"{report.model} has no layer before its output to embed")
+def _convs(report: Report) -> list[int]:
+    """The rows of the convolutions whose output is a map."""
+    convs = [i for i, r in enumerate(report.all_rows) if r.kind == "conv" and _hw(r) > 0]
     if not convs:
         raise ConfigError(
             f"{report.model} has no convolution: name a layer with a CxHxW output (--layer)"
         )
-    if method == "filters":
-        return rows[convs[0]]
-    if method == "maps":
-        return rows[_block_end(rows, convs[0])]
-    if method in ("patches", "rf"):
-        side = min(report.input_size[1:])
-        fits = [
-            r
-            for r in rows[1:]
-            if _hw(r) > 1 and r.kind != "reshape" and max(_pair(r.receptive_field)) * 2 <= side
-        ]
-        return fits[-1] if fits else rows[_block_end(rows, convs[0])]
+    return convs
+
+
+def first_conv(report: Report) -> str:
+    """The first convolution, by its own name: its weights are the picture."""
+    return report.all_rows[_convs(report)[0]].name
+
+
+def first_block(report: Report) -> str:
+    """The first convolution's block (with its batch norm and activation)."""
+    rows = report.all_rows
+    return friendly_name(report, rows[_block_end(rows, _convs(report)[0])])
+
+
+def last_spatial_block(report: Report) -> str:
+    """The block of the last convolution whose map is still spatial (more than one position).
+
+    FastNet's global max-pool and LeNet-5's 1x1 ``c5`` come after it, and so do a VGG's last
+    max-pool and adaptive pooling.
+    """
+    rows = report.all_rows
+    convs = _convs(report)
     spatial = [i for i in convs if _hw(rows[i]) > 1]
-    return rows[_block_end(rows, (spatial or convs)[-1])]
+    return friendly_name(report, rows[_block_end(rows, (spatial or convs)[-1])])
 
 
-def default_layer(net: nn.Module, input_size: tuple[int, ...], method: str) -> str:
-    """The layer name :func:`default_row` picks, in its friendliest form (``layer4``)."""
-    report = analysis(net, input_size)
-    row = default_row(report, method)
-    return row.name if method == "filters" else friendly_name(report, row)
+def deepest_half_field(report: Report) -> str:
+    """The deepest spatial map whose units see at most half the input's side, so a top patch is
+    a part of the image and a unit's box fits inside it (else the first convolution's block)."""
+    rows = report.all_rows
+    convs = _convs(report)
+    side = min(report.input_size[1:])
+    fits = [
+        r
+        for r in rows[1:]
+        if _hw(r) > 1 and r.kind != "reshape" and max(_pair(r.receptive_field)) * 2 <= side
+    ]
+    return friendly_name(report, fits[-1] if fits else rows[_block_end(rows, convs[0])])
+
+
+def penultimate(report: Report) -> str:
+    """The last row before the logits whose output differs in size from them (the penultimate
+    features: ``flatten`` of a ResNet, ``classifier.5`` of a VGG)."""
+    rows = report.all_rows
+    logits = math.prod(rows[-1].output_shape)
+    for r in reversed(rows[1:-1]):
+        if math.prod(r.output_shape) != logits:
+            return friendly_name(report, r)
+    raise ConfigError(f"{report.model} has no layer before its output to embed")
+
+
+def default_layer(net: nn.Module, input_size: tuple[int, ...], view: str) -> str:
+    """The layer the picture ``view`` (a ``--what`` word) looks at when none is given: its rule
+    (:data:`cnnlab.seeing.views.VIEWS`) applied to the analyzer's rows at ``input_size``.
+
+    Raises:
+        ConfigError: an unknown picture, one that looks at no layer, or a model the rule cannot
+            serve (no convolution, nothing before the logits).
+    """
+    rule = views.lookup(view).default_layer_rule()
+    return rule(analysis(net, input_size))
 
 
 def _pair(v: int | list[int] | None) -> tuple[int, int]:

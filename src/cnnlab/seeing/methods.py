@@ -358,7 +358,7 @@ def gradcam(
     Args:
         layer: a layer with a ``(C, h, w)`` output; default: the last convolution's block
             whose map is still spatial (``layer4`` of a ResNet; see
-            :func:`cnnlab.seeing.layers.default_row`).
+            :func:`cnnlab.seeing.layers.default_layer`).
         target: a class for all images, one per image, or None for each image's prediction.
         size: ``(H, W)`` of the input to place the maps on, each cell at the centre of its
             receptive field (:func:`upsample` with the analyzer's start and jump); None keeps
@@ -568,7 +568,7 @@ def receptive_box(
     Args:
         input_size: ``(C, H, W)``.
         layer: default: the deepest map whose field fits in half the input (see
-            :func:`cnnlab.seeing.layers.default_row`).
+            :func:`cnnlab.seeing.layers.default_layer`).
         unit: ``(i, j)`` in the layer's map; default: its centre ``(h // 2, w // 2)``.
     """
     net = model_of(model)
@@ -830,7 +830,7 @@ def embeddings(
 
     Args:
         layer: default: the last row before the logits (see
-            :func:`cnnlab.seeing.layers.default_row`); maps are flattened.
+            :func:`cnnlab.seeing.layers.default_layer`); maps are flattened.
         method: ``pca`` (the two leading principal components, signs fixed so the largest
             loading is positive) or ``tsne`` (scikit-learn's t-SNE, PCA-initialised, ``seed``).
 

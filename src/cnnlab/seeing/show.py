@@ -2,43 +2,30 @@
 
 :func:`show` loads the run with :func:`cnnlab.load` (so images are read, converted and resized
 as ``cnnlab predict`` does), picks the images (the files given, else the run's own test split),
-draws the figure of :mod:`cnnlab.seeing.figures` that ``what`` names, and writes it. The command
-only parses its flags and prints the one line :attr:`Shown.summary`.
+draws the picture of :data:`cnnlab.seeing.views.VIEWS` that ``what`` names, and writes it. The
+row says everything about the picture that ``show`` needs, so nothing here names a picture. The
+command only parses its flags and prints the one line :attr:`Shown.summary`.
+
+This module imports PyTorch on first call, not on import: ``import cnnlab.seeing`` stays cheap.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from cnnlab.choices import WHAT  # what `--what` can be, in lecture order
 from cnnlab.errors import ConfigError
-from cnnlab.seeing import figures as F
-from cnnlab.seeing import layers as L
-from cnnlab.seeing import methods as M
+from cnnlab.seeing.views import WHAT, View, lookup
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.figure import Figure
 
     from cnnlab.predictor import Predictor
 
-# The method whose default layer each of WHAT (what `--what` can be, cnnlab.choices) uses.
-_LAYER_OF = {
-    "filters": "filters",
-    "maps": "maps",
-    "gradcam": "gradcam",
-    "rf": "rf",
-    "patches": "patches",
-    "embeddings": "embeddings",
-}
-
-# Test images drawn when no IMAGE is given: per-image pictures show a few, dataset views many.
-PER_IMAGE = {"maps": 1, "rf": 1, "saliency": 4, "gradcam": 4, "occlusion": 4}
-DATASET_LIMIT = {"patches": 2000, "embeddings": 2000, "errors": None}
+__all__ = ["WHAT", "Shown", "show"]
 
 
 @dataclass
@@ -84,86 +71,76 @@ def show(
     samples: int | None = None,
     method: str = "pca",
     device: str = "cpu",
-    dpi: float = F.DPI,
+    dpi: float | None = None,
 ) -> Shown:
     """Draw one picture of a trained model and write it to ``path``.
 
     Args:
         source: a run directory, a ``.safetensors`` model or checkpoint, or a ``Predictor``.
         images: image files; default: the first test images of the run's dataset (``data``
-            overrides which dataset), as many as the picture needs.
-        what: one of :data:`WHAT`.
-        layer: an analyzer row name or module path; default: the method's (see
-            :func:`cnnlab.seeing.layers.default_row`).
+            overrides which dataset), as many as the picture's row says (``View.limit``).
+        what: one of :data:`WHAT`, the names of :data:`cnnlab.seeing.views.VIEWS`.
+        layer: an analyzer row name or module path; default: the picture's
+            (:func:`cnnlab.seeing.layers.default_layer`).
         target: class index or name; default: each image's predicted class.
-        limit: images of the dataset for ``patches``, ``errors`` and ``embeddings``
-            (default 2,000, all for ``errors``) or for the per-image pictures.
+        limit: test images to use instead of the row's ``limit``.
         unit: ``(i, j)`` of ``rf``; window, stride: of ``occlusion``; samples: SmoothGrad's
             noisy copies or the random inputs of ``rf``'s effective field; method: ``pca`` or
-            ``tsne`` for ``embeddings``.
+            ``tsne`` for ``embeddings``. A picture that does not take an option ignores it.
+        dpi: resolution of the written file (default: :data:`cnnlab.seeing.figures.DPI`).
 
     Raises:
         ConfigError: an unknown ``what``, layer or class; DataError: unreadable images or a
         dataset that cannot be found.
     """
-    if what not in WHAT:
-        raise ConfigError(f"unknown --what {what!r}: pick one of {', '.join(WHAT)}")
+    view = lookup(what)
+    from cnnlab.seeing import layers as L
+    from cnnlab.seeing import methods as M
+
     predictor = _load(source, device)
     meta = predictor.meta
     t = _target(target, meta.classes)
-    pixels, labels = _images(predictor, images, what, data, data_dir, limit)
+    pixels, labels = _images(predictor, images, view, data, data_dir, limit)
     net = M.model_of(predictor)
     size = tuple(meta.input_size)
-    if layer is None and what in _LAYER_OF:
-        layer = L.default_layer(net, size, _LAYER_OF[what])
+    if layer is None and view.default_layer is not None:
+        layer = L.default_layer(net, size, view.name)
     elif layer is not None:
         L.resolve(net, layer, size)  # the one-line error before any work
-    fig = _draw(predictor, what, pixels, labels, layer, t, unit, window, stride, samples, method)
+    if view.labelled and labels is None:
+        raise ConfigError(
+            f"--what {view.name} needs labelled images: leave out IMAGE to use the run's test "
+            "split (or pick one with --data)"
+        )
+    given = {
+        "target": t,
+        "labels": labels,
+        "unit": unit,
+        "window": window,
+        "stride": stride,
+        "samples": samples,
+        "method": method,
+    }
+    fig = _draw(view, predictor, pixels, layer, given)
     written = None
     if path is not None:
         from cnnlab import plotting
+        from cnnlab.seeing.figures import DPI
 
-        written = str(plotting.save(fig, path, dpi))
-    used = 0 if what == "filters" else len(pixels) if pixels is not None else 0
-    return Shown(fig, what, layer if what not in ("saliency", "occlusion", "errors") else None,
-                 used, written)  # fmt: skip
+        written = str(plotting.save(fig, path, DPI if dpi is None else dpi))
+    used = len(pixels) if pixels is not None else 0
+    return Shown(fig, what, layer if view.default_layer is not None else None, used, written)
 
 
 def _draw(
-    p: Predictor,
-    what: str,
-    pixels: Any,
-    labels: torch.Tensor | None,
-    layer: str | None,
-    t: int | None,
-    unit: tuple[int, int] | None,
-    window: int | None,
-    stride: int | None,
-    samples: int | None,
-    method: str,
+    view: View, p: Predictor, pixels: Any, layer: str | None, given: Mapping[str, Any]
 ) -> Figure:
-    if what == "filters":
-        return F.plot_filters(p, layer)
-    if what == "maps":
-        return F.plot_feature_maps(p, pixels, layer)
-    if what == "saliency":
-        return F.plot_saliency(p, pixels, t, samples=samples or 25)
-    if what == "gradcam":
-        return F.plot_gradcam(p, pixels, layer, t)
-    if what == "occlusion":
-        return F.plot_occlusion(p, pixels, window, stride, t)
-    if what == "rf":
-        return F.plot_receptive_field(p, pixels, layer, unit, samples=samples or 16)
-    if what == "patches":
-        return F.plot_top_patches(p, pixels, layer)
-    if what == "errors":
-        if labels is None:
-            raise ConfigError(
-                "--what errors needs labelled images: leave out IMAGE to use the run's test "
-                "split (or pick one with --data)"
-            )
-        return F.plot_mistakes(p, pixels, labels)
-    return F.plot_embeddings(p, pixels, labels, layer, method=method)
+    """``view``'s figure, called as its row says (:class:`~cnnlab.seeing.views.View`)."""
+    kwargs = {name: given[name] for name in view.options if given[name] is not None}
+    if view.default_layer is not None:
+        kwargs["layer"] = layer
+    images = () if view.images == "none" else (pixels,)
+    return view.figure_function()(p, *images, **kwargs)
 
 
 def _load(source: Any, device: str) -> Predictor:
@@ -195,17 +172,18 @@ def _target(target: int | str | None, classes: Sequence[str]) -> int | None:
 def _images(
     p: Predictor,
     files: Sequence[Any],
-    what: str,
+    view: View,
     data: str | None,
     data_dir: str | None,
     limit: int | None,
 ) -> tuple[Any, torch.Tensor | None]:
     """The images to draw and their labels (None for files): the files, else test images."""
-    if what == "filters":
+    if view.images == "none":
         return None, None
     if files:
         return list(files), None
     from cnnlab.data import load_dataset
+    from cnnlab.seeing.methods import in_channels_of
 
     name = data or p.meta.dataset
     if not name:
@@ -213,7 +191,7 @@ def _images(
             "the run does not record its dataset: pass IMAGE files or --data NAME|PATH"
         )
     x, y = load_dataset(name, "test", root=data_dir)
-    n = limit if limit is not None else PER_IMAGE.get(what, DATASET_LIMIT.get(what))
+    n = limit if limit is not None else view.limit
     if n is not None:
         x, y = x[:n], y[:n]
-    return M.in_channels_of(x, p.meta.in_channels), y
+    return in_channels_of(x, p.meta.in_channels), y

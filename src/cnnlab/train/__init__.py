@@ -14,8 +14,8 @@ Heavy imports (the trainer, matplotlib) happen on first use, so importing this p
 from __future__ import annotations
 
 from cnnlab.lazy import lazy_exports
+from cnnlab.run.config import TrainConfig
 from cnnlab.train.callbacks import Callback
-from cnnlab.train.config import TrainConfig
 
 __all__ = [
     "Callback",

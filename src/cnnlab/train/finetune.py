@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnlab.train.config import TrainConfig
+from cnnlab.run.config import TrainConfig
 from cnnlab.train.step import make_optimizer
 from cnnlab.weights import Pretrained
 

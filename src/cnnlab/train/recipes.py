@@ -48,7 +48,7 @@ import torch
 
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.models.googlenet import AUX_LOSS_WEIGHT
-from cnnlab.train.config import TrainConfig, recipe_fields
+from cnnlab.run.config import TrainConfig, recipe_fields
 
 # Lecture hyperparameters, named (the training slides of the AlexNet/VGG and ResNet lectures).
 SGD_MOMENTUM = 0.9  # all families

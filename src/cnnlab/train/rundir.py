@@ -13,8 +13,8 @@ from pathlib import Path
 from cnnlab.errors import ConfigError
 from cnnlab.files import remove_temporaries
 from cnnlab.run.checkpoints import latest_valid_checkpoint
+from cnnlab.run.config import TrainConfig, differences, from_dict
 from cnnlab.run.layout import RunFiles
-from cnnlab.train.config import TrainConfig, differences, from_dict
 
 # Settings a resumed run may change: the number of epochs, where the schedule does not depend on
 # it (a one-cycle or multistep schedule spreads itself over all the epochs).

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.errors import TrainingError
-from cnnlab.train.config import TrainConfig
+from cnnlab.run.config import TrainConfig
 
 
 class NonFiniteLossError(TrainingError):

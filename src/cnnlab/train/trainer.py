@@ -42,6 +42,7 @@ import torch
 from cnnlab import __version__
 from cnnlab.errors import ConfigError, TrainingError
 from cnnlab.registry import create_model, model_info
+from cnnlab.run.config import TrainConfig, to_dict
 from cnnlab.run.data import (
     Augmenter,
     RunData,
@@ -61,7 +62,6 @@ from cnnlab.runmeta import RunMeta
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
 from cnnlab.train.callbacks import Callback, CallbackList, ConsoleLog
-from cnnlab.train.config import TrainConfig, to_dict
 from cnnlab.train.finetune import finetune_optimizer
 from cnnlab.train.recipes import resolve
 from cnnlab.train.rundir import check_run_dir

@@ -1,5 +1,9 @@
 """One configuration dataclass for a training run; the ``cnnlab train`` flags are generated from it.
 
+It lives with the run, not with training: ``config.json`` is part of a run's record, read by
+everything that uses a run (``cnnlab report``, ``runs``, experiments, the studio) as much as it is
+written by :mod:`cnnlab.train`.
+
 Every setting lives in :class:`TrainConfig`, with its unit in the field's help text. Fields whose
 default is ``None`` are *recipe* fields: :func:`cnnlab.train.recipes.resolve` fills them from the
 chosen recipe (``paper`` or ``fast``) unless the user set them. The resolved config is what a run
