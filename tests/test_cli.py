@@ -31,10 +31,10 @@ import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli import COMMANDS, main
 from cnnlab.export import OnnxClassifier, read_metadata
 from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.config import TrainConfig
 from cnnlab.run.load import load_trained
 from cnnlab.runmeta import RunMeta
 from cnnlab.scratch.filters import FILTERS, apply_filter
-from cnnlab.train.config import TrainConfig
 from helpers.datasets import SYSTEM_FASHION_MNIST, needs_fashion_mnist, needs_system_fashion_mnist
 from helpers.foreign_files import KINDS, plant
 from helpers.optional import needs_onnx

@@ -68,6 +68,42 @@ def test_runs_table_displays_itself(tmp_path: Path) -> None:
     assert "interrupted" in table._repr_markdown_()
 
 
+CORE_DISPLAY = """
+import sys
+import cnnlab
+from cnnlab.run.metrics import EvalResult
+result = EvalResult(count=2, loss=0.5, top1=0.5, top5=1.0, per_class=[1.0, 0.0],
+                    confusion=[[1, 0], [1, 0]])
+report = cnnlab.analyze("lenet5")
+for thing in (cnnlab.model_info("lenet5"), report, result):
+    assert thing._repr_html_() and thing._repr_markdown_()
+print(sorted(m for m in sys.modules if m.startswith(("cnnlab.report", "jinja2"))))
+"""
+
+
+def test_core_objects_display_without_the_report_package() -> None:
+    """Floors: the model info, the analyzer's report and an evaluation result render their own
+    notebook forms (cnnlab.table), importing neither cnnlab.report nor Jinja2."""
+    out = subprocess.run(
+        [sys.executable, "-c", CORE_DISPLAY],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_analyzer_html_shows_the_text_tables_cells() -> None:
+    report = cnnlab.analyze("lenet5")
+    html = report.to_html()
+    assert html.startswith('<div class="cnnlab-analysis">') and html.endswith("</div>\n")
+    for line in report.footer():
+        assert line.replace("'", "&#39;") in html
+    assert "0.429 M" in html and "241 KiB" in html  # LeNet-5's totals keep their digits
+
+
 IMPORT_EVERYTHING = """
 import importlib, pkgutil, sys
 import matplotlib

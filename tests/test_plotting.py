@@ -49,7 +49,7 @@ _DRAW_EVERYTHING = textwrap.dedent(
     from cnnlab.analysis import analyze
     from cnnlab.analysis.plots import Point, plot_comparison, plot_layers
     from cnnlab.scratch.plots import filter_grid
-    from cnnlab.train.figures import plot_confusion, plot_curves
+    from cnnlab.run.figures import plot_confusion, plot_curves
 
     out = Path(sys.argv[1])
     history = [

@@ -92,7 +92,7 @@ def test_the_command_reproduces_the_stored_config(trained_run: Path) -> None:
     import json
 
     from cnnlab.cli.train import parse
-    from cnnlab.train.config import from_dict
+    from cnnlab.run.config import from_dict
 
     stored = from_dict(json.loads((trained_run / "config.json").read_text()))
     command = page.train_command(stored)

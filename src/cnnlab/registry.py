@@ -87,16 +87,30 @@ class ModelInfo:
         """The function that builds the model (the zoo's modules are imported on first use)."""
         return _builder(self.name)
 
+    def _display_rows(self) -> list[tuple[str, str]]:
+        """(label, value): what a notebook shows of the model."""
+        c, h, w = self.input_size
+        return [
+            ("model", self.name),
+            ("family", self.family),
+            ("paper", self.paper),
+            ("description", self.description),
+            ("default input", f"{c}x{h}x{w}" + (" (fixed)" if self.fixed_input else "")),
+            ("smallest input", "x".join(map(str, self.min_input_size))),
+            ("parameters", f"{self.num_params:,} at {self.num_classes} classes"),
+            ("torchvision", self.torchvision or "no equivalent"),
+        ]
+
     def _repr_html_(self) -> str:
         """The model's facts as a table in a Jupyter notebook."""
-        from cnnlab.report.notebook import model_info_html
+        from cnnlab import table  # floor 1: the renderer of every table
 
-        return model_info_html(self)
+        return table.html(None, self._display_rows(), row_headers=True)
 
     def _repr_markdown_(self) -> str:
-        from cnnlab.report.notebook import model_info_markdown
+        from cnnlab import table
 
-        return model_info_markdown(self)
+        return "\n".join(table.markdown(["", self.name], self._display_rows()))
 
 
 _INFOS: dict[str, ModelInfo] = {}  # every model known: registered, or listed in facts.json

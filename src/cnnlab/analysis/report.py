@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnlab import table
+from cnnlab import formats, table
 from cnnlab.analysis import arith
 from cnnlab.analysis.trace import Op, trace_model
 from cnnlab.errors import GeometryError, InputSizeError
@@ -239,9 +239,9 @@ class Report:
                 [
                     r.name,
                     r.type,
-                    _shape(r.input_shape)
+                    formats.shape(r.input_shape)
                     + (f" (+{len(r.input_shapes) - 1})" if len(r.input_shapes) > 1 else ""),
-                    _shape(r.output_shape),
+                    formats.shape(r.output_shape),
                     "" if r.filters is None else str(r.filters),
                     _geom(r.kernel),
                     _geom(r.stride),
@@ -255,15 +255,17 @@ class Report:
             )
         return header, body
 
-    def _footer(self) -> list[str]:
-        t = self.totals
+    def footer(self) -> list[str]:
+        """The lines under the table: totals, memory, count mode, conventions, warnings."""
+        t, size = self.totals, formats.size
         lines = [
-            f"total params {t['params']:,} ({_mib(t['param_bytes'])} as float32); "
-            f"MACs {t['macs']:,} ({t['macs'] / 1e9:.3f} G); FLOPs = 2 x MACs = {t['flops']:,}",
-            f"activation memory {_mib(t['activation_bytes'])} for batch {self.batch_size} "
+            f"total params {t['params']:,} ({size(t['param_bytes'])} as float32); "
+            f"MACs {t['macs']:,} ({formats.count(t['macs'], 'G')}); "
+            f"FLOPs = 2 x MACs = {t['flops']:,}",
+            f"activation memory {size(t['activation_bytes'])} for batch {self.batch_size} "
             f"(each new tensor once, input included; * = shares memory with its input); "
-            f"training estimate {_mib(t['training_memory_bytes'])} (SGD momentum; "
-            f"Adam {_mib(self.training_memory('adam'))})",
+            f"training estimate {size(t['training_memory_bytes'])} (SGD momentum; "
+            f"Adam {size(self.training_memory('adam'))})",
             f"count mode: {self.count} ({_MODE_TEXT[self.count]})",
             arith.CONVENTIONS,
         ]
@@ -279,36 +281,46 @@ class Report:
     def to_text(self) -> str:
         """A fixed-width table for the terminal, with totals and the counting conventions."""
         header, body = self._table()
-        lines = [f"{self.model}  input {_shape(list(self.input_size))}  batch {self.batch_size}"]
+        lines = [f"{self.model}  input {formats.shape(self.input_size)}  batch {self.batch_size}"]
         lines += table.fixed_width(header, body, _NUMBER_COLUMNS)
         lines.append("")
-        lines += self._footer()
+        lines += self.footer()
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
         """A GitHub-flavoured Markdown table with totals and the counting conventions."""
         header, body = self._table()
         lines = [
-            f"**{self.model}**, input {_shape(list(self.input_size))}, batch {self.batch_size}",
+            f"**{self.model}**, input {formats.shape(self.input_size)}, batch {self.batch_size}",
             "",
             *table.markdown(header, body, _NUMBER_COLUMNS),
             "",
         ]
         lines += [
             f"{line}  " if not line.startswith("  ") else f"- {line.strip()}"
-            for line in self._footer()
+            for line in self.footer()
         ]
         return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """An HTML fragment: the table, then the totals and conventions as a list."""
+        header, body = self._table()
+        title = (
+            f"<p><strong>{table.escape(self.model)}</strong>, input "
+            f"{formats.shape(self.input_size)}, batch {self.batch_size}</p>"
+        )
+        items = "".join(f"<li>{table.escape(line)}</li>\n" for line in self.footer())
+        return (
+            f'<div class="cnnlab-analysis">\n{title}\n'
+            f"{table.html(header, body, _NUMBER_COLUMNS)}\n<ul>\n{items}</ul>\n</div>\n"
+        )
 
     def __str__(self) -> str:
         return self.to_text()
 
     def _repr_html_(self) -> str:
         """The table, totals and conventions in a Jupyter notebook."""
-        from cnnlab.report.notebook import analysis_html
-
-        header, body = self._table()
-        return analysis_html(self, header, body, _NUMBER_COLUMNS)
+        return self.to_html()
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -325,23 +337,15 @@ _MODE_TEXT = {
 }
 
 
-def _shape(s: list[int]) -> str:
-    return "x".join(map(str, s))
-
-
 def _geom(v: int | list[int] | None) -> str:
     if v is None:
         return ""
-    return "x".join(map(str, v)) if isinstance(v, list) else str(v)
+    return formats.shape(v) if isinstance(v, list) else str(v)
 
 
 def _kb(b: int) -> str:
     kb = b / arith.KB
     return f"{kb:,.0f}" if kb == int(kb) else f"{kb:,.2f}"
-
-
-def _mib(b: int) -> str:
-    return f"{b / 2**20:,.1f} MiB"
 
 
 def _build(name: str, in_channels: int) -> nn.Module:

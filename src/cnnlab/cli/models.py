@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cnnlab import table
+from cnnlab import formats, table
 from cnnlab.registry import list_models, model_info, recorded_macs
 
 
@@ -91,6 +91,7 @@ def _macs(name: str) -> int:
 
 
 def _human(macs: int | None) -> str:
+    """``7.801 G`` from a billion, ``714.19 M`` below (a small model's falls to ``K``)."""
     if macs is None:
         return ""
-    return f"{macs / 1e9:.3f} G" if macs >= 1e9 else f"{macs / 1e6:.2f} M"
+    return formats.count(macs, "G") if macs >= 1e9 else formats.count(macs, "M", digits=2)

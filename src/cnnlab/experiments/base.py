@@ -195,7 +195,7 @@ class Context:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _run_config(self, run_dir: Path, fields: dict[str, Any]) -> Any:
-        from cnnlab.train.config import TrainConfig
+        from cnnlab.run.config import TrainConfig
 
         own = {
             "data": self.data,

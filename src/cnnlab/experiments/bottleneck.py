@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cnnlab import table
 from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.formats import number, percent, shape
 
 # He et al. Fig. 5 and the equal-output-width block: (kind, input width, planes).
 BLOCKS: dict[str, tuple[str, int, int]] = {
@@ -207,34 +209,48 @@ def _figure(ctx: Context, m: dict[str, Any]) -> None:
     )
 
 
+def _blocks_table(m: dict[str, Any], precisions: list[str]) -> str:
+    """Each block alone: size, cost, and its times at every precision (Markdown)."""
+    timed = [(p, key) for p in precisions for key in ("forward_s", "forward_backward_s")]
+    header = ["block", "input", "params", "MACs"]
+    header += [f"{'forward' if key == 'forward_s' else 'fwd+bwd'} ms ({p})" for p, key in timed]
+    header.append("ns/MAC")
+    rows = [
+        [
+            name,
+            shape(r["input"]),
+            number(r["params"]),
+            number(r["macs"]),
+            *(f"{r[p][key] * 1e3:.2f}" for p, key in timed),
+            f"{m['ns_per_mac']['block ' + name]:.4f}",
+        ]
+        for name, r in m["blocks"].items()
+    ]
+    return "\n".join(table.markdown(header, rows, range(2, len(header))))
+
+
+def _nets_table(m: dict[str, Any]) -> str:
+    """The lab nets: size, cost, times and test accuracy (Markdown)."""
+    header = ["network", "input", "params", "MACs", "forward ms (batch 1)",
+              "train ms/image (batch)", "ns/MAC", "test acc"]  # fmt: skip
+    rows = [
+        [
+            name,
+            shape(r["input"]),
+            number(r["params"]),
+            number(r["macs"]),
+            f"{r['forward_s'] * 1e3:.2f}",
+            f"{r['train_per_image_s'] * 1e3:.2f} ({r['train_batch']})",
+            f"{m['ns_per_mac']['net ' + name]:.4f}",
+            percent(m["test_accuracy"].get(name), missing="-"),
+        ]
+        for name, r in m["nets"].items()
+    ]
+    return "\n".join(table.markdown(header, rows, range(2, len(header))))
+
+
 def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
     b, n, a = m["blocks"], m["nets"], m["test_accuracy"]
-    precisions = ctx.settings["precisions"]
-    rows = ["| block | input | params | MACs | " + " | ".join(
-        f"forward ms ({p}) | fwd+bwd ms ({p})" for p in precisions) + " | ns/MAC |",
-        "|---" * (5 + 2 * len(precisions)) + "|"]  # fmt: skip
-    for name, r in b.items():
-        times = " | ".join(
-            f"{r[p]['forward_s'] * 1e3:.2f} | {r[p]['forward_backward_s'] * 1e3:.2f}"
-            for p in precisions
-        )
-        rows.append(
-            f"| {name} | {'x'.join(map(str, r['input']))} | {r['params']:,} | {r['macs']:,} | "
-            f"{times} | {m['ns_per_mac']['block ' + name]:.4f} |"
-        )
-    net_rows = [
-        "| network | input | params | MACs | forward ms (batch 1) | train ms/image (batch) | "
-        "ns/MAC | test acc |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in n.items():
-        acc = f"{a[name]:.2%}" if name in a else "-"
-        net_rows.append(
-            f"| {name} | {'x'.join(map(str, r['input']))} | {r['params']:,} | {r['macs']:,} | "
-            f"{r['forward_s'] * 1e3:.2f} | "
-            f"{r['train_per_image_s'] * 1e3:.2f} ({r['train_batch']}) | "
-            f"{m['ns_per_mac']['net ' + name]:.4f} | {acc} |"
-        )
     wide, bott, base = b["basic-256"], b["bottleneck-256"], b["basic-64"]
     mac_ratio = bott["macs"] / wide["macs"]
     time_ratio = bott["fp32"]["forward_s"] / wide["fp32"]["forward_s"]
@@ -263,8 +279,8 @@ def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
     )
     spread = sorted(m["ns_per_mac"].values())
     findings = [
-        "\n".join(rows),
-        "\n".join(net_rows),
+        _blocks_table(m, ctx.settings["precisions"]),
+        _nets_table(m),
         f"Time per multiply-add ranged from {spread[0]:.4f} to {spread[-1]:.4f} ns "
         f"({spread[-1] / spread[0]:.1f}x): "
         + (

@@ -24,7 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cnnlab import table
 from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.formats import number, percent, shape, size
 
 PREDICTS = 0.9  # Spearman rank correlation at which operations "predict" latency
 
@@ -190,17 +192,28 @@ def _figures(ctx: Context, models: dict[str, dict[str, Any]]) -> None:
                "measuring process against parameters (log-log), every zoo model.")  # fmt: skip
 
 
+def _table(models: dict[str, dict[str, Any]]) -> str:
+    """Every model measured, cheapest first: cost, latency, memory, published accuracy."""
+    header = ["model", "input", "params", "MACs", "latency ms", "peak RSS", "+inference",
+              "ImageNet top-1"]  # fmt: skip
+    rows = [
+        [
+            name,
+            shape(r["input"]),
+            number(r["params"]),
+            number(r["macs"]),
+            f"{r['latency_s'] * 1e3:.2f}",
+            size(r["peak_rss_bytes"]),
+            size(r["inference_increment_bytes"]),
+            percent(r["imagenet"]["top1"], scale=1) if r["imagenet"] else "-",
+        ]
+        for name, r in sorted(models.items(), key=lambda kv: kv[1]["macs"])
+    ]
+    return "\n".join(table.markdown(header, rows, range(2, len(header))))
+
+
 def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
     models = m["models"]
-    rows = ["| model | input | params | MACs | latency ms | peak RSS MiB | +inference MiB | "
-            "ImageNet top-1 |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in sorted(models.items(), key=lambda kv: kv[1]["macs"]):
-        top1 = f"{r['imagenet']['top1']:.2f}" if r["imagenet"] else "-"
-        rows.append(
-            f"| {name} | {'x'.join(map(str, r['input']))} | {r['params']:,} | {r['macs']:,} | "
-            f"{r['latency_s'] * 1e3:.2f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
-            f"{r['inference_increment_bytes'] / 2**20:.0f} | {top1} |"
-        )
     lat, mem = m["macs_vs_latency"], m["params_vs_peak_memory"]
     spearman = lat["spearman"]
     held = None if spearman is None else spearman >= PREDICTS
@@ -222,7 +235,7 @@ def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
         }[held]
     )
     findings = [
-        "\n".join(rows),
+        _table(models),
         f"Parameters against peak memory: Spearman {_num(mem['spearman'])}, Pearson of the logs "
         f"{_num(mem['pearson_log'])}. Method: {m['memory_method']}. Peak memory is the whole "
         "measuring process (Python, torch "

@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cnnlab import table
 from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.formats import percent
 
 MARGIN = 0.5  # percentage points: a smaller difference from one seed decides nothing
 
@@ -237,20 +239,20 @@ def _word(flag: bool | None, yes: str, no: str) -> str:
 
 
 def _table(final: dict[str, dict[str, Any]], depths: list[int]) -> str:
-    rows = [
-        "| network | final training error | final test error | published test error (CIFAR-10) |",
-        "|---|---|---|---|",
-    ]
+    """Final training and test error of every net, and the paper's test error (Markdown)."""
+    header = ["network", "final training error", "final test error",
+              "published test error (CIFAR-10)"]  # fmt: skip
+    rows = []
     for kind in ("plain", "resnet"):
         for depth in depths:
             name = _label(kind, depth)
-            f = final[name]
-            paper = PAPER_TEST_ERROR.get(name)
-            published = f"{paper:.2f}% ({PAPER_SOURCE[name]})" if paper is not None else "-"
-            rows.append(
-                f"| {name} | {f['train_error']:.2f}% | {f['test_error']:.2f}% | {published} |"
-            )
-    return "\n".join(rows)
+            f, paper = final[name], PAPER_TEST_ERROR.get(name)
+            errors = [percent(f[key], scale=1) for key in ("train_error", "test_error")]
+            published = "-"
+            if paper is not None:
+                published = f"{percent(paper, scale=1)} ({PAPER_SOURCE[name]})"
+            rows.append([name, *errors, published])
+    return "\n".join(table.markdown(header, rows, (1, 2)))
 
 
 def _timing(final: dict[str, dict[str, Any]]) -> str:

@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cnnlab import table
 from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.formats import number, percent
 
 # (one big kernel, the 3x3 stack with its receptive field), as in Sec. 2.3.
 PAIRS = (("kernel7x7", "kernel3x3x3"), ("kernel5x5", "kernel3x3x2"))
@@ -175,22 +177,32 @@ def _figure(ctx: Context, m: dict[str, Any]) -> None:
     )
 
 
+def _table(m: dict[str, Any]) -> str:
+    """Every net's stack and whole-net counts, times and test accuracy (Markdown)."""
+    c, t, a = m["counts"], m["timing"], m["test_accuracy"]
+    header = ["net", "stack weights", "stack MACs", "RF of a stack", "ReLUs per stack",
+              "net MACs", "forward ms/img", "train ms/img (fp32)", "test acc"]  # fmt: skip
+    rows = [
+        [
+            n,
+            number(c[n]["stack_weights"]),
+            number(c[n]["stack_macs"]),
+            str(c[n]["stack_rf"]),
+            str(c[n]["nonlinearities"]),
+            number(c[n]["macs"]),
+            f"{t[n]['fp32']['forward_per_image_s'] * 1e3:.3f}",
+            f"{t[n]['fp32']['train_per_image_s'] * 1e3:.3f}",
+            percent(a[n]),
+        ]
+        for n in NETS
+    ]
+    return "\n".join(table.markdown(header, rows, range(1, len(header))))
+
+
 def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
     from cnnlab.models.lab import STACK_WIDTH
 
     c, t, a = m["counts"], m["timing"], m["test_accuracy"]
-    rows = [
-        "| net | stack weights | stack MACs | RF of a stack | ReLUs per stack | net MACs | "
-        "forward ms/img | train ms/img (fp32) | test acc |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for n in NETS:
-        rows.append(
-            f"| {n} | {c[n]['stack_weights']:,} | {c[n]['stack_macs']:,} | {c[n]['stack_rf']} | "
-            f"{c[n]['nonlinearities']} | {c[n]['macs']:,} | "
-            f"{t[n]['fp32']['forward_per_image_s'] * 1e3:.3f} | "
-            f"{t[n]['fp32']['train_per_image_s'] * 1e3:.3f} | {a[n]:.2%} |"
-        )
     sentences = []
     for p in m["pairs"]:
         sentences.append(
@@ -225,7 +237,7 @@ def _outcome(ctx: Context, m: dict[str, Any]) -> Outcome:
         )
     verdict = "; ".join(sentences) + ending
     findings = [
-        "\n".join(rows),
+        _table(m),
         "Weights are the stacks' convolutions only (no bias; batch norm adds 2C per layer). "
         f"With C = {STACK_WIDTH} and two stacks per net: 2 x 27C^2 = {2 * 27 * STACK_WIDTH**2:,} "
         f"against 2 x 49C^2 = {2 * 49 * STACK_WIDTH**2:,}; the analyzer counts "

@@ -130,7 +130,7 @@ def train_step_latency(
     """
     import torch
 
-    from cnnlab.train.config import TrainConfig
+    from cnnlab.run.config import TrainConfig
     from cnnlab.train.step import train_step
 
     config = TrainConfig(

@@ -30,7 +30,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from cnnlab import table
 from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.formats import number, percent
 
 CONTOUR_TOP_FACTOR = 20  # contour levels span the minimum loss to this multiple of it
 SIGNIFICANT = 0.1  # |lambda_min / lambda_max| above this counts as significant non-convexity
@@ -90,7 +92,7 @@ def sub_grid(steps: int, points: int) -> list[int]:
 def landscape_data(ctx: Context, images: int, val_size: int) -> tuple[Any, Any]:
     """The first ``images`` images of the run's training split (uint8) and their labels."""
     from cnnlab.data import load_dataset
-    from cnnlab.train.inputs import split_train_val
+    from cnnlab.run.data import split_train_val
 
     x, y = load_dataset(ctx.data, "train")
     train_x, train_y, _, _ = split_train_val(x, y, val_size, ctx.seed)
@@ -392,21 +394,32 @@ def _num(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _table(studies: dict[str, dict[str, Any]]) -> str:
+    """Each net's accuracy, its loss surface's range and its curvature figures (Markdown)."""
+    header = ["net", "test acc", "trained loss (subset)", "grid min / max loss", "mean ratio",
+              "max ratio", "significant fraction", "centre = trained"]  # fmt: skip
+    rows = []
+    for name, st in studies.items():
+        flat = [v for row in st["loss"] for v in row]
+        rows.append(
+            [
+                name,
+                percent(st["test_accuracy"]),
+                number(st["trained_loss"], 4),
+                f"{number(min(flat))} / {number(max(flat))}",
+                number(st["mean_ratio"]),
+                number(st["max_ratio"]),
+                number(st["significant_fraction"], 2),
+                str(st["centre_equals_trained"]),
+            ]
+        )
+    return "\n".join(table.markdown(header, rows, range(1, len(header) - 1)))
+
+
 def _outcome(ctx: Context, studies: dict[str, dict[str, Any]], measured: dict) -> Outcome:
     s = ctx.settings
     res, plain = nets(s)
     r, p = studies[res], studies[plain]
-    rows = ["| net | test acc | trained loss (subset) | grid min / max loss | mean ratio | "
-            "max ratio | significant fraction | centre = trained |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, st in studies.items():
-        flat = [v for row in st["loss"] for v in row]
-        rows.append(
-            f"| {name} | {st['test_accuracy']:.2%} | {st['trained_loss']:.4f} | "
-            f"{min(flat):.3f} / {max(flat):.3f} | {_num(st['mean_ratio'], '.3f')} | "
-            f"{_num(st['max_ratio'], '.3f')} | {_num(st['significant_fraction'], '.2f')} | "
-            f"{st['centre_equals_trained']} |"
-        )
     known = None not in (r["mean_ratio"], p["mean_ratio"])
     held = (
         r["mean_ratio"] <= p["mean_ratio"]
@@ -433,7 +446,7 @@ def _outcome(ctx: Context, studies: dict[str, dict[str, Any]], measured: dict) -
         )
     )
     findings = [
-        "\n".join(rows),
+        _table(studies),
         " ".join(
             _interpolation_sentence(name, st["interpolation"]) for name, st in studies.items()
         ),

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab import files
+from cnnlab import files, table
 from cnnlab.experiments.base import TIERS
+from cnnlab.formats import duration
 
 RESULTS_FILE = "results.json"
 REQUEST_FILE = "experiment.json"
@@ -67,8 +68,6 @@ def experiment_markdown(
         figures_prefix: what goes before each figure's file name in the image links.
         level: heading level of the experiment's title (1 in ``summary.md``, 2 on the page).
     """
-    from cnnlab.experiments.runner import format_seconds
-
     sub = level + 1
     held = results.get("held")
     lines = [
@@ -78,7 +77,7 @@ def experiment_markdown(
         "",
         f"**Rerun:** `{rerun_command(results)}`  ",
         f"**Tier:** {results['tier']} · **data:** {results['data']} · **seed:** "
-        f"{results['seed']} · **time:** {format_seconds(results['seconds'])}"
+        f"{results['seed']} · **time:** {duration(results['seconds'], coarse=True)}"
         + (" (over several invocations: it was resumed)" if results.get("resumed") else "")
         + "  ",
         f"**Machine:** {_machine_line(results)}",
@@ -200,17 +199,17 @@ def page_markdown(
 
 def _overview(all_results: Iterable[dict[str, Any]]) -> str:
     """A table of every experiment on the page: tier, verdict, time."""
-    from cnnlab.experiments.runner import format_seconds
-
     rows = [
-        "| experiment | tier | data | verdict | time |",
-        "|---|---|---|---|---|",
+        [
+            f"{r['title']} (`{r['experiment']}`)",
+            r["tier"],
+            r["data"],
+            VERDICT_WORDS[r.get("held")],
+            duration(r["seconds"], coarse=True),
+        ]
+        for r in all_results
     ]
-    for r in all_results:
-        rows.append(
-            f"| {r['title']} (`{r['experiment']}`) | {r['tier']} | {r['data']} | "
-            f"{VERDICT_WORDS[r.get('held')]} | {format_seconds(r['seconds'])} |"
-        )
-    if len(rows) == 2:
+    if not rows:
         return "No experiment has results yet: run `cnnlab experiment run NAME --tier quick`."
-    return "\n".join(rows)
+    header = ["experiment", "tier", "data", "verdict", "time"]
+    return "\n".join(table.markdown(header, rows))

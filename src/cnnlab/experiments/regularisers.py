@@ -25,9 +25,14 @@ augmentation themselves lower, so it would flatter them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cnnlab import table
 from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.formats import percent
+
+if TYPE_CHECKING:
+    from cnnlab.run.config import TrainConfig
 
 MARGIN = 0.5  # percentage points: a smaller difference from one seed decides nothing
 MODEL = "lenet5"
@@ -78,8 +83,8 @@ def _train(ctx: Context, label: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-def _recipe_text(config: Any) -> str:
-    """The training settings both runs share, in words."""
+def _recipe_text(config: TrainConfig) -> str:
+    """The training settings both runs share, in words, from a run's resolved config."""
     schedule = {
         "plateau": f"divided by {1 / config.lr_decay:g} on a validation plateau",
         "constant": "constant",
@@ -189,16 +194,19 @@ def _draw(ctx: Context, name: str, runs: list[dict[str, Any]], what: str) -> Non
 
 
 def _table(runs: list[dict[str, Any]]) -> str:
+    """Final training and test accuracy of each run, and the gap between them (Markdown)."""
+    header = ["run", "final training accuracy (eval mode)", "final test accuracy",
+              "gap (points)"]  # fmt: skip
     rows = [
-        "| run | final training accuracy (eval mode) | final test accuracy | gap (points) |",
-        "|---|---|---|---|",
+        [
+            r["label"],
+            percent(r["final_train_acc"], scale=1),
+            percent(r["final_test_acc"], scale=1),
+            f"{r['gap']:.2f}",
+        ]
+        for r in runs
     ]
-    for r in runs:
-        rows.append(
-            f"| {r['label']} | {r['final_train_acc']:.2f}% | {r['final_test_acc']:.2f}% | "
-            f"{r['gap']:.2f} |"
-        )
-    return "\n".join(rows)
+    return "\n".join(table.markdown(header, rows, (1, 2, 3)))
 
 
 def _setup_text(ctx: Context, runs: list[dict[str, Any]]) -> str:

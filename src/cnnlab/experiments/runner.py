@@ -192,8 +192,8 @@ def train_or_reuse(run_dir: Path, config: Any, given: set[str] | None, callbacks
     settings set explicitly (as for :func:`~cnnlab.train.recipes.resolve`; None: every one that
     is not None, e.g. a run's own ``config.json``).
     """
+    from cnnlab.run.config import differences, from_dict
     from cnnlab.run.layout import RunFiles
-    from cnnlab.train.config import differences, from_dict
     from cnnlab.train.recipes import resolve
     from cnnlab.train.trainer import RunResult, fit
 
@@ -318,12 +318,10 @@ def _load_average() -> float | None:
 
 
 def format_seconds(seconds: float) -> str:
-    """``42 s``, ``6.5 min`` or ``3.2 h``."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    """``42 s``, ``6.5 min`` or ``3.2 h`` (:func:`cnnlab.formats.duration`, coarse)."""
+    from cnnlab.formats import duration
+
+    return duration(seconds, coarse=True)
 
 
 # --- printing -------------------------------------------------------------------------------------

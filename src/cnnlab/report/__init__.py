@@ -1,11 +1,9 @@
-"""Looking at runs: one HTML page per run, runs side by side, notebook display, loggers.
+"""Looking at runs: one HTML page per run, runs side by side, loggers.
 
 * :func:`write_report` / :func:`build_report` -- ``cnnlab report RUN_DIR``: one self-contained
   HTML page (:mod:`cnnlab.report.page`).
 * :func:`runs_table` -- ``cnnlab runs [DIR...]``: a :class:`RunsTable` with every run's status
   and accuracy, and their curves overlaid (:mod:`cnnlab.report.runs`).
-* :mod:`cnnlab.report.notebook` -- the ``_repr_html_`` / ``_repr_markdown_`` forms of the
-  analyzer's report, evaluation results and model information.
 * :class:`TensorBoardLog` -- ``cnnlab train --log tensorboard`` (:mod:`cnnlab.report.loggers`).
 
 Every page is rendered from the Jinja2 templates in ``cnnlab/report/templates`` and makes no

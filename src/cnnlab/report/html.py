@@ -1,21 +1,23 @@
-"""HTML for pages and notebooks: the Jinja2 templates, embedded pictures, number formats.
+"""HTML pages: the Jinja2 templates and embedded pictures.
 
 Every page cnnlab writes is one self-contained file: the style sheet is inline, pictures are
 ``data:`` URIs, there is no script, font, or link to anything outside the file, so a report opens
 offline, can be mailed, and makes no request of any kind. The templates live in
 ``cnnlab/report/templates`` (package data) and are rendered with autoescaping on, so a class name
-or a path with ``<`` in it is shown, never interpreted.
+or a path with ``<`` in it is shown, never interpreted. A table on a page is rendered by
+:func:`cnnlab.table.html` (the renderer of every table cnnlab shows) and its numbers formatted by
+:mod:`cnnlab.formats`.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Collection, Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from cnnlab import table as tables
 from cnnlab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,7 +45,6 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(pct=pct, num=num, seconds=seconds)
     return env
 
 
@@ -53,19 +54,18 @@ def render(template: str, **context: Any) -> str:
 
 
 def table(
-    header: Sequence[str],
-    rows: Iterable[Sequence[Any]],
+    header: Sequence[str] | None,
+    rows: Iterable[Sequence[str]],
     right: Collection[int] = (),
+    *,
     caption: str = "",
+    footer: Sequence[str] | None = None,
 ) -> str:
-    """An HTML ``<table>`` (escaped cells; the columns in ``right`` hold numbers), marked safe
-    to embed in another template."""
+    """:func:`cnnlab.table.html` (escaped cells; the columns in ``right`` hold numbers), marked
+    safe to embed in a template."""
     from markupsafe import Markup
 
-    rendered = render(
-        "table.html.j2", header=header, rows=list(rows), right=set(right), caption=caption
-    )
-    return Markup(rendered)
+    return Markup(tables.html(header, rows, right, caption=caption, footer=footer))
 
 
 # --- pictures as data URIs -----------------------------------------------------------------------
@@ -91,35 +91,3 @@ def image_uri(image: torch.Tensor) -> str:
 
 def png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
-# --- number formats (also template filters) ------------------------------------------------------
-
-
-def pct(value: float | None, digits: int = 2) -> str:
-    """A fraction as a percentage (``0.9123`` -> ``91.23%``); None or NaN -> ``n/a``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{100 * value:.{digits}f}%"
-
-
-def num(value: float | None, digits: int = 3) -> str:
-    """A plain number with ``digits`` decimals; integers with thousands separators."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.{digits}f}"
-
-
-def seconds(value: float | None) -> str:
-    """A duration: ``42.1 s``, ``3 min 05 s``, ``1 h 02 min``."""
-    if value is None:
-        return "n/a"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, secs = divmod(round(value), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"

@@ -34,6 +34,7 @@ import torch
 
 from cnnlab import __version__, files
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.formats import duration, number, percent
 from cnnlab.report import html
 from cnnlab.report.runs import RunSummary, read_run
 from cnnlab.report.scores import (
@@ -44,9 +45,9 @@ from cnnlab.report.scores import (
     macro_average,
 )
 from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.config import TrainConfig, from_dict
 from cnnlab.run.device import describe_machine
 from cnnlab.run.layout import RunFiles
-from cnnlab.train.config import TrainConfig, from_dict
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -109,7 +110,62 @@ class RunReport:
 
     def to_html(self) -> str:
         """The page: one HTML document, styles inline, images as data URIs, no script."""
-        return html.render("report.html.j2", r=self, version=__version__)
+        tables = {
+            "scores": self.scores_table(),
+            "pairs": self.pairs_table(),
+            "epochs": self.epochs_table(),
+        }
+        return html.render("report.html.j2", r=self, tables=tables, version=__version__)
+
+    def scores_table(self) -> str:
+        """Per-class precision, recall and F1, their macro average underneath (HTML)."""
+        if not self.scores:
+            return ""
+
+        def cells(s: ClassScore) -> list[str]:
+            return [s.name, number(s.support), *map(percent, (s.precision, s.recall, s.f1))]
+
+        return html.table(
+            ("class", "images", "precision", "recall", "F1"),
+            map(cells, self.scores),
+            range(1, 5),
+            caption="Recall is the per-class accuracy; precision is the share of the images "
+            "predicted as the class that are; F1 is their harmonic mean.",
+            footer=cells(self.macro) if self.macro is not None else None,
+        )
+
+    def pairs_table(self) -> str:
+        """The most confused pairs of classes (HTML)."""
+        if not self.pairs:
+            return ""
+        return html.table(
+            ("true class", "predicted as", "images", "share of the true class"),
+            [[p.true, p.predicted, number(p.count), percent(p.share, 1)] for p in self.pairs],
+            (2, 3),
+        )
+
+    def epochs_table(self) -> str:
+        """Every epoch's record of ``metrics.jsonl`` (HTML)."""
+        if not self.epochs:
+            return ""
+        header = ("epoch", "steps", "lr at the end", "train loss", "train acc", "val loss",
+                  "val acc", "time", "images/s")  # fmt: skip
+        rows = [
+            [
+                str(e["epoch"]),
+                number(e["step"]),
+                f"{e['lr']:.4g}",
+                number(e["train_loss"], 4),
+                percent(e["train_acc"]),
+                number(e["val_loss"], 4),
+                percent(e["val_acc"]),
+                duration(e["seconds"]),
+                number(e["images_per_s"], 0),
+            ]
+            for e in self.epochs
+        ]
+        caption = "Every epoch (metrics.jsonl); validation after each, on the held-out split."
+        return html.table(header, rows, range(len(header)), caption=caption)
 
     def _repr_html_(self) -> str:  # a notebook shows the page itself
         return self.to_html()
@@ -324,13 +380,13 @@ def _headline(run: RunSummary, results: dict[str, Any] | None) -> list[tuple[str
     test = (results or {}).get("test") or {}
     out = []
     if "top1" in test:
-        out += [("test top-1", html.pct(test["top1"])), ("top-5", html.pct(test["top5"]))]
-        out.append(("test loss", html.num(test["loss"], 4)))
+        out += [("test top-1", percent(test["top1"])), ("top-5", percent(test["top5"]))]
+        out.append(("test loss", number(test["loss"], 4)))
     if run.best_val_acc is not None:
-        out.append(("best validation", html.pct(run.best_val_acc)))
+        out.append(("best validation", percent(run.best_val_acc)))
     out.append(("epochs", f"{run.epochs_done}/{run.epochs}"))
     if run.seconds is not None:
-        out.append(("time", html.seconds(run.seconds)))
+        out.append(("time", duration(run.seconds)))
     return out
 
 
@@ -400,7 +456,7 @@ def _add_test_results(
         test_x, test_y = data.test_x[:limit], data.test_y[:limit]
         t0 = time.perf_counter()
         logits = predictor.logits(test_x)
-        took = html.seconds(time.perf_counter() - t0)
+        took = duration(time.perf_counter() - t0)
         report.timings.append((f"predicting {len(test_x):,} test images for this page", took))
         report.errors = worst_errors(test_x, test_y, logits, classes)
         report.augmented = first_batch(report.config, data)
@@ -554,7 +610,7 @@ def _add_layers(report: RunReport, predictor: Predictor) -> None:
 
     try:
         analysis = analyze(predictor.model, input_size=report.meta.input_size)
-        report.layers_html = Markup(analysis._repr_html_())
+        report.layers_html = Markup(analysis.to_html())
     except CnnlabError as err:
         report.notes.append(f"the analyzer could not trace {report.meta.model}: {err}")
 
@@ -563,15 +619,13 @@ def _add_timings(report: RunReport, results: dict[str, Any] | None) -> None:
     history = report.run.history
     report.epochs = history
     train = sum(h.get("seconds", 0.0) for h in history)
-    rows = [("training epochs (sum)", html.seconds(train))]
+    rows = [("training epochs (sum)", duration(train))]
     if history:
         rates = [h["images_per_s"] for h in history if "images_per_s" in h]
         if rates:
             mean = sum(rates) / len(rates)
             rows.append(("throughput", f"{mean:,.0f} images/s (mean of the epochs)"))
     if results and results.get("seconds") is not None:
-        rows.insert(0, ("whole run", html.seconds(results["seconds"])))
-        rows.append(
-            ("set-up, validation and test", html.seconds(max(results["seconds"] - train, 0.0)))
-        )
+        rows.insert(0, ("whole run", duration(results["seconds"])))
+        rows.append(("set-up, validation and test", duration(max(results["seconds"] - train, 0.0))))
     report.timings[:0] = rows

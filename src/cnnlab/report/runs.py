@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import plotting, table
+from cnnlab.formats import duration, percent
 from cnnlab.run.checkpoints import list_checkpoints
 from cnnlab.run.layout import RunFiles
 
@@ -175,16 +176,6 @@ def runs_table(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> RunsTab
     return RunsTable([read_run(p) for p in find_runs(dirs)])
 
 
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.2f}%"
-
-
-def _time(value: float | None) -> str:
-    from cnnlab.report.html import seconds
-
-    return "" if value is None else seconds(value)
-
-
 # Columns of the table (text, Markdown, HTML); the accuracy and time columns hold numbers.
 HEADER = ("run", "model", "data", "recipe", "epochs", "best val", "final val", "test", "time",
           "status")  # fmt: skip
@@ -209,10 +200,10 @@ class RunsTable:
                 r.data,
                 r.recipe,
                 f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}",
-                _pct(r.best_val_acc),
-                _pct(r.final_val_acc),
-                _pct(r.test_top1),
-                _time(r.seconds),
+                percent(r.best_val_acc, missing=""),
+                percent(r.final_val_acc, missing=""),
+                percent(r.test_top1, missing=""),
+                duration(r.seconds, missing=""),
                 r.status,
             ]
             for r in self.runs

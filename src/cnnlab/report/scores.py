@@ -13,24 +13,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# The per-class scores belong to the metrics (an evaluation result shows them in a notebook);
+# they are re-exported here with the report's other confusion-matrix arithmetic.
+from cnnlab.run.metrics import ClassScore, class_scores
 
-@dataclass(frozen=True)
-class ClassScore:
-    """How one class fared on the test set.
-
-    Attributes:
-        name: class name.
-        precision: of the images predicted as this class, the share that are (NaN: none predicted).
-        recall: of the images of this class, the share found (the per-class accuracy).
-        f1: harmonic mean of the two (NaN when either is undefined; 0 when both are 0).
-        support: test images of this class.
-    """
-
-    name: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
+__all__ = ["ClassScore", "ConfusedPair", "class_scores", "confused_pairs", "macro_average"]
 
 
 @dataclass(frozen=True)
@@ -42,24 +29,6 @@ class ConfusedPair:
     predicted: str
     count: int
     share: float
-
-
-def class_scores(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> list[ClassScore]:
-    """Precision, recall, F1 and support of every class, in label order."""
-    k = len(classes)
-    out = []
-    for i in range(k):
-        tp = confusion[i][i]
-        support = sum(confusion[i])
-        predicted = sum(confusion[r][i] for r in range(k))
-        precision = tp / predicted if predicted else math.nan
-        recall = tp / support if support else math.nan
-        if math.isnan(precision) or math.isnan(recall):
-            f1 = math.nan
-        else:
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        out.append(ClassScore(classes[i], precision, recall, f1, support))
-    return out
 
 
 def macro_average(scores: Sequence[ClassScore]) -> ClassScore:
