@@ -136,7 +136,7 @@ def _training_accuracy_is_the_same_measured_live_or_reloaded(folder: Path, label
     # A run trained now is measured by a callback on the trainer's data; one finished earlier
     # (killed before its measurement was kept) is reloaded from disk: both must agree.
     from cnnlab.experiments.regularisers import _reload
-    from cnnlab.experiments.runner import train_or_reuse
+    from cnnlab.experiments.runs import train_or_reuse
     from cnnlab.run.config import TrainConfig, from_dict
 
     run_dir = folder / "runs" / label

@@ -150,7 +150,7 @@ class Context:
             ConfigError: the run in ``OUT/runs/LABEL`` was made with other settings.
             TrainingError: the run failed (a non-finite loss); its checkpoints are kept.
         """
-        from cnnlab.experiments.runner import run_threads, train_or_reuse
+        from cnnlab.experiments.runs import run_threads, train_or_reuse
 
         run_dir = self.out / "runs" / label
         config = self._run_config(run_dir, fields)

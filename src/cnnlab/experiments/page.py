@@ -120,7 +120,7 @@ def find_results(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 def _order(results: dict[str, Any]) -> tuple[int, int]:
-    from cnnlab.experiments import EXPERIMENTS
+    from cnnlab.experiments.catalogue import EXPERIMENTS
 
     names = [name for name, _ in EXPERIMENTS]
     name, tier = results["experiment"], results["tier"]

@@ -72,7 +72,7 @@ def run_experiment(
             other settings.
         DataError: none of the experiment's datasets is installed.
     """
-    from cnnlab.experiments import get_experiment
+    from cnnlab.experiments.catalogue import get_experiment
 
     experiment = get_experiment(name)
     if tier not in experiment.tiers:
@@ -183,55 +183,10 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
 # --- the runs -------------------------------------------------------------------------------------
 
 
-def train_or_reuse(run_dir: Path, config: Any, given: set[str] | None, callbacks: Any = ()) -> Any:
-    """A finished run with the same resolved settings as it is, else ``fit`` (which resumes).
-
-    ``config`` has ``resume=True``: ``fit`` starts an empty directory from the beginning,
-    continues an interrupted run from its newest valid checkpoint (bitwise as an uninterrupted
-    run on the CPU), and refuses a directory trained with other settings. ``given`` names the
-    settings set explicitly (as for :func:`~cnnlab.train.recipes.resolve`; None: every one that
-    is not None, e.g. a run's own ``config.json``).
-    """
-    from cnnlab.run.config import differences, from_dict
-    from cnnlab.run.layout import RunFiles
-    from cnnlab.train.recipes import resolve
-    from cnnlab.train.trainer import RunResult, fit
-
-    run = RunFiles(run_dir)
-    done = run.read_results()
-    if done is not None and done.get("status") == "finished" and run.config.exists():
-        stored = from_dict(json.loads(run.config.read_text()))
-        if not differences(stored, resolve(config, given)[0]):
-            test = _eval_result(done["test"])
-            return RunResult(run_dir, stored, test, run.read_history(), done["seconds"], [])
-    return fit(config, given=given, quiet=True, callbacks=list(callbacks))
-
-
-def run_threads(run_dir: Path) -> int | None:
-    """The CPU threads a run trained with, from its newest checkpoint (None: not recorded)."""
-    from cnnlab.run.checkpoints import list_checkpoints
-
-    found = list_checkpoints(run_dir / "checkpoints")
-    return json.loads(found[-1].read_text()).get("threads") if found else None
-
-
 def _spent(folder: Path) -> float:
     """Seconds earlier invocations of the experiment in ``folder`` ran (``time.json``)."""
     clock = folder / CLOCK_FILE
     return json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
-
-
-def _eval_result(test: Mapping[str, Any]) -> Any:
-    """The :class:`EvalResult` a finished run's ``results.json["test"]`` holds."""
-    from cnnlab.run.metrics import EvalResult
-
-    per_class = [float("nan") if v is None else v for v in test["per_class"].values()]
-    return EvalResult(
-        test["count"], test["loss"], test["top1"], test["top5"], per_class, test["confusion"]
-    )
-
-
-# --- results --------------------------------------------------------------------------------------
 
 
 def results_record(
