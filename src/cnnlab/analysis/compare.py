@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab import table
+from cnnlab import formats, table
 from cnnlab.analysis.report import analyze
 from cnnlab.errors import UnknownModelError
 
@@ -85,16 +85,17 @@ _NUMBER_COLUMNS = range(2, 8)
 
 def render(rows: list[dict[str, Any]], count: str, markdown: bool = False) -> str:
     """A text or Markdown table of :func:`compare_models` rows, conventions underneath."""
-    header = ["model", "input", "params", "GMACs", "act. mem (MiB)", "train mem (MiB)",
-              "top-1 %", "top-5 %"]  # fmt: skip
+    header = ["model", "input", "params", "MACs", "act. mem", "train mem", "top-1 %", "top-5 %"]
     body = [
         [
             r["model"],
             "x".join(map(str, r["input_size"])),
             f"{r['params']:,}",
-            f"{r['macs'] / 1e9:.3f}",
-            f"{r['activation_bytes'] / 2**20:,.1f}",
-            f"{r['training_memory_bytes'] / 2**20:,.1f}",
+            # in G and MiB as the lectures' tables give them; a small model's in M and KiB
+            # rather than "0.000" (formats.count and formats.size fall back a unit)
+            formats.count(r["macs"], "G"),
+            formats.size(r["activation_bytes"]),
+            formats.size(r["training_memory_bytes"]),
             "" if r["top1"] is None else f"{r['top1']:.2f}",
             "" if r["top5"] is None else f"{r['top5']:.2f}",
         ]
