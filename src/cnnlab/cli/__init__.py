@@ -57,8 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as err:
         print(f"cnnlab: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `cnnlab models | head`
+        return 0
+    except OSError as err:  # the file system refused (a directory in the way, a full disk)
+        path = err.filename2 or err.filename  # a rename's target, else the file
+        where = f"{path}: " if path else ""
+        reason = (err.strerror or str(err)).lower()
+        print(
+            f"cnnlab: error: {where}{reason}: check the path, its permissions and free space",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `cnnlab models | head`
-        return 0

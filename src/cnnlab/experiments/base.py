@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import files
+from cnnlab.errors import CnnlabError, ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,7 +36,11 @@ if TYPE_CHECKING:
     from cnnlab.train.trainer import RunResult
 
 TIERS = ("smoke", "quick", "full")
-CLOCK_FILE = "time.json"
+# An experiment folder's files (its runs are ordinary run directories under runs/).
+REQUEST_FILE = "experiment.json"  # what was asked: experiment, tier, data, seed, settings
+CLOCK_FILE = "time.json"  # seconds spent so far, across resumed invocations
+RESULTS_FILE = "results.json"  # written last: its presence means the experiment finished
+SUMMARY_FILE = "summary.md"
 FIGURE_DPI = 120
 
 
@@ -167,13 +172,20 @@ class Context:
         A rerun with ``--resume`` returns the kept value without calling ``fn``.
         """
         path = self.out / "measurements" / f"{label}.json"
-        if path.exists():
-            value = json.loads(path.read_text())
-        else:
+        value = None
+        if path.exists() or path.is_symlink():
+            try:
+                value = read_record(path, self.out)
+            except CnnlabError as err:  # a measurement is redone, neither trusted nor fatal
+                if path.is_dir() and not path.is_symlink():
+                    raise ConfigError(f"{err}; remove {path} and resume") from None
+                self.note(f"note: {err}; measuring it again")
+                path.unlink()
+        if value is None:
             self._status(f"measuring {label}")
             value = fn()
             files.write_json_atomic(path, json_ready(value))
-            value = json.loads(path.read_text())  # what a resumed run will read: the same types
+            value = json.loads(json.dumps(json_ready(value)))  # as a resumed run reads it back
         self._advance(f"{label} measured")
         return value
 
@@ -233,6 +245,30 @@ class Context:
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
             self._bar.update(1)
+
+
+def read_record(path: Path, folder: Path, kind: str = "object") -> Any:
+    """A JSON file of an experiment folder, read the one safe way (:func:`cnnlab.files.read_json`).
+
+    Args:
+        path: the file.
+        folder: the experiment folder (named in the error).
+        kind: ``object`` (a JSON object is required) or ``any``.
+
+    Raises:
+        ConfigError: ``damaged experiment FOLDER: FILE: what is wrong`` (one line).
+    """
+
+    def damaged(what: str) -> ConfigError:
+        return ConfigError(f"damaged experiment {folder}: {path.name}: {what}")
+
+    try:
+        value = files.read_json(path, what=path.name, error=ConfigError)
+    except ConfigError as err:
+        raise damaged(str(err).removeprefix(f"{path}: ")) from None
+    if kind == "object" and not isinstance(value, dict):
+        raise damaged(f"not a JSON object but {type(value).__name__}")
+    return value
 
 
 def json_ready(value: Any) -> Any:

@@ -8,18 +8,15 @@ the docs' figure folder and writes the page with the command that generated it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cnnlab import files, table
-from cnnlab.experiments.base import TIERS
+from cnnlab.experiments.base import REQUEST_FILE, RESULTS_FILE, TIERS, read_record
 from cnnlab.formats import duration
 
-RESULTS_FILE = "results.json"
-REQUEST_FILE = "experiment.json"
 DEFAULT_FIGURES = Path("docs/figures/experiments")
 
 VERDICT_WORDS = {True: "the claim held", False: "the claim did not hold", None: "inconclusive"}
@@ -149,7 +146,7 @@ def write_page(
     figures = Path(figures_dir) if figures_dir is not None else out.parent / "figures/experiments"
     all_results = []
     for folder in find_results(dirs):
-        results = json.loads((folder / RESULTS_FILE).read_text())
+        results = read_record(folder / RESULTS_FILE, folder)
         for fig in results.get("figures", []):
             source = folder / "figures" / fig["file"]
             files.write_bytes_atomic(

@@ -17,7 +17,6 @@ interrupted one resumes from its newest checkpoint.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -28,11 +27,18 @@ from typing import Any
 
 from cnnlab import __version__, files
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.experiments.base import CLOCK_FILE, TIERS, Context, Experiment, Outcome, json_ready
-
-REQUEST_FILE = "experiment.json"
-RESULTS_FILE = "results.json"
-SUMMARY_FILE = "summary.md"
+from cnnlab.experiments.base import (
+    CLOCK_FILE,
+    REQUEST_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    TIERS,
+    Context,
+    Experiment,
+    Outcome,
+    json_ready,
+    read_record,
+)
 
 
 @dataclass
@@ -156,22 +162,33 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
     Returns:
         Whether the folder holds earlier work (which this invocation continues).
     """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file: choose a folder for the experiment")
+    saved = folder / REQUEST_FILE
+    is_experiment = saved.exists() or saved.is_symlink()
     holds = folder.is_dir() and any(folder.iterdir())
+    if holds and not is_experiment:
+        raise ConfigError(
+            f"{folder} holds other files and no experiment ({REQUEST_FILE}): choose an empty "
+            "or new folder with --out NEW_DIR"
+        )
     if holds and not resume:
         raise ConfigError(
             f"{folder} already holds an experiment: pass --resume to continue it, or --out NEW_DIR"
         )
-    saved = folder / REQUEST_FILE
-    if not (resume and saved.exists()):
+    if not (resume and is_experiment):
         return holds
-    old = json.loads(saved.read_text())
+    old = read_record(saved, folder)
     new = json_ready(request)
     keys = ("experiment", "tier", "data", "seed")
     diffs = [f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in keys if old.get(k) != new[k]]
-    old_settings = {k: v for k, v in old.get("settings", {}).items() if k != "expected_s"}
-    new_settings = {k: v for k, v in new["settings"].items() if k != "expected_s"}
-    if old_settings != new_settings:
-        diffs.append("the tier's settings changed (a different cnnlab version)")
+    if not diffs and not isinstance(old.get("settings"), dict):
+        raise ConfigError(f"damaged experiment {folder}: {REQUEST_FILE}: settings is not an object")
+    if not diffs:
+        old_settings = {k: v for k, v in old["settings"].items() if k != "expected_s"}
+        new_settings = {k: v for k, v in new["settings"].items() if k != "expected_s"}
+        if old_settings != new_settings:  # same experiment and tier: the tier itself changed
+            diffs.append("the tier's settings changed (made by a different cnnlab version)")
     if diffs:
         raise ConfigError(
             f"cannot resume {folder}: {'; '.join(diffs)}; resume with the same settings or "
@@ -186,7 +203,15 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
 def _spent(folder: Path) -> float:
     """Seconds earlier invocations of the experiment in ``folder`` ran (``time.json``)."""
     clock = folder / CLOCK_FILE
-    return json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+    if not (clock.exists() or clock.is_symlink()):
+        return 0.0
+    seconds = read_record(clock, folder).get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < 1e9:
+        raise ConfigError(
+            f"damaged experiment {folder}: {CLOCK_FILE}: seconds is {seconds!r}, not a duration; "
+            f"delete {clock} to resume without the time spent so far"
+        )
+    return float(seconds)
 
 
 def results_record(

@@ -50,10 +50,18 @@ def train_or_reuse(
 
 def run_threads(run_dir: Path) -> int | None:
     """The CPU threads a run trained with, from its newest checkpoint (None: not recorded)."""
+    from cnnlab import files
+    from cnnlab.errors import CnnlabError
     from cnnlab.run.checkpoints import list_checkpoints
 
     found = list_checkpoints(run_dir / "checkpoints")
-    return json.loads(found[-1].read_text()).get("threads") if found else None
+    if not found:
+        return None
+    try:
+        threads = files.read_json(found[-1]).get("threads")
+    except (CnnlabError, AttributeError):  # a damaged record: the count is only reported
+        return None
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) else None
 
 
 def _eval_result(test: Mapping[str, Any]) -> EvalResult:
