@@ -24,8 +24,9 @@ import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli.train import parse
 from cnnlab.errors import ConfigError, TrainingError
 from cnnlab.run.checkpoints import list_checkpoints
+from cnnlab.run.load import load_trained
 from cnnlab.run.tensorfile import read_header
-from cnnlab.train import Callback, fit, load_trained
+from cnnlab.train import Callback, fit
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import SMALL, SMALL_STEPS_PER_EPOCH, TIMINGS, bitwise_differences, weights
 
