@@ -4,6 +4,7 @@ random-resized crops, batch capping, bad folders, and a small end-to-end run wit
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 from cnnlab.cli import main
 from cnnlab.data import crops
-from cnnlab.data.folder import decode_files, split_folder
+from cnnlab.data.folder import decode_files, inspect_folder, split_folder
 from cnnlab.data.images import read_image
 from cnnlab.errors import DataError
 from cnnlab.run.config import TrainConfig
@@ -144,3 +145,76 @@ def test_train_with_no_flags_then_predict_names_the_folders(tmp_path: Path, caps
 
     meta = load_trained(run).meta
     assert meta.classes == ("blue", "red") and meta.resize == 37 and meta.image_size == (32, 32)
+
+
+def test_listing_skips_special_files_and_confines_symlinks(tmp_path: Path) -> None:
+    """Only regular files inside their class folder count, each once; the rest is one note."""
+    photos(tmp_path, per_class=5)
+    os.mkfifo(tmp_path / "red" / "pipe.png")  # reading it would block forever
+    (tmp_path / "red" / "up").symlink_to("..")  # would pull blue/* in labelled red
+    (tmp_path / "red" / "blue.jpg").symlink_to("../blue/blue0.jpg")
+    (tmp_path / "red" / "loop").symlink_to(".")  # walked once: nothing new, no note
+    (tmp_path / "red" / "red9.jpg").symlink_to("red0.jpg")  # counted once (the first path)
+    (tmp_path / "red" / "gone.jpg").symlink_to("nowhere.jpg")
+    s = split_folder(tmp_path)
+    red = [p for split in ("train", "val", "test") for p, y in getattr(s, split) if y == 1]
+    assert sorted(p.name for p in red) == [f"red{i}.jpg" for i in range(5)]
+    kinds = {x.path.name: x.kind for x in s.skipped}
+    assert kinds == {
+        "blue.jpg": "outside",
+        "gone.jpg": "broken",
+        "pipe.png": "special",
+        "red9.jpg": "duplicate",
+        "up": "outside",
+    }
+    (note,) = s.notes()
+    assert "skipped 5 file(s)" in note and "outside its class folder: 2" in note
+    assert "not a regular file (FIFO, device, socket): 1" in note and "\n" not in note
+    assert sorted(f for f, _ in s.to_dict()["skipped"]) == sorted(
+        f"red/{n}" for n in ("blue.jpg", "gone.jpg", "pipe.png", "red9.jpg", "up")
+    )
+
+
+@pytest.mark.parametrize(
+    "val, message",
+    [
+        (("red",), r"val lacks the training class 'blue'.*add .*val/blue/.*or remove .*val/"),
+        (("blue", "green", "red"), "'green' is not among the training classes"),
+    ],
+)
+def test_split_folders_hold_exactly_the_training_classes(
+    tmp_path: Path, val: tuple[str, ...], message: str
+) -> None:
+    photos(tmp_path / "train", per_class=4, classes=("blue", "red"))
+    photos(tmp_path / "val", per_class=1, classes=val)
+    with pytest.raises(DataError, match=message) as err:
+        split_folder(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_overlapping_class_folders_are_an_error(tmp_path: Path) -> None:
+    photos(tmp_path, per_class=5)
+    (tmp_path / "green").symlink_to("red")  # every red file would be labelled twice
+    with pytest.raises(DataError, match="same folder"):
+        split_folder(tmp_path)
+    (tmp_path / "green").unlink()
+    (tmp_path / "red" / "sub").mkdir()
+    (tmp_path / "green").symlink_to("red/sub")
+    with pytest.raises(DataError, match="one holds the other"):
+        split_folder(tmp_path)
+
+
+def test_data_info_and_training_skip_the_same_files(tmp_path: Path) -> None:
+    """One rule (decode_splits): the same unreadable files, the same note lines."""
+    photos(tmp_path, per_class=8, size=(20, 24))
+    (tmp_path / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (tmp_path / "blue" / "empty.png").write_bytes(b"")
+    os.mkfifo(tmp_path / "blue" / "pipe.jpg")
+    report = inspect_folder(tmp_path)
+    data = load_run_data(TrainConfig(model="resnet18", data=str(tmp_path), image_size=32))
+    decode_notes = [n for n in report.notes() if "unreadable" in n]
+    assert len(decode_notes) >= 1 and set(decode_notes) <= set(data.notes)
+    skipped = {p.name for bad in report.decoded.unreadable.values() for p, _ in bad}
+    assert skipped == {"broken.jpg", "empty.png"}
+    assert [s.path.name for s in report.decoded.splits.skipped] == ["pipe.jpg"]
+    assert report.info.num_train + report.info.num_test == 16

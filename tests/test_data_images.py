@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -14,7 +15,7 @@ from PIL import Image
 import cnnlab.data.images as images_mod
 from cnnlab.data import dataset_info, load_dataset
 from cnnlab.data.folder import list_folder
-from cnnlab.data.images import image_header, read_image
+from cnnlab.data.images import image_header, printable, read_image
 from cnnlab.errors import DataError
 
 RNG = np.random.default_rng(0)
@@ -133,7 +134,7 @@ def test_non_image_missing_and_directory(tmp_path: Path) -> None:
     t.write_text("this is not a picture\n")
     with pytest.raises(DataError, match="not an image Pillow can read"):
         read_image(t)
-    with pytest.raises(DataError, match="not found"):
+    with pytest.raises(DataError, match="file not found"):
         read_image(tmp_path / "nope.png")
     with pytest.raises(DataError, match="is a directory"):
         read_image(tmp_path)
@@ -272,3 +273,54 @@ def test_folder_symlink_loop_and_memory_guard(tmp_path: Path) -> None:
     assert len(train) + len(test) == 6  # the loop is walked once, not forever
     with pytest.raises(DataError, match=r"GiB.*smaller size"):
         load_dataset(tmp_path, "train", size=(200_000, 200_000))
+
+
+def test_special_and_huge_files_refused_without_reading(tmp_path: Path) -> None:
+    """A FIFO would block a plain open forever, /dev/zero never ends: one line each, at once."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match=r"FIFO \(named pipe\), not a regular file"):
+        read_image(fifo)
+    with pytest.raises(DataError, match="FIFO"):
+        image_header(fifo)
+    zero = tmp_path / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="character device"):
+        read_image(zero)
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(DataError, match="is a directory"):
+        read_image(tmp_path / "folder.png")
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as f:
+        f.truncate(2**31)  # sparse: 2 GiB named as a photo
+    with pytest.raises(DataError, match=r"2\.0 GiB, more than any image"):
+        read_image(huge)
+    loop = tmp_path / "loop.png"
+    loop.symlink_to("loop.png")
+    with pytest.raises(DataError, match="symlink loop"):
+        read_image(loop)
+
+
+def test_no_pixels_and_unprintable_names_are_one_printable_line(tmp_path: Path) -> None:
+    empty = tmp_path / "zero.ppm"
+    empty.write_bytes(b"P6\n0 5\n255\n")
+    with pytest.raises(DataError, match=r"zero\.ppm"):
+        read_image(empty)
+    for name in ("new\nline.png", os.fsdecode(b"odd\xff.png")):
+        (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n broken")
+        with pytest.raises(DataError) as err:
+            read_image(tmp_path / name)
+        assert str(err.value).isprintable() and printable(name) in str(err.value)
+    assert printable("a\nb\udcff") == "a\\nb\\udcff" and printable("café 日本") == "café 日本"
+
+
+def test_extreme_aspect_ratio_is_resized_in_bounded_memory(tmp_path: Path) -> None:
+    """1 x 100,000 at shorter side 256 would be a 6.5-gigapixel intermediate: the centre region
+    is resized straight to the crop instead, with the same sampling positions."""
+    strip = np.zeros((1, 100_000, 3), np.uint8)
+    strip[0, 50_000 - 100 : 50_000 + 100] = 255  # a white band at the centre
+    p = save(strip, tmp_path / "strip.png")
+    x = read_image(p, 3, (224, 224), shorter_side=256)
+    assert x.shape == (3, 224, 224) and x.float().mean() > 100
+    small = save(strip[:, 49_000:51_000], tmp_path / "small.png")  # the ordinary path
+    assert read_image(small, 3, (224, 224), shorter_side=256).shape == (3, 224, 224)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cnnlab.data import DATASETS, dataset_info, fetch_dataset, find_dataset, resolve
+from cnnlab.data import DATASETS, fetch_dataset, find_dataset, resolve
 from cnnlab.data.datasets import DatasetInfo
 from cnnlab.data.fetch import ENV_DATA, ENV_URL, file_status
 
@@ -44,7 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="classes, sizes, statistics, where the files were found and their checksums",
         description="Show classes, image size, sample counts, mean/std, where each split was "
         "found and whether each file's SHA-256 matches. Exit status 1 if a split is not found "
-        "or a checksum does not match. " + _LOOKUP,
+        "or a checksum does not match. For an image folder, every image is read as `cnnlab "
+        "train` reads it, and the files it would skip (special files, symlinks leading out of "
+        "their class folder, unreadable images) are counted in a note. " + _LOOKUP,
     )
     i.add_argument("dataset", help=", ".join(DATASETS) + " or an image folder")
     i.add_argument("--data-dir", type=Path, help="folder searched first")
@@ -86,7 +88,13 @@ def _split_report(info: DatasetInfo, split: str, root: Path | None) -> dict:
 
 def run_info(args: argparse.Namespace) -> int:
     target = resolve(args.dataset)
-    info = dataset_info(args.dataset)
+    report, shown = None, str  # a named dataset's name and title are plain text
+    if isinstance(target, Path):  # reading images: torch and Pillow only now
+        from cnnlab.data.folder import inspect_folder
+        from cnnlab.data.images import printable as shown
+
+        report = inspect_folder(target)
+    info = target if report is None else report.info
     out = {
         "name": info.name,
         "title": info.title,
@@ -107,10 +115,12 @@ def run_info(args: argparse.Namespace) -> int:
             rep = _split_report(info, split, args.data_dir)
             out[split] = rep
             ok &= rep["found"] and not any(f["sha256"].startswith("MISMATCH") for f in rep["files"])
+    if report is not None:
+        out.update(report.to_dict())
     if args.format == "json":
         print(json.dumps(out, indent=2))
         return 0 if ok else 1
-    print(f"{info.name}: {info.title}")
+    print(f"{shown(info.name)}: {shown(info.title)}")
     print(f"  classes   {info.num_classes}: {', '.join(info.classes)}")
     print(f"  images    {info.channels}x{info.size[0]}x{info.size[1]} uint8")
     print(f"  samples   train {info.num_train:,}  test {info.num_test:,}")
@@ -127,8 +137,10 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"  {split:<9} found in {rep['directory']} ({rep['step']})")
             for f in rep["files"]:
                 print(f"            {Path(f['file']).name}  sha256 {f['sha256']}")
-    else:
-        print(f"  folder    {info.root}")
+    elif report is not None:
+        print(f"  folder    {shown(info.root or '')}")
+        for note in report.notes():
+            print(note)
     return 0 if ok else 1
 
 

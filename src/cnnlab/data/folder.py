@@ -6,9 +6,24 @@ Layouts::
     ROOT/CLASS/*.jpg                                                          (no split folders)
 
 Classes are the sub-folder names in sorted order (label ``i`` is the ``i``-th name); with split
-folders they come from ``train/``, and ``val/`` or ``test/`` may not add a class. Files are found
-recursively below each class folder; hidden files and files without an image extension
-(``.txt``, ...) are ignored.
+folders they come from ``train/``, and ``val/`` and ``test/`` must hold exactly the same classes.
+Files are found recursively below each class folder; hidden files and files without an image
+extension (``.txt``, ...) are ignored.
+
+Any file may be hostile, so the listing (:func:`split_folder`) trusts nothing but what it can
+check without opening a file, and records what it leaves out (:class:`Skipped`, one note):
+
+- only **regular files** are images: a FIFO, device or socket named ``x.png`` is skipped (reading
+  it would hang or never end), as are broken symlinks and symlink loops;
+- every file and folder is **resolved and confined to its class folder**: a symlink leading
+  outside it (``red/up -> ..`` would pull ``blue/*`` in labelled *red*) is skipped, a folder
+  reached twice (a loop, a second link) is walked once, and a file reached by two paths is
+  counted once;
+- class folders must not share files: two class or split folders that resolve to the same
+  folder, or one inside the other, are an error, as are class names that are not printable text.
+
+The walk is iterative and linear in the number of entries (no recursion, one ``stat`` only for
+symlinks and entries whose type the directory does not give).
 
 A split without its own folder is held out of the training files, **stratified**: per class, the
 test files first (10% by default, at least one), then the validation files (10%, at least one),
@@ -22,12 +37,17 @@ ever held at full resolution. Training decodes at the model's size (:mod:`cnnlab
 ``load_dataset(folder)`` uses one channel count (3 if any training image has colour) and one size
 (the training images' median, at most :data:`DEFAULT_MAX_SIDE` on the shorter side), resizing
 without keeping the aspect ratio. A file with an image extension that cannot be decoded is an
-error for ``load_dataset``; training skips such files and reports how many (see docs/data.md).
+error for ``load_dataset``; ``cnnlab train`` and ``cnnlab data info`` skip such files and report
+how many, by one rule (:func:`decode_splits`), so they always agree (see docs/data.md).
 """
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
+import stat
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,18 +57,26 @@ import numpy as np
 import torch
 
 from cnnlab.data.datasets import DatasetInfo
-from cnnlab.data.images import image_header, read_image
+from cnnlab.data.images import image_header, printable, read_image
 from cnnlab.errors import DataError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "SKIP_KINDS",
+    "DecodedFolder",
+    "FolderReport",
     "FolderSplits",
+    "Skipped",
     "channels_of",
     "check_memory",
+    "check_readable_classes",
     "decode_files",
+    "decode_splits",
     "folder_info",
+    "inspect_folder",
     "list_folder",
     "load_folder",
+    "skip_note",
     "split_folder",
 ]
 
@@ -63,27 +91,170 @@ SPLIT_SEED = 2_000_003  # mixed with the seed, so the split has a stream of its 
 _WORKERS = min(8, os.cpu_count() or 1)  # Pillow releases the GIL while decoding
 
 
-def _class_dirs(directory: Path) -> list[Path]:
-    return sorted(
-        (d for d in directory.iterdir() if d.is_dir() and not d.name.startswith(".")),
-        key=lambda d: d.name,
-    )
+# What the listing leaves out, by kind, as the note names it.
+SKIP_KINDS = {
+    "special": "not a regular file (FIFO, device, socket)",
+    "broken": "broken symlink or loop",
+    "outside": "outside its class folder",
+    "duplicate": "a file already listed",
+    "unlisted": "folder that cannot be listed",
+    "stray": "in no class folder",
+}
+_TYPES = {
+    stat.S_IFIFO: "FIFO (named pipe)",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+}
 
 
-def _images_under(directory: Path) -> list[Path]:
-    found = []
-    seen: set[str] = set()  # real paths walked: symlinked folders are followed, loops are not
-    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
+@dataclass(frozen=True)
+class Skipped:
+    """A file or folder the listing of an image folder leaves out, and why.
+
+    Attributes:
+        path: as found below the folder (not resolved).
+        kind: a key of :data:`SKIP_KINDS`.
+        reason: what is wrong, the rest of a sentence that starts with the path.
+    """
+
+    path: Path
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{printable(self.path)} {self.reason}"
+
+
+def _is_image_name(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _os_reason(err: OSError) -> str:
+    return "a symlink loop" if err.errno == errno.ELOOP else (err.strerror or str(err)).lower()
+
+
+def _entry_type(entry: os.DirEntry) -> tuple[str, str]:
+    """``("dir" | "file" | "special" | "broken", detail)``, symlinks followed, never opened.
+
+    ``DirEntry`` answers from the directory listing where it can, so only symlinks and entries
+    of unknown type cost a ``stat``.
+    """
+    try:
+        if entry.is_dir():
+            return "dir", ""
+        if entry.is_file():
+            return "file", ""
+        mode = entry.stat().st_mode
+    except OSError as err:  # a dangling symlink, a loop
+        what = "a symlink loop" if err.errno == errno.ELOOP else "a broken symlink"
+        return "broken", f"is {what}"
+    return "special", f"is a {_TYPES.get(stat.S_IFMT(mode), 'special file')}, not a regular file"
+
+
+def _scan(directory: Path) -> list[os.DirEntry]:
+    """The visible entries of a folder, sorted by name (raises OSError)."""
+    with os.scandir(directory) as it:
+        return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _class_dirs(directory: Path, skipped: list[Skipped] | None = None) -> list[Path]:
+    """The class folders of ``directory`` (visible sub-folders, symlinks followed), by name.
+
+    Files named like images here belong to no class, and links that lead nowhere may have been
+    meant as classes: both go to ``skipped`` when given.
+    """
+    try:
+        entries = _scan(directory)
+    except OSError as err:
+        raise DataError(
+            f"{printable(directory)}: cannot list this folder ({_os_reason(err)}); make it readable"
+        ) from None
+    dirs = []
+    for e in entries:
+        kind, detail = _entry_type(e)
+        if kind == "dir":
+            dirs.append(Path(e.path))
+        elif skipped is not None and kind == "broken":
+            skipped.append(Skipped(Path(e.path), "broken", detail))
+        elif skipped is not None and _is_image_name(e.name):
+            skipped.append(Skipped(Path(e.path), "stray", "is in no class folder"))
+    for d in dirs:
+        if not d.name.isprintable():
+            raise DataError(
+                f"{printable(d)}: a class folder name must be printable text (it labels "
+                "predictions); rename the folder"
+            )
+    return dirs
+
+
+def _images_under(class_dir: Path, skipped: list[Skipped]) -> list[Path]:
+    """The image files below one class folder, confined to it, each counted once.
+
+    The walk is depth-first, in name order, each folder's files before its sub-folders (the
+    order ``os.walk`` gives). Symlinks are resolved: a folder is walked once however many ways
+    lead to it (loops end), and a file or folder whose real path is outside the class folder's
+    is skipped, as are special files and broken links named like images.
+    """
+    top = os.path.realpath(class_dir)
+    found: list[Path] = []
+    first: dict[str, Path] = {}  # real path of each file listed -> the path it was listed by
+    walked = {top}
+    stack = [(class_dir, top)]
+    while stack:
+        directory, real = stack.pop()
+        try:
+            entries = _scan(directory)
+        except OSError as err:
+            skipped.append(Skipped(directory, "unlisted", f"cannot be listed ({_os_reason(err)})"))
             continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / f)
+        below = []
+        for e in entries:
+            kind, detail = _entry_type(e)
+            if kind != "dir" and not _is_image_name(e.name):
+                continue  # nobody takes it for an image: never looked at
+            path = Path(e.path)
+            if kind in ("special", "broken"):
+                skipped.append(Skipped(path, kind, detail))
+                continue
+            # A path that is not a symlink lies where its folder really is.
+            target = os.path.realpath(path) if e.is_symlink() else os.path.join(real, e.name)
+            if not _inside(target, top):
+                where = f"leads to {printable(target)}, outside its class folder"
+                skipped.append(Skipped(path, "outside", f"{where} {printable(class_dir)}"))
+            elif kind == "dir":
+                if target not in walked:  # else a loop or a second way in: nothing new there
+                    walked.add(target)
+                    below.append((path, target))
+            elif target in first:
+                same = f"is the same file as {printable(first[target])}"
+                skipped.append(Skipped(path, "duplicate", same))
+            else:
+                first[target] = path
+                found.append(path)
+        stack.extend(reversed(below))
     return found
+
+
+def _check_disjoint(class_dirs: list[Path]) -> None:
+    """Refuse class or split folders that resolve to one folder or hold one another.
+
+    A file below both would get two labels, or sit in two splits (a test image trained on).
+    In the sorted list of real paths (compared by parts), a folder holding another comes right
+    before one of the folders it holds, so neighbours suffice.
+    """
+    real = sorted(((Path(os.path.realpath(d)), d) for d in class_dirs), key=lambda r: r[0].parts)
+    for (a, da), (b, db) in itertools.pairwise(real):
+        if a == b or a in b.parents:
+            raise DataError(
+                f"{printable(db)} and {printable(da)} are the same folder or one holds the other "
+                f"({printable(b)} and {printable(a)}): a file would get two labels or sit in two "
+                "splits; replace the symlink with the folder it should be"
+            )
 
 
 @dataclass(frozen=True)
@@ -95,6 +266,7 @@ class FolderSplits:
         classes: class names in label order (the training classes' sub-folder names, sorted).
         train, val, test: ``(file, label)`` pairs.
         origin: per split, ``"folder"`` (its own sub-folder) or ``"fraction"`` (held out).
+        skipped: what the listing left out (special files, escapes, duplicates, ...).
     """
 
     root: Path
@@ -103,9 +275,11 @@ class FolderSplits:
     val: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
     origin: dict[str, str]
+    skipped: tuple[Skipped, ...] = ()
 
     def to_dict(self) -> dict:
-        """A JSON-ready record: classes, origins, and each split's files relative to ``root``."""
+        """A JSON-ready record: classes, origins, each split's files relative to ``root``, and
+        the files left out with the reason."""
 
         def rel(samples: list[tuple[Path, int]]) -> list[list]:
             return [[os.path.relpath(p, self.root), label] for p, label in samples]
@@ -115,7 +289,19 @@ class FolderSplits:
             "classes": list(self.classes),
             "origin": dict(self.origin),
             **{split: rel(getattr(self, split)) for split in SPLITS},
+            "skipped": [[os.path.relpath(s.path, self.root), s.reason] for s in self.skipped],
         }
+
+    def notes(self) -> list[str]:
+        """One line saying what the listing left out and why (none when nothing was)."""
+        if not self.skipped:
+            return []
+        counts = Counter(s.kind for s in self.skipped)
+        kinds = "; ".join(f"{SKIP_KINDS[kind]}: {n}" for kind, n in counts.items())
+        return [
+            f"note: skipped {len(self.skipped)} file(s) of {printable(self.root)} ({kinds}), "
+            f"e.g. {self.skipped[0]}"
+        ]
 
 
 def _fraction_count(n: int, fraction: float) -> int:
@@ -151,69 +337,109 @@ def split_folder(
     ``ROOT/train``, ``ROOT/val`` and ``ROOT/test`` are used when present (``train/`` at least);
     a split without its sub-folder is held out of the training files, per class: the test files
     first (``test_fraction`` of each class, at least one), then the validation files, chosen by
-    a permutation fixed by ``seed``. Every class then keeps at least one training image.
+    a permutation fixed by ``seed``. Every class then keeps at least one training image. What
+    the listing leaves out (see the module docstring) is in ``skipped``.
 
     Raises:
         DataError: no class folders, only one class, a class with no image files, a class too
-            small to split, or a split folder with a class the training split lacks.
+            small to split, a split folder whose classes differ from the training split's,
+            class folders that overlap, or a class name that is not printable.
     """
     root = Path(root).expanduser()
     _check_fractions(val_fraction, test_fraction)
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder; pass a folder with one sub-folder per class")
+        raise DataError(
+            f"{printable(root)}: not a folder; pass a folder with one sub-folder per class"
+        )
     dirs = _split_dirs(root)
-    base = dirs.get("train", root)
-    classes = tuple(d.name for d in _class_dirs(base))
-    if not classes:
-        raise DataError(
-            f"{base}: no class sub-folders; put each class's images in its own sub-folder "
-            f"({base}/CLASS/image.jpg)"
-        )
-    given: dict[str, list[tuple[Path, int]]] = {}
-    for split, directory in dirs.items():
-        given[split] = []
-        for d in _class_dirs(directory):
-            if d.name not in classes:
-                raise DataError(
-                    f"{d}: class {d.name!r} is not among the training classes "
-                    f"{list(classes)}; add it to {base} or remove it"
-                )
-            given[split].extend((p, classes.index(d.name)) for p in _images_under(d))
-    if len(classes) == 1:
-        raise DataError(
-            f"{base}: only one class folder ({classes[0]!r}); a classifier needs at least two: "
-            "add a sub-folder per class"
-        )
+    skipped: list[Skipped] = []
+    classes, files = _list_splits(root, dirs, skipped)
+    out: dict[str, list[tuple[Path, int]]] = {s: [] for s in SPLITS}
+    for split in files.keys() - {"train"}:
+        out[split] = [(p, label) for label, found in enumerate(files[split]) for p in found]
     fractions = {"test": test_fraction, "val": val_fraction}
     carve = [s for s in ("test", "val") if s not in dirs]
-    out: dict[str, list[tuple[Path, int]]] = {s: list(given.get(s, [])) for s in SPLITS}
-    out["train"] = []
     g = np.random.default_rng([seed, SPLIT_SEED])
-    for label, name in enumerate(classes):
-        files = _images_under(base / name)
-        if not files:
-            raise DataError(
-                f"{base / name}: class folder holds no images "
-                f"({', '.join(sorted(IMAGE_EXTENSIONS))}); add images or remove it"
-            )
-        counts = [_fraction_count(len(files), fractions[s]) for s in carve]
-        if len(files) <= sum(counts):
+    base = dirs.get("train", root)
+    for label, (name, found) in enumerate(zip(classes, files["train"], strict=True)):
+        counts = [_fraction_count(len(found), fractions[s]) for s in carve]
+        if len(found) <= sum(counts):
             need = sum(counts) + 1
             raise DataError(
-                f"{base / name}: {len(files)} image(s) cannot be split into "
+                f"{printable(base / name)}: {len(found)} image(s) cannot be split into "
                 f"{' + '.join(['train', *carve])} ({need} needed); add images, or give "
-                f"{', '.join(f'{root}/{s}/' for s in carve)} folders"
+                f"{', '.join(f'{printable(root)}/{s}/' for s in carve)} folders"
             )
-        order = [files[i] for i in g.permutation(len(files))]
+        order = [found[i] for i in g.permutation(len(found))]
         for split, n in zip(carve, counts, strict=True):
             out[split].extend((p, label) for p in sorted(order[:n]))
             order = order[n:]
         out["train"].extend((p, label) for p in sorted(order))
-    for split in SPLITS:
-        if not out[split]:
-            raise DataError(f"{dirs.get(split, root)}: the {split} split holds no images")
     origin = {s: "folder" if s in dirs else "fraction" for s in SPLITS}
-    return FolderSplits(root, classes, out["train"], out["val"], out["test"], origin)
+    return FolderSplits(
+        root, classes, out["train"], out["val"], out["test"], origin, tuple(skipped)
+    )
+
+
+def _list_splits(
+    root: Path, dirs: dict[str, Path], skipped: list[Skipped]
+) -> tuple[tuple[str, ...], dict[str, list[list[Path]]]]:
+    """The classes, and per split folder (``train`` = ``root`` without split folders) the image
+    files of each class in label order; every check that needs no decoding."""
+    base = dirs.get("train", root)
+    folders = {"train": _class_dirs(base, skipped)}
+    classes = tuple(d.name for d in folders["train"])
+    if not classes:
+        raise DataError(
+            f"{printable(base)}: no class sub-folders; put each class's images in its own "
+            f"sub-folder ({printable(base)}/CLASS/image.jpg)"
+        )
+    for split in (s for s in SPLITS if s in dirs and s != "train"):
+        folders[split] = _class_dirs(dirs[split], skipped)
+        _check_classes(dirs[split], [d.name for d in folders[split]], base, classes)
+    if len(classes) == 1:
+        raise DataError(
+            f"{printable(base)}: only one class folder ({classes[0]!r}); a classifier needs at "
+            "least two: add a sub-folder per class"
+        )
+    _check_disjoint([d for found in folders.values() for d in found])
+    files = {split: [_images_under(d, skipped) for d in found] for split, found in folders.items()}
+    for split, found in folders.items():
+        for d, images in zip(found, files[split], strict=True):
+            if not images:
+                _no_images(d, skipped)
+    return classes, files
+
+
+def _check_classes(directory: Path, names: list[str], base: Path, classes: tuple[str, ...]) -> None:
+    """A split folder must hold exactly the training classes: no more (a class the model
+    never learns) and no fewer (a class never measured, silently)."""
+    for name in names:
+        if name not in classes:
+            raise DataError(
+                f"{printable(directory / name)}: class {name!r} is not among the training "
+                f"classes {list(classes)}; add it to {printable(base)} or remove it"
+            )
+    for name in classes:
+        if name not in names:
+            raise DataError(
+                f"{printable(directory)} lacks the training class {name!r} of "
+                f"{printable(base)}: add {printable(directory / name)}/ with its images, or "
+                f"remove {printable(directory)}/ to hold out a fraction of {printable(base)}"
+            )
+
+
+def _no_images(class_dir: Path, skipped: list[Skipped]) -> None:
+    """Raise: a class folder with no usable image (saying what was skipped in it, if any)."""
+    inside = [s for s in skipped if s.path == class_dir or class_dir in s.path.parents]
+    why = (
+        f"{len(inside)} skipped, e.g. {inside[0]}"
+        if inside
+        else ", ".join(sorted(IMAGE_EXTENSIONS))
+    )
+    raise DataError(
+        f"{printable(class_dir)}: class folder holds no images ({why}); add images or remove it"
+    )
 
 
 def list_folder(
@@ -246,42 +472,63 @@ def _headers(samples: list[tuple[Path, int]]) -> list[tuple[int, int, bool] | Da
 
 def channels_of(samples: list[tuple[Path, int]]) -> int:
     """3 if any readable image has colour, else 1 (from the headers alone)."""
-    readable = [h for h in _headers(samples) if not isinstance(h, DataError)]
-    return 1 if readable and all(gray for _, _, gray in readable) else 3
+    return _channels(_readable_headers(samples, strict=False))
+
+
+def _channels(headers: list[tuple[int, int, bool]]) -> int:
+    return 1 if headers and all(gray for _, _, gray in headers) else 3
+
+
+def _readable_headers(
+    samples: list[tuple[Path, int]], *, strict: bool
+) -> list[tuple[int, int, bool]]:
+    """The headers that can be read; ``strict``: the first that cannot raises instead (else such
+    files are left out, as decoding will leave them out: :func:`decode_splits`)."""
+    headers = _headers(samples)
+    bad = [h for h in headers if isinstance(h, DataError)]
+    if strict and bad:
+        raise bad[0]
+    return [h for h in headers if not isinstance(h, DataError)]
+
+
+def _median_shape(headers: list[tuple[int, int, bool]]) -> tuple[int, tuple[int, int]]:
+    """``(channels, (H, W))`` of (at least one) headers: 3 if any has colour, the median size.
+
+    The median, rounded down to a whole pixel, is robust to a few odd-sized images; photos are
+    scaled down (aspect kept) to :data:`DEFAULT_MAX_SIDE` on their shorter side.
+    """
+    channels = _channels(headers)
+    h = float(np.median([h for h, _, _ in headers]))
+    w = float(np.median([w for _, w, _ in headers]))
+    scale = min(1.0, DEFAULT_MAX_SIDE / min(h, w))
+    return channels, (max(1, int(h * scale)), max(1, int(w * scale)))
 
 
 def _shape_from_train(root: Path, channels: int | None, size: tuple[int, int] | None):
     """Common (channels, (H, W)) for both splits, from the training split's headers."""
     if channels is not None and channels not in (1, 3):
-        raise DataError(f"channels={channels} for {root}: use 1 (grayscale) or 3 (RGB)")
+        raise DataError(f"channels={channels} for {printable(root)}: use 1 (grayscale) or 3 (RGB)")
     if size is not None and (len(size) != 2 or min(size) < 1):
-        raise DataError(f"size={size} for {root}: use (height, width) with positive sides")
+        raise DataError(
+            f"size={size} for {printable(root)}: use (height, width) with positive sides"
+        )
     if channels is not None and size is not None:
         return channels, (int(size[0]), int(size[1]))
-    _, samples = list_folder(root, "train")
-    headers = _headers(samples)
-    for h in headers:
-        if isinstance(h, DataError):
-            raise h
-    hs = np.array([h for h, _, _ in headers])  # type: ignore[misc]
-    ws = np.array([w for _, w, _ in headers])  # type: ignore[misc]
-    if channels is None:
-        channels = 1 if all(gray for _, _, gray in headers) else 3  # type: ignore[misc]
-    if size is None:
-        # The median, rounded down to a whole pixel: robust to a few odd-sized images; photos
-        # are scaled down (aspect kept) to DEFAULT_MAX_SIDE on their shorter side.
-        h, w = float(np.median(hs)), float(np.median(ws))
-        scale = min(1.0, DEFAULT_MAX_SIDE / min(h, w))
-        size = (int(h * scale), int(w * scale))
-    return channels, (int(size[0]), int(size[1]))
+    _, samples = list_folder(root, "train")  # never empty: every class holds a file
+    found_channels, found_size = _median_shape(_readable_headers(samples, strict=True))
+    size = found_size if size is None else size
+    return channels or found_channels, (int(size[0]), int(size[1]))
 
 
 def _signature(samples: list[tuple[Path, int]]) -> tuple:
     """What the decoded arrays depend on: each file's path, size and modification time."""
     out = []
     for p, label in samples:
-        st = p.stat()
-        out.append((str(p), label, st.st_size, st.st_mtime_ns))
+        try:
+            st = os.stat(p)  # a stat never blocks, whatever the file is; reading is checked later
+            out.append((str(p), label, st.st_size, st.st_mtime_ns))
+        except OSError:  # gone since the listing: decoding says so, naming the file
+            out.append((str(p), label, -1, -1))
     return tuple(out)
 
 
@@ -394,33 +641,146 @@ def load_folder(
     return images.clone(), labels.clone()
 
 
-def folder_info(root: str | os.PathLike) -> DatasetInfo:
-    """A :class:`DatasetInfo` for an image folder.
+def skip_note(split: str, unreadable: list[tuple[Path, str]]) -> str:
+    """The note for files of ``split`` that could not be decoded (``cnnlab train`` and
+    ``cnnlab data info`` print the same line)."""
+    return (
+        f"note: skipped {len(unreadable)} unreadable file(s) of the {split} split, "
+        f"e.g. {unreadable[0][1]}"
+    )
 
-    Mean and std are measured on the training split, decoded at most
-    :data:`STATS_PIXELS` pixels per image (aspect kept), so a folder of large photos is measured
-    from thumbnails instead of being held at full size.
+
+def check_readable_classes(splits: FolderSplits, train_labels: torch.Tensor) -> None:
+    """Refuse a folder where some class has no readable training image left."""
+    missing = sorted(set(range(len(splits.classes))) - set(train_labels.tolist()))
+    if missing:
+        name = splits.classes[missing[0]]
+        raise DataError(
+            f"{printable(splits.root)}: class {name!r} has no readable training image; replace "
+            "its files or remove the class"
+        )
+
+
+@dataclass(frozen=True)
+class DecodedFolder:
+    """Every split of an image folder decoded, with what was left out (:func:`decode_splits`).
+
+    Attributes:
+        splits: the listing.
+        images, labels: per split, uint8 ``(N, C, H, W)`` and int64 ``(N,)``.
+        unreadable: per split, the ``(file, reason)`` pairs that could not be decoded.
     """
-    root = Path(root).expanduser()
-    classes, samples = list_folder(root, "train")
-    channels, size = _shape_from_train(root, None, None)
+
+    splits: FolderSplits
+    images: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    unreadable: dict[str, list[tuple[Path, str]]]
+
+    def notes(self) -> list[str]:
+        """What was left out: the listing's note, then one note per split with unreadable files."""
+        return self.splits.notes() + [
+            skip_note(split, self.unreadable[split]) for split in SPLITS if self.unreadable[split]
+        ]
+
+
+def decode_splits(
+    splits: FolderSplits,
+    channels: int,
+    sizes: dict[str, tuple[int, int]],
+    *,
+    shorter_side: int | None = None,
+) -> DecodedFolder:
+    """Decode every split, leaving out the files that cannot be decoded.
+
+    The one rule ``cnnlab train`` and ``cnnlab data info`` share, so they skip the same files
+    and refuse the same folders: the listing's :class:`Skipped` files never reach here, a file
+    :func:`~cnnlab.data.images.read_image` refuses is left out and reported, and a class with no
+    readable training image is an error.
+
+    Args:
+        splits: from :func:`split_folder`.
+        channels: 1 or 3.
+        sizes: per split, the ``(H, W)`` its images become (see :func:`decode_files`).
+        shorter_side: as :func:`decode_files`.
+
+    Raises:
+        DataError: a split too large for memory, or a class with no readable training image.
+    """
+    images, labels, unreadable = {}, {}, {}
+    for split in SPLITS:
+        samples = getattr(splits, split)
+        check_memory(splits.root, len(samples), channels, sizes[split])
+        images[split], labels[split], unreadable[split] = decode_files(
+            samples, channels, sizes[split], shorter_side=shorter_side, skip_unreadable=True
+        )
+    check_readable_classes(splits, labels["train"])
+    return DecodedFolder(splits, images, labels, unreadable)
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    """What ``cnnlab data info FOLDER`` shows: the dataset's info and what was left out."""
+
+    info: DatasetInfo
+    decoded: DecodedFolder
+
+    def notes(self) -> list[str]:
+        return self.decoded.notes()
+
+    def to_dict(self) -> dict:
+        """The skipped and unreadable files (paths relative to the folder) with the reasons."""
+        root = self.info.root or Path()
+        return {
+            "skipped": [
+                {"file": os.path.relpath(s.path, root), "kind": s.kind, "reason": s.reason}
+                for s in self.decoded.splits.skipped
+            ],
+            "unreadable": {
+                split: [{"file": os.path.relpath(p, root), "reason": why} for p, why in bad]
+                for split, bad in self.decoded.unreadable.items()
+            },
+            "notes": self.notes(),
+        }
+
+
+def inspect_folder(root: str | os.PathLike) -> FolderReport:
+    """An image folder's :class:`DatasetInfo`, decoding every split as training would.
+
+    Channels and size come from the readable training headers; mean and std are measured on the
+    training split (with the validation files where they are held out of it), each image decoded
+    at most :data:`STATS_PIXELS` pixels, so a folder of large photos is measured from thumbnails.
+    Sample counts are of readable images.
+    """
+    splits = split_folder(Path(root).expanduser())
+    root = splits.root
+    train = splits.train + (splits.val if splits.origin["val"] == "fraction" else [])
+    headers = _readable_headers(train, strict=False)
+    if not headers:  # nothing readable: the error training gives
+        check_readable_classes(splits, torch.empty(0, dtype=torch.int64))
+    channels, size = _median_shape(headers)
     scale = min(1.0, (STATS_PIXELS / (size[0] * size[1])) ** 0.5)
     thumb = (max(1, int(size[0] * scale)), max(1, int(size[1] * scale)))
-    train, _ = load_folder(root, "train", channels=channels, size=thumb)
-    num_test = len(list_folder(root, "test")[1])
-    x = train.to(torch.float64).div_(255)
+    decoded = decode_splits(splits, channels, dict.fromkeys(SPLITS, thumb))
+    parts = ["train", "val"] if splits.origin["val"] == "fraction" else ["train"]
+    x = torch.cat([decoded.images[s] for s in parts]).to(torch.float64).div_(255)
     mean = tuple(round(float(v), 4) for v in x.mean(dim=(0, 2, 3)))
     std = tuple(round(float(v), 4) for v in x.std(dim=(0, 2, 3), unbiased=False))
-    return DatasetInfo(
+    info = DatasetInfo(
         name=str(root),
-        title=f"image folder {root}",
-        classes=classes,
+        title=f"image folder {printable(root)}",
+        classes=splits.classes,
         channels=channels,
         size=size,
         mean=mean,
         std=tuple(max(s, 1e-4) for s in std),  # a constant image would give 0: keep it usable
-        num_train=len(samples),
-        num_test=num_test,
+        num_train=len(x),
+        num_test=len(decoded.images["test"]),
         format="folder",
         root=root,
     )
+    return FolderReport(info, decoded)
+
+
+def folder_info(root: str | os.PathLike) -> DatasetInfo:
+    """A :class:`DatasetInfo` for an image folder (see :func:`inspect_folder`)."""
+    return inspect_folder(root).info

@@ -15,9 +15,16 @@ Decoding is Pillow's. What ``read_image`` does on top, and why:
 - **Size limit.** Images over :data:`MAX_IMAGE_PIXELS` pixels (89,478,485: Pillow's own default,
   about 256 MiB decoded as RGB) are refused from their header, before decoding, as decompression
   bombs. Pillow's global ``Image.MAX_IMAGE_PIXELS`` is left untouched.
+- **Hostile files.** The file is opened through :func:`cnnlab.files.open_regular`: symlinks
+  are resolved, only a regular file of at most ``files.LIMITS["image"]`` bytes is read, and the
+  open never blocks, so a FIFO, a device, a socket or a directory named ``x.png`` is refused with
+  one line instead of hanging or reading forever. An image with no pixels is refused, and an
+  extreme aspect ratio (1 x 60,000) is never resized whole (:func:`_resize_crop`).
 - **Damage.** Truncated files, broken streams, non-images and unreadable files raise
   :class:`~cnnlab.errors.DataError` naming the file; truncated images are never padded with grey
   (``ImageFile.LOAD_TRUNCATED_IMAGES`` stays off).
+- **Names.** A file name that is not printable text (a newline, bytes that are not UTF-8) is
+  shown escaped in messages (:func:`printable`), so every error stays one printable line.
 """
 
 from __future__ import annotations
@@ -29,14 +36,16 @@ import threading
 import warnings
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import DataError
+from cnnlab.files import open_regular
 
-__all__ = ["MAX_IMAGE_PIXELS", "image_header", "read_image"]
+__all__ = ["MAX_IMAGE_PIXELS", "image_header", "printable", "read_image"]
 
 #: Largest image accepted, in pixels: Pillow's default, 1 GiB / (4 bytes x 3 channels).
 MAX_IMAGE_PIXELS = (1 << 30) // (4 * 3)
@@ -48,6 +57,21 @@ _WARNINGS_LOCK = threading.Lock()
 #: What Pillow raises on damaged data, besides OSError: broken PNG chunks are SyntaxError,
 #: bad headers ValueError/struct.error/EOFError, broken zlib streams zlib.error.
 _DAMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+#: Largest intermediate image of a shorter-side resize; beyond it (an aspect ratio of hundreds
+#: to one) the centre region is resized straight to the crop, so memory stays bounded.
+_RESIZE_PIXELS = 1 << 24
+
+
+def printable(text: str | os.PathLike) -> str:
+    """``text`` with every character that is not printable escaped (``\\n``, ``\\udcff``).
+
+    File names may hold newlines or bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which ``print`` cannot encode): messages show them escaped, on one line.
+    """
+    text = os.fspath(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _one_line(err: BaseException) -> str:
@@ -59,8 +83,19 @@ def _is_gray(img: Image.Image) -> bool:
     return img.mode in _GRAY_MODES or img.mode.startswith("I;16")
 
 
-def _open(path: Path) -> Image.Image:
+def _open_file(path: Path) -> BinaryIO:
+    """The file, open for reading: a regular file of bounded size (never blocks, never hangs)."""
+    try:
+        return open_regular(path, what="image", limit="image")
+    except DataError as err:  # the message names the path: keep it one printable line
+        if not os.path.lexists(path):
+            raise DataError(f"{printable(path)}: file not found; check the path") from None
+        raise DataError(printable(str(err))) from None
+
+
+def _open(path: Path, f: BinaryIO) -> Image.Image:
     """Open (header only) with the size limit enforced as an error, not a warning."""
+    name = printable(path)
     try:
         # Header parsing, EXIF included (getexif caches it for exif_transpose later), with
         # Pillow's warnings silenced (damage is reported as an error, not a warning) and its
@@ -69,32 +104,31 @@ def _open(path: Path) -> Image.Image:
         with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(f)
             with contextlib.suppress(*_DAMAGE):  # broken EXIF: orientation taken as normal
                 img.getexif()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check the path") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not an image; pass an image file") from None
-    except PermissionError:
-        raise DataError(f"{path}: permission denied; make it readable") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise DataError(
-            f"{path}: refused as a possible decompression bomb ({_one_line(err)}); "
+            f"{name}: refused as a possible decompression bomb ({printable(_one_line(err))}); "
             f"shrink it below {MAX_IMAGE_PIXELS:,} pixels"
         ) from None
     except UnidentifiedImageError:
         raise DataError(
-            f"{path}: not an image Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM, ...); "
+            f"{name}: not an image Pillow can read (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM, ...); "
             f"{_FIX}"
         ) from None
     except _DAMAGE as err:
-        raise DataError(f"{path}: damaged image header ({_one_line(err)}); {_FIX}") from None
+        raise DataError(
+            f"{name}: damaged image header ({printable(_one_line(err))}); {_FIX}"
+        ) from None
     w, h = img.size
+    if w < 1 or h < 1:
+        img.close()
+        raise DataError(f"{name}: the header says {w}x{h} pixels, an image with none; {_FIX}")
     if w * h > MAX_IMAGE_PIXELS:
         img.close()
         raise DataError(
-            f"{path}: {w}x{h} = {w * h:,} pixels exceeds the limit of {MAX_IMAGE_PIXELS:,} "
+            f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of {MAX_IMAGE_PIXELS:,} "
             "(decompression-bomb guard); shrink the image first"
         )
     return img
@@ -106,8 +140,7 @@ def image_header(path: str | os.PathLike) -> tuple[int, int, bool]:
     Used by image folders to choose a common size and channel count before decoding anything.
     """
     path = Path(path)
-    img = _open(path)
-    with img:
+    with _open_file(path) as f, _open(path, f) as img:
         w, h = img.size
         try:
             orientation = img.getexif().get(0x0112, 1)  # EXIF Orientation tag
@@ -146,13 +179,22 @@ def _draft(img: Image.Image, side: int) -> None:
 
 
 def _resize_crop(img: Image.Image, size: tuple[int, int], shorter_side: int) -> Image.Image:
-    """Resize so the shorter side is ``shorter_side`` (aspect kept), then centre-crop ``size``."""
+    """Resize so the shorter side is ``shorter_side`` (aspect kept), then centre-crop ``size``.
+
+    Where the resized image would exceed :data:`_RESIZE_PIXELS` (a 1 x 60,000 strip resized to
+    256 on its shorter side would be 15 gigapixels), only the centre region is resized, straight
+    to the crop (Pillow's ``box``): the same sampling positions, equal up to rounding.
+    """
     w, h = img.size
     scale = shorter_side / min(w, h)
     new_w, new_h = max(size[1], round(w * scale)), max(size[0], round(h * scale))
+    left, top = (new_w - size[1]) // 2, (new_h - size[0]) // 2
+    if new_w * new_h > _RESIZE_PIXELS:
+        sx, sy = w / new_w, h / new_h
+        box = (left * sx, top * sy, (left + size[1]) * sx, (top + size[0]) * sy)
+        return img.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=box)
     if (new_w, new_h) != (w, h):
         img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    left, top = (new_w - size[1]) // 2, (new_h - size[0]) // 2
     return img.crop((left, top, left + size[1], top + size[0]))
 
 
@@ -185,14 +227,29 @@ def read_image(
         (C, H, W), torch.uint8.
 
     Raises:
-        DataError: missing, unreadable, damaged, not an image, or over the pixel limit.
+        DataError: missing, not a regular file (a FIFO, a device, a directory), larger than
+            ``files.LIMITS["image"]``, unreadable, damaged, not an image, or over the pixel
+            limit.
     """
     path = Path(path)
     if channels not in (None, 1, 3):
-        raise DataError(f"channels={channels} for {path}: use 1 (grayscale) or 3 (RGB)")
+        raise DataError(f"channels={channels} for {printable(path)}: use 1 (grayscale) or 3 (RGB)")
     if shorter_side is not None and size is None:
-        raise DataError(f"{path}: shorter_side needs size=(H, W), the centre crop to take")
-    img = _open(path)
+        raise DataError(
+            f"{printable(path)}: shorter_side needs size=(H, W), the centre crop to take"
+        )
+    with _open_file(path) as f:
+        return _decode(path, _open(path, f), channels, size, shorter_side)
+
+
+def _decode(
+    path: Path,
+    img: Image.Image,
+    channels: int | None,
+    size: tuple[int, int] | None,
+    shorter_side: int | None,
+) -> torch.Tensor:
+    """The pixels of an opened image as ``read_image`` returns them (see there)."""
     try:
         with img:
             if size is not None:
@@ -217,9 +274,9 @@ def read_image(
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(img)
-    except DataError:
-        raise
     except _DAMAGE as err:
-        raise DataError(f"{path}: truncated or damaged image ({_one_line(err)}); {_FIX}") from None
+        raise DataError(
+            f"{printable(path)}: truncated or damaged image ({printable(_one_line(err))}); {_FIX}"
+        ) from None
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
     return torch.from_numpy(np.array(arr, order="C"))  # a writable copy of Pillow's buffer

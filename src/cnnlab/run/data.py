@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import ConfigError
 from cnnlab.registry import ModelInfo, model_info
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def load_folder_run(config: TrainConfig, sides: tuple[int, int] | None = None) -
     images.
     """
     from cnnlab.data.datasets import DatasetInfo
-    from cnnlab.data.folder import channels_of, check_memory, decode_files, split_folder
+    from cnnlab.data.folder import channels_of, decode_splits, split_folder
 
     if config.classes or config.limit_per_class:
         raise ConfigError(
@@ -329,27 +329,11 @@ def load_folder_run(config: TrainConfig, sides: tuple[int, int] | None = None) -
     size, resize = folder_geometry(config, sides)
     channels = channels_of(splits.train)
     root = splits.root
-    check_memory(root, len(splits.train), channels, (resize, resize))
-    notes: list[str] = []
-    decoded = {}
-    for split in ("train", "val", "test"):
-        shape = (resize, resize) if split == "train" else (size, size)
-        x, y, skipped = decode_files(
-            getattr(splits, split), channels, shape, shorter_side=resize, skip_unreadable=True
-        )
-        if skipped:
-            _, why = skipped[0]
-            notes.append(
-                f"note: skipped {len(skipped)} unreadable file(s) of the {split} split, e.g. {why}"
-            )
-        missing = sorted(set(range(len(splits.classes))) - set(y.tolist()))
-        if split == "train" and missing:
-            name = splits.classes[missing[0]]
-            raise DataError(
-                f"{root}: class {name!r} has no readable training image; replace its files "
-                "or remove the class"
-            )
-        decoded[split] = (x, y)
+    # The rule `cnnlab data info` shares: what is skipped, the notes, a class left unreadable.
+    sizes = {"train": (resize, resize), "val": (size, size), "test": (size, size)}
+    folder = decode_splits(splits, channels, sizes, shorter_side=resize)
+    notes = folder.notes()
+    decoded = {split: (folder.images[split], folder.labels[split]) for split in folder.images}
     if config.val_size != _field_default(config, "val_size"):
         notes.append(
             "note: --val-size does not apply to image folders: the validation split is "
