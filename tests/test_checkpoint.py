@@ -62,11 +62,12 @@ def test_rng_states_round_trip() -> None:
 
 
 def _write_pair(directory: Path, step: int, on_phase=None) -> Path:
+    """A pair of weights only (no training state), as tools other than training write."""
     return ckpt.save_checkpoint(
         directory,
         step,
         {"model.w": torch.full((3,), float(step))},
-        {"epoch": 0},
+        {},
         {"model": "tinynet"},
         on_phase=on_phase,
     )
@@ -93,6 +94,10 @@ def test_checkpoints_keep_two_and_fall_back_past_damage(tmp_path: Path) -> None:
     record["step"] = 31
     (tmp_path / "step-00000030.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="records step 31, not 30"):
+        validate_checkpoint(tmp_path / "step-00000030.json")
+    record["step"], record["tensors_bytes"] = 30, "36664"  # edited: a string where a count goes
+    (tmp_path / "step-00000030.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="tensors_bytes must be an integer, not a string"):
         validate_checkpoint(tmp_path / "step-00000030.json")
 
 
@@ -155,7 +160,7 @@ def test_load_trained_refuses_weights_of_another_architecture(tmp_path: Path) ->
         "std": [0.5],
     }
     ckpt.save_model(tmp_path / "m.safetensors", model, meta)
-    with pytest.raises(CheckpointError, match="do not fit tinynet"):
+    with pytest.raises(CheckpointError, match="not a state dict of tinynet"):
         load_trained(tmp_path / "m.safetensors")
     ckpt.save_model(tmp_path / "m.safetensors", model, {**meta, "model": "nonet"})
     with pytest.raises(CheckpointError, match="unknown model 'nonet'"):
@@ -166,19 +171,26 @@ def test_load_trained_refuses_weights_of_another_architecture(tmp_path: Path) ->
         load_trained(tmp_path / "m.safetensors")
 
 
+def _epoch(epoch: int, step: int, val_acc: float) -> dict[str, float]:
+    """One line of metrics.jsonl."""
+    return {"epoch": epoch, "step": step, "train_loss": 2.0, "train_acc": 0.3, "val_loss": 1.9,
+            "val_acc": val_acc, "lr": 0.1, "seconds": 1.5, "images_per_s": 300.0}  # fmt: skip
+
+
 def _training_state(watch: ckpt.EpochWatch) -> ckpt.TrainingState:
     model = create_model("tinynet", num_classes=10, in_channels=1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max")
     rng_tensors, rng_scalars = ckpt.capture_rng()
     return ckpt.TrainingState(
         step=7,
         epoch=2,
         batch=0,
-        history=[{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.4}],
+        history=[_epoch(1, 4, 0.5), _epoch(2, 7, 0.4)],
         epoch_sums=[0.0, 0.0, 0.0],
         model=model.state_dict(),
         optimizer=optimizer.state_dict(),
-        plateau={},
+        plateau=plateau.state_dict(),
         rank_rng=[rng_tensors],
         rng_scalars=rng_scalars,
         order_rng=torch.Generator().get_state(),
@@ -190,10 +202,10 @@ def _training_state(watch: ckpt.EpochWatch) -> ckpt.TrainingState:
     )
 
 
-def test_the_best_epoch_and_stopping_counters_round_trip_in_the_checkpoint(tmp_path: Path) -> None:
+def _meta():
     from cnnlab.runmeta import RunMeta
 
-    meta = RunMeta(
+    return RunMeta(
         model="tinynet",
         num_classes=10,
         in_channels=1,
@@ -202,14 +214,60 @@ def test_the_best_epoch_and_stopping_counters_round_trip_in_the_checkpoint(tmp_p
         mean=(0.5,),
         std=(0.25,),
     )
+
+
+def test_the_best_epoch_and_stopping_counters_round_trip_in_the_checkpoint(tmp_path: Path) -> None:
     watch = ckpt.EpochWatch(
         best_val_acc=0.5, best_epoch=1, epochs_since_best=1, stalled_epochs=2, stopped_early=True
     )
-    path = ckpt.save_training_state(tmp_path, _training_state(watch), meta)
+    state = _training_state(watch)
+    path = ckpt.save_training_state(tmp_path, state, _meta())
     assert json.loads(path.read_text())["watch"]["best_val_acc"] == 0.5
-    assert ckpt.load_training_state(path).watch == watch
+    loaded = ckpt.load_training_state(path)
+    assert loaded.watch == watch
+    assert loaded.history == state.history and loaded.plateau == state.plateau
+    assert (loaded.step, loaded.epoch, loaded.batch, loaded.threads) == (7, 2, 0, 1)
     # A checkpoint written before the watch existed loads with the fresh counters.
     record = json.loads(path.read_text())
     del record["watch"]
     path.write_text(json.dumps(record))
     assert ckpt.load_training_state(path).watch == ckpt.EpochWatch()
+
+
+# One edit per field load_training_state reads: the wrong type, range, or a value that
+# disagrees with the rest of the record (the position with the history).
+EDITS = {
+    "epoch": "2",
+    "batch": -1,
+    "world_size": 0,
+    "threads": 0,
+    "history": [{"epoch": 1}],
+    "epoch_sums": [0.0, 0.0],
+    "plateau": {"optimizer": None},
+    "rng": {"numpy": {"kind": "MT19937"}},
+    "optimizer": {"param_groups": [], "state_scalars": {}},
+    "config": {"epochs": "three"},
+    "watch": {"best_epoch": 1},
+}
+
+
+@pytest.mark.parametrize("field", sorted(EDITS))
+def test_an_edited_record_is_refused_like_a_torn_one(tmp_path: Path, field: str) -> None:
+    path = ckpt.save_training_state(tmp_path, _training_state(ckpt.EpochWatch()), _meta())
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, field: EDITS[field]}))
+    with pytest.raises(CheckpointError, match=f"{field}") as refused:
+        validate_checkpoint(path)
+    assert "\n" not in str(refused.value) and "step-00000007.json" in str(refused.value)
+    assert latest_valid_checkpoint(tmp_path) == (None, [str(refused.value)])
+
+
+def test_a_record_whose_position_disagrees_with_its_history_is_refused(tmp_path: Path) -> None:
+    path = ckpt.save_training_state(tmp_path, _training_state(ckpt.EpochWatch()), _meta())
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "epoch": 1}))
+    with pytest.raises(CheckpointError, match="epoch is 1 but history holds 2 epochs"):
+        validate_checkpoint(path)
+    path.write_text(json.dumps({**record, "batch": 3}))
+    with pytest.raises(CheckpointError, match="step 7 is not the 7 steps"):
+        validate_checkpoint(path)

@@ -91,3 +91,40 @@ def test_no_runs_and_damaged_runs(tmp_path: Path, capsys) -> None:
     assert [r.status for r in table.runs] == ["damaged", "interrupted"]
     assert "before its first checkpoint" in table.runs[1].reason
     assert "0/3" in table.to_text()
+
+
+FAKE_REASON = "stalled\n\x1b[31mcnnlab: error: fake\x1b[0m\r\u202e"
+
+
+def test_a_damaged_run_is_listed_as_such_and_the_others_still_are(three_runs: Path, capsys) -> None:
+    nothing = three_runs / "sweep" / "null"
+    shutil.copytree(three_runs / "finished", nothing)
+    (nothing / "results.json").write_text("null")  # valid JSON, not a record: not "interrupted"
+    ragged = three_runs / "ragged"
+    shutil.copytree(three_runs / "finished", ragged)
+    results = json.loads((ragged / "results.json").read_text())
+    results["test"]["confusion"][3].pop()
+    (ragged / "results.json").write_text(json.dumps(results))
+    (three_runs / "sweep" / "failed" / "results.json").write_text(
+        json.dumps({"status": "failed", "reason": FAKE_REASON})
+    )
+    assert main(["runs", str(three_runs), "--format", "json"]) == 0
+    records = {Path(r["run"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert {name: r["status"] for name, r in records.items()} == {
+        "finished": "finished",
+        "interrupted": "interrupted",
+        "failed": "failed",
+        "null": "damaged",
+        "ragged": "damaged",
+    }
+    assert records["null"]["reason"] == "results.json: the file must be a JSON object, not null"
+    assert (
+        records["ragged"]["reason"] == "results.json: test.confusion[3] must hold 10 values, not 9"
+    )
+    assert records["failed"]["reason"] == FAKE_REASON  # JSON keeps it, escaped by JSON itself
+    for fmt in ("text", "markdown", "csv", "html"):
+        assert main(["runs", str(three_runs), "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert not any(c in out for c in "\x1b\r\u202e"), fmt
+        assert not any(line.startswith("cnnlab: error: fake") for line in out.splitlines())
+        assert "stalled\\x0a\\x1b[31mcnnlab: error: fake" in out, fmt

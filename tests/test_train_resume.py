@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from safetensors.torch import load_file
 from cnnlab.run.checkpoints import list_checkpoints
 from helpers import subprocess_env
 from helpers.datasets import needs_fashion_mnist
-from helpers.runs import TIMINGS, bitwise_differences, weights
+from helpers.runs import SMALL, TIMINGS, bitwise_differences, weights
 
 ARGS = [
     "train",
@@ -118,3 +119,55 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path: Path) -> None:
     # Only the last two checkpoints are kept, and no temporary file is left behind.
     assert len(list((killed / "checkpoints").glob("step-*.json"))) == 2
     assert not list((killed / "checkpoints").glob(".*.tmp"))
+
+
+def _edit_records(run: Path, change) -> list[Path]:
+    """Rewrite every checkpoint record of ``run`` with ``change(record)``; oldest first."""
+    found = list_checkpoints(run / "checkpoints")
+    for path in found:
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    return found
+
+
+def _unfinished_copy(straight: Path, out: Path) -> Path:
+    shutil.copytree(straight, out)
+    for name in ("results.json", "model.safetensors"):
+        (out / name).unlink()
+    return out
+
+
+@needs_fashion_mnist
+def test_resume_falls_back_past_checkpoints_it_cannot_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newest checkpoint whose record was edited is skipped like a torn one; checkpoints that
+    validate but cannot be restored (records of weights only) are skipped with a note, and with
+    none left the run starts over. Either way the run ends bitwise as the uninterrupted one."""
+    import helpers.models  # noqa: F401  (registers tinynet)
+    from cnnlab.cli import main
+
+    args = ["train", "tinynet", *SMALL, "--checkpoint-every", "3"]  # checkpoints 6 and 8 kept
+    straight = tmp_path / "straight"
+    assert main([*args, "--out", str(straight)]) == 0
+    want = weights(straight)
+
+    edited = _unfinished_copy(straight, tmp_path / "edited")
+    older, newest = list_checkpoints(edited / "checkpoints")
+    record = json.loads(newest.read_text())
+    newest.write_text(json.dumps({**record, "epoch": "1"}))  # valid JSON, wrong type
+    capsys.readouterr()
+    assert main([*args, "--out", str(edited), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"skipping damaged checkpoint: damaged run {edited}: checkpoints/{newest.name}" in out
+    assert f"resumed {edited} from {older.name}" in out
+    assert bitwise_differences(weights(edited), want) == []
+
+    bare = _unfinished_copy(straight, tmp_path / "bare")
+    pair_fields = ("format", "step", "tensors_file", "tensors_bytes", "tensors_sha256")
+    older, newest = _edit_records(bare, lambda r: {k: r[k] for k in pair_fields})
+    assert main([*args, "--out", str(bare), "--resume"]) == 0
+    out = capsys.readouterr().out
+    for name in (newest.name, older.name):
+        assert f"note: cannot resume from {name} ({name}: it holds no training state" in out
+    assert "could be restored; --resume starts from the beginning" in out
+    assert bitwise_differences(weights(bare), want) == []

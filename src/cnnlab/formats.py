@@ -13,9 +13,10 @@ at least two significant digits: a small model's multiply-adds read ``0.429 M``,
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["count", "duration", "number", "percent", "shape", "size"]
+__all__ = ["count", "duration", "number", "percent", "printable", "shape", "size"]
 
 MISSING = "n/a"  # what a value that is not there (None, NaN) reads as, unless the caller says
 
@@ -26,6 +27,11 @@ GIB = 1024**3
 GIB_FROM = 10_000 * MIB
 
 COUNT_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+# Unicode categories a terminal acts on instead of showing: controls (C0, DEL, C1: newlines,
+# carriage returns, ANSI escapes), format characters (bidi overrides and isolates, zero-width
+# marks), line and paragraph separators, and lone surrogates (which cannot even be encoded).
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+ELLIPSIS = "\u2026"
 
 
 def _absent(value: float | None) -> bool:
@@ -52,6 +58,32 @@ def number(value: float | None, digits: int = 3, *, missing: str = MISSING) -> s
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.{digits}f}"
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text from a file, safe to print on one line: control characters escaped, length bounded.
+
+    Every character a terminal would act on rather than show -- newlines, carriage returns,
+    ANSI escape sequences (ESC), the other C0 and C1 controls, bidi overrides, line separators
+    -- becomes ``\\xNN`` (below U+0100) or ``\\uNNNN``, so a crafted run file cannot print a
+    fake line, recolour the terminal or reorder what follows. Text longer than ``limit``
+    characters (counting escapes as written) ends in an ellipsis.
+
+    >>> printable("ok\\x1b[31m\\nerror")
+    'ok\\\\x1b[31m\\\\x0aerror'
+    """
+    pieces = []
+    length = 0
+    for char in str(text):
+        if unicodedata.category(char) in _UNPRINTABLE:
+            code = ord(char)
+            char = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        if length + len(char) > limit:
+            pieces.append(ELLIPSIS)
+            break
+        pieces.append(char)
+        length += len(char)
+    return "".join(pieces)
 
 
 def shape(dims: Iterable[int]) -> str:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from cnnlab.errors import DataError
+from cnnlab.formats import printable
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.path, device=device, tta=args.tta)
     meta = predictor.meta
     data = args.data or meta.dataset or DEFAULT_DATASET
+    if printable(data) != data:  # from the weights file: a name or path has no control characters
+        raise DataError(
+            f"{predictor.source} records the dataset '{printable(data, 80)}', which is no name or "
+            "path cnnlab reads: pass --data"
+        )
     # An image folder without split sub-folders is split by the run's seed: evaluate on the
     # images that run held out, never on ones it trained on.
     seed = meta.seed if meta.seed is not None else 0
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     how = ", with flip test-time augmentation" if predictor.tta else ""
-    print(f"{meta.model} from {predictor.source} on {data} ({args.split}{how})")
-    print(format_result(result, meta.classes))
+    print(f"{meta.model} from {printable(str(predictor.source))} on {data} ({args.split}{how})")
+    # Class names come from the weights file: shown escaped, never as terminal controls.
+    print(format_result(result, [printable(name, 60) for name in meta.classes]))
     return 0

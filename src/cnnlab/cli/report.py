@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
+    from cnnlab.formats import printable
     from cnnlab.report.page import write_report
     from cnnlab.run.device import preserved_process_state, set_threads
 
@@ -45,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
     with preserved_process_state():
         set_threads(0)
         path = write_report(args.run_dir, args.out, device=args.device, limit=args.limit)
-    print(path)
+    print(printable(str(path)))
     return 0

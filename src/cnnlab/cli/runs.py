@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+# --format -> the RunsTable method that renders it.
+FORMATS = {
+    "text": "to_text",
+    "markdown": "to_markdown",
+    "csv": "to_csv",
+    "json": "to_json",
+    "html": "to_html",
+}
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -12,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="List the run directories in or under DIR (default: runs/) with model, "
         "data, recipe, epochs done, best and final validation accuracy, test accuracy, time and "
         "status: finished (results.json written), interrupted (no results.json: resume it with "
-        "`cnnlab train --resume --out RUN_DIR`) or failed (results.json gives the reason).",
+        "`cnnlab train --resume --out RUN_DIR`), failed (results.json gives the reason) or "
+        "damaged (a file is unreadable or holds a wrong value: the reason names the file and "
+        "the field; the other runs are still listed).",
     )
     p.add_argument(
         "dirs", nargs="*", metavar="DIR", help="run directories or folders holding them (runs/)"
@@ -23,8 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also write every run's validation accuracy and training loss per epoch",
     )
     p.add_argument(
-        "--format", choices=("text", "markdown", "json", "html"), default="text",
-        help="text table, Markdown table, JSON list, or a self-contained HTML page with the curves",
+        "--format", choices=tuple(FORMATS), default="text",
+        help="text table, Markdown table, CSV, JSON list, or a self-contained HTML page with the "
+        "curves",
     )  # fmt: skip
     p.set_defaults(run=run)
 
@@ -35,11 +47,5 @@ def run(args: argparse.Namespace) -> int:
     table = runs_table(args.dirs or DEFAULT_DIRS)
     if args.plot:
         table.plot(args.plot)
-    render = {
-        "text": table.to_text,
-        "markdown": table.to_markdown,
-        "json": table.to_json,
-        "html": table.to_html,
-    }[args.format]
-    print(render())
+    print(getattr(table, FORMATS[args.format])())
     return 0

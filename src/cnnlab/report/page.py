@@ -21,7 +21,6 @@ import dataclasses
 import datetime
 import importlib
 import importlib.util
-import json
 import os
 import platform
 import shlex
@@ -33,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cnnlab import __version__, files
-from cnnlab.errors import CnnlabError, ConfigError
-from cnnlab.formats import duration, number, percent
+from cnnlab.errors import CheckpointError, CnnlabError, ConfigError
+from cnnlab.formats import duration, number, percent, printable
 from cnnlab.report import html
 from cnnlab.report.runs import RunSummary, read_run
 from cnnlab.report.scores import (
@@ -44,10 +43,11 @@ from cnnlab.report.scores import (
     confused_pairs,
     macro_average,
 )
-from cnnlab.run.checkpoints import list_checkpoints
-from cnnlab.run.config import TrainConfig, from_dict
+from cnnlab.run.checkpoints import check_checkpoint, latest_valid_checkpoint
+from cnnlab.run.config import TrainConfig
 from cnnlab.run.device import describe_machine
 from cnnlab.run.layout import RunFiles
+from cnnlab.run.records import DamagedRunError, RunResults, TrainingRecord
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,6 +60,7 @@ DEFAULT_NAME = "report.html"  # written into the run directory unless -o says ot
 WORST_ERRORS = 24  # images in the gallery of worst errors
 AUGMENTED = 24  # images of the first training batch shown
 CONFUSED_PAIRS = 10
+LR_POINTS = 20_000  # steps drawn in the learning-rate curve, at most
 GRADCAM_IMAGES = 8
 # Settings the reproducing command leaves out: they do not change what is trained.
 NOT_IN_COMMAND = frozenset({"model", "resume", "progress"})
@@ -184,37 +185,55 @@ def build_report(
 
     Raises:
         ConfigError: ``run_dir`` holds no run.
-        CheckpointError: it holds neither a final model nor a valid checkpoint.
+        CheckpointError: it holds neither a final model nor a valid checkpoint, or a run file is
+            damaged (:class:`~cnnlab.run.records.DamagedRunError`: one line naming the file and
+            the field; every file is checked before any is used).
     """
     import cnnlab
 
     run_files = RunFiles(Path(run_dir))
-    if not run_files.config.is_file():
+    if not os.path.lexists(run_files.config):
         raise ConfigError(
-            f"{run_dir} holds no training run (no config.json): pass a directory written by "
-            "`cnnlab train --out RUN_DIR`"
+            f"{printable(str(run_dir))} holds no training run (no config.json): pass a directory "
+            "written by `cnnlab train --out RUN_DIR`"
         )
+    # Every file is checked before any of it is used: a damaged run is refused in one line.
     run = read_run(run_files.root)
     if run.status == "damaged":
-        raise ConfigError(f"{run_dir}: {run.reason}; the page needs readable run files")
-    config = from_dict(json.loads(run_files.config.read_text()))
+        raise CheckpointError(f"damaged run {printable(str(run_dir))}: {run.reason}")
+    config = run_files.read_config(resolved=True)
+    results = run_files.read_outcome()
     predictor = cnnlab.load(run_files.root, device=device)
-    record = _latest_record(run_files)
+    _check_classes(run_files, results, predictor.meta)
+    training = _latest_training(run_files)
     report = RunReport(
         run=run,
         meta=predictor.meta,
         config=config,
-        command=train_command(config, int(record.get("world_size") or 1)),
+        command=train_command(config, training.world_size if training else 1),
         about=_about(config, predictor.meta, run),
-        environment=_environment(predictor.meta, config, record),
-        headline=_headline(run, run_files.read_results()),
+        environment=_environment(predictor.meta, config, training),
+        headline=_headline(run, results),
         created=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
     _add_curves(report, config, run.history)
-    _add_test_results(report, run_files, predictor, limit)
+    _add_test_results(report, results, predictor, limit)
     _add_layers(report, predictor)
-    _add_timings(report, run_files.read_results())
+    _add_timings(report, results)
     return report
+
+
+def _check_classes(run_files: RunFiles, results: RunResults | None, meta: RunMeta) -> None:
+    """The test results' classes are the model's: the page puts one beside the other."""
+    if results is None or results.test is None:
+        return
+    if results.test.classes != tuple(meta.classes):
+        raise DamagedRunError(
+            run_files.root,
+            run_files.results.name,
+            f"test.per_class names {len(results.test.classes)} classes that are not the "
+            f"{meta.num_classes} of the run's model",
+        )
 
 
 def write_report(
@@ -261,15 +280,10 @@ def train_command(config: TrainConfig, world_size: int = 1) -> str:
     return shlex.join(args)
 
 
-def _latest_record(run_files: RunFiles) -> dict[str, Any]:
-    """The newest checkpoint's JSON record (threads, world size), or {} when there is none."""
-    found = list_checkpoints(run_files.checkpoints)
-    if not found:
-        return {}
-    try:
-        return json.loads(found[-1].read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+def _latest_training(run_files: RunFiles) -> TrainingRecord | None:
+    """The training state of the newest valid checkpoint (threads, world size), if any."""
+    latest, _ = latest_valid_checkpoint(run_files.checkpoints)
+    return check_checkpoint(latest).training if latest is not None else None
 
 
 def _about(config: TrainConfig, meta: RunMeta, run: RunSummary) -> dict[str, list[tuple[str, str]]]:
@@ -337,10 +351,8 @@ def _schedule(c: TrainConfig) -> str:
     if c.schedule == "onecycle":
         return f"one-cycle: linear warm-up over {100 * c.warmup:g}% of the steps, then down to 0"
     if c.schedule == "plateau":
-        return (
-            f"divide by {1 / c.lr_decay:g} after {c.plateau_patience} epochs without validation "
-            "improvement"
-        )
+        factor = f"divide by {1 / c.lr_decay:g}" if c.lr_decay else "set to 0"
+        return f"{factor} after {c.plateau_patience} epochs without validation improvement"
     if c.schedule == "step":
         return f"multiply by {c.lr_decay:g} every {c.step_epochs} epochs"
     if c.schedule == "multistep":
@@ -349,17 +361,17 @@ def _schedule(c: TrainConfig) -> str:
 
 
 def _environment(
-    meta: RunMeta, config: TrainConfig, record: dict[str, Any]
+    meta: RunMeta, config: TrainConfig, record: TrainingRecord | None
 ) -> dict[str, list[tuple[str, str]]]:
     """What the run's files record about where it trained, and where this page was made."""
     training = [
         ("cnnlab", meta.cnnlab_version or "not recorded"),
         ("device setting", config.device),
-        ("processes", str(record.get("world_size", 1))),
+        ("processes", str(record.world_size if record else 1)),
     ]
-    if record.get("threads"):
+    if record is not None and record.threads:
         same = "a CPU run repeats bitwise with the same count"
-        training.append(("CPU threads", f"{record['threads']} ({same})"))
+        training.append(("CPU threads", f"{record.threads} ({same})"))
     machine = describe_machine()
     here = [
         ("cnnlab", machine["cnnlab"]),
@@ -376,12 +388,12 @@ def _environment(
     return {"training": training, "this page": here}
 
 
-def _headline(run: RunSummary, results: dict[str, Any] | None) -> list[tuple[str, str]]:
-    test = (results or {}).get("test") or {}
+def _headline(run: RunSummary, results: RunResults | None) -> list[tuple[str, str]]:
+    test = results.test if results is not None else None
     out = []
-    if "top1" in test:
-        out += [("test top-1", percent(test["top1"])), ("top-5", percent(test["top5"]))]
-        out.append(("test loss", number(test["loss"], 4)))
+    if test is not None:
+        out += [("test top-1", percent(test.top1)), ("top-5", percent(test.top5))]
+        out.append(("test loss", number(test.loss, 4)))
     if run.best_val_acc is not None:
         out.append(("best validation", percent(run.best_val_acc)))
     out.append(("epochs", f"{run.epochs_done}/{run.epochs}"))
@@ -419,13 +431,16 @@ def lr_figure(config: TrainConfig, history: list[dict[str, Any]]) -> Figure:
     per_epoch = history[0]["step"]  # steps in one epoch (the first record counts them)
     total = per_epoch * int(config.epochs)
     done = history[-1]["step"]
+    # Every step up to LR_POINTS of them, evenly spaced beyond: the curve looks the same, and a
+    # record claiming 10^12 steps costs no more than a real run.
+    steps = range(0, done, max(1, done // LR_POINTS))
     if config.schedule == "plateau":
-        lrs = [history[min(s // per_epoch, len(history) - 1)]["lr"] for s in range(done)]
+        lrs = [history[min(s // per_epoch, len(history) - 1)]["lr"] for s in steps]
     else:
-        lrs = [scheduled_lr(config, s // per_epoch, s, total) for s in range(done)]
+        lrs = [scheduled_lr(config, s // per_epoch, s, total) for s in steps]
     fig = plotting.figure(figsize=(6, 4))
     ax = fig.subplots()
-    ax.plot([(s + 1) / per_epoch for s in range(done)], lrs, "-")
+    ax.plot([(s + 1) / per_epoch for s in steps], lrs, "-")
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     ax.set_title(f"{config.schedule} schedule, {done} steps")
@@ -438,14 +453,13 @@ def lr_figure(config: TrainConfig, history: list[dict[str, Any]]) -> Figure:
 
 
 def _add_test_results(
-    report: RunReport, run_files: RunFiles, predictor: Predictor, limit: int | None
+    report: RunReport, results: RunResults | None, predictor: Predictor, limit: int | None
 ) -> None:
     """Confusion, per-class scores and pairs; the gallery, first batch and Grad-CAM need data."""
     from cnnlab.run.data import load_run_data
     from cnnlab.run.figures import plot_confusion
 
     classes = list(report.meta.classes)
-    results = run_files.read_results() or {}
     try:
         data = load_run_data(report.config, _folder_sides(report.meta))
     except CnnlabError as err:
@@ -461,7 +475,8 @@ def _add_test_results(
         report.errors = worst_errors(test_x, test_y, logits, classes)
         report.augmented = first_batch(report.config, data)
         report.gradcam, report.gradcam_note = gradcam_pictures(predictor, test_x, test_y)
-    confusion = (results.get("test") or {}).get("confusion")
+    tested = results.test if results is not None else None
+    confusion = [list(row) for row in tested.confusion] if tested is not None else None
     if confusion is not None:
         report.confusion_source = "the test evaluation at the end of training (results.json)"
     elif data is not None:
@@ -615,7 +630,7 @@ def _add_layers(report: RunReport, predictor: Predictor) -> None:
         report.notes.append(f"the analyzer could not trace {report.meta.model}: {err}")
 
 
-def _add_timings(report: RunReport, results: dict[str, Any] | None) -> None:
+def _add_timings(report: RunReport, results: RunResults | None) -> None:
     history = report.run.history
     report.epochs = history
     train = sum(h.get("seconds", 0.0) for h in history)
@@ -625,7 +640,7 @@ def _add_timings(report: RunReport, results: dict[str, Any] | None) -> None:
         if rates:
             mean = sum(rates) / len(rates)
             rows.append(("throughput", f"{mean:,.0f} images/s (mean of the epochs)"))
-    if results and results.get("seconds") is not None:
-        rows.insert(0, ("whole run", duration(results["seconds"])))
-        rows.append(("set-up, validation and test", duration(max(results["seconds"] - train, 0.0))))
+    if results is not None and results.seconds is not None:
+        rows.insert(0, ("whole run", duration(results.seconds)))
+        rows.append(("set-up, validation and test", duration(max(results.seconds - train, 0.0))))
     report.timings[:0] = rows

@@ -13,22 +13,31 @@ A run's status comes from what it left on disk:
 * **interrupted**: no ``results.json``: the run was stopped (or is still training: nothing on
   disk tells the two apart) and ``cnnlab train --resume --out RUN_DIR`` continues it from its
   newest checkpoint;
-* **damaged**: a file that should be JSON is not; the reason names it.
+* **damaged**: a file is unreadable or holds a value of the wrong type or range (``results.json``
+  of ``null``, a ragged confusion matrix, a string where a number belongs); the reason names the
+  file and the field, and the other runs are listed as usual.
+
+Every string taken from a run's files (a reason, a model or dataset name, a directory's name) is
+shown through :func:`~cnnlab.formats.printable` in the text, Markdown, CSV and HTML tables, so a
+crafted file cannot print a fake line or move the cursor; the JSON output keeps the values as
+they are (JSON escapes control characters itself).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cnnlab import plotting, table
-from cnnlab.formats import duration, percent
+from cnnlab.errors import CnnlabError
+from cnnlab.formats import duration, percent, printable
 from cnnlab.run.checkpoints import list_checkpoints
 from cnnlab.run.layout import RunFiles
+from cnnlab.run.records import DamagedRunError, RunResults
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,6 +46,7 @@ STATUSES = ("finished", "interrupted", "failed", "damaged")
 DEFAULT_DIRS = ("runs",)
 MAX_DEPTH = 4  # folders below each given folder searched for runs (runs/EXPERIMENT/SEED/...)
 DPI = 120
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,14 +56,16 @@ class RunSummary:
     Attributes:
         path: the run directory.
         status: one of :data:`STATUSES`.
-        reason: why a run failed or is damaged ("" otherwise).
+        reason: why a run failed or is damaged ("" otherwise); a damaged run's names the file
+            and the field. Text from the run's files: print it through
+            :func:`~cnnlab.formats.printable`, as :class:`RunsTable` does.
         model, data, recipe: what was trained on what, how.
         epochs: epochs the run was set to train.
         epochs_done: epochs it finished (lines of ``metrics.jsonl``).
         best_val_acc, final_val_acc: validation accuracy, best and last epoch (fractions).
         test_top1: test accuracy of a finished run.
         seconds: wall time of a finished run, else the sum of its epochs' times.
-        history: the per-epoch records, for the curves.
+        history: the per-epoch records (checked, as training keeps them), for the curves.
     """
 
     path: Path
@@ -99,7 +111,9 @@ class RunSummary:
 def is_run_dir(path: Path) -> bool:
     """True when ``path`` holds a training run's files (any of them: a run may be cut short)."""
     files = RunFiles(path)
-    return files.config.is_file() or files.results.is_file() or files.checkpoints.is_dir()
+    # lexists: a config.json that is a FIFO or a broken link still marks a (damaged) run.
+    marked = os.path.lexists(files.config) or os.path.lexists(files.results)
+    return marked or files.checkpoints.is_dir()
 
 
 def find_runs(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> list[Path]:
@@ -130,41 +144,55 @@ def find_runs(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> list[Pat
 
 
 def read_run(path: str | os.PathLike[str]) -> RunSummary:
-    """Summarise one run directory (never raises on a damaged file: the status says so)."""
+    """Summarise one run directory; never raises on a damaged file.
+
+    Each file is read through its checked reader (:mod:`cnnlab.run.records`); the first one that
+    fails makes the status ``damaged``, with ``FILE: what is wrong`` as the reason, and whatever
+    the other files hold is still summarised.
+    """
     files = RunFiles(Path(path))
-    try:
-        config = json.loads(files.config.read_text()) if files.config.is_file() else {}
-        history = files.read_history()
-        results = files.read_results()
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return RunSummary(files.root, "damaged", reason=f"unreadable run files ({err})")
-    status, reason = _status(files, results)
-    vals = [h["val_acc"] for h in history if "val_acc" in h]
-    test = (results or {}).get("test") or {}
-    seconds = (results or {}).get("seconds")
+    damage: list[str] = []
+
+    def attempt(read: Callable[[], T], default: T) -> T:
+        try:
+            return read()
+        except DamagedRunError as err:
+            damage.append(err.detail)
+        except CnnlabError as err:
+            damage.append(str(err))
+        return default
+
+    config = attempt(files.read_config, None)
+    history = attempt(files.read_history, [])
+    results = attempt(files.read_outcome, None)
+    attempt(files.read_splits, None)
+    status, reason = ("damaged", damage[0]) if damage else _status(files, results)
+    vals = [h["val_acc"] for h in history]
+    seconds = results.seconds if results is not None else None
     if seconds is None and history:
-        seconds = sum(h.get("seconds", 0.0) for h in history)
+        seconds = sum(h["seconds"] for h in history)
+    finished = status == "finished" and results is not None and results.test is not None
     return RunSummary(
         path=files.root,
         status=status,
         reason=reason,
-        model=str(config.get("model") or ""),
-        data=str(config.get("data") or ""),
-        recipe=str(config.get("recipe") or ""),
-        epochs=config.get("epochs"),
+        model=str(config.model or "") if config is not None else "",
+        data=str(config.data) if config is not None else "",
+        recipe=str(config.recipe) if config is not None else "",
+        epochs=config.epochs if config is not None else None,
         epochs_done=len(history),
         best_val_acc=max(vals) if vals else None,
         final_val_acc=vals[-1] if vals else None,
-        test_top1=test.get("top1") if status == "finished" else None,
+        test_top1=results.test.top1 if finished else None,  # type: ignore[union-attr]
         seconds=seconds,
         history=history,
     )
 
 
-def _status(files: RunFiles, results: dict[str, Any] | None) -> tuple[str, str]:
+def _status(files: RunFiles, results: RunResults | None) -> tuple[str, str]:
     if results is not None:
-        if results.get("status") == "failed":
-            return "failed", str(results.get("reason") or "no reason recorded")
+        if results.status == "failed":
+            return "failed", results.reason
         return "finished", ""
     if not list_checkpoints(files.checkpoints):
         return "interrupted", "stopped before its first checkpoint: --resume starts it again"
@@ -180,6 +208,7 @@ def runs_table(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> RunsTab
 HEADER = ("run", "model", "data", "recipe", "epochs", "best val", "final val", "test", "time",
           "status")  # fmt: skip
 NUMBER_COLUMNS = range(4, 9)
+REASON_CHARS = 300  # a reason longer than this ends in an ellipsis in the tables
 
 
 @dataclass
@@ -192,13 +221,13 @@ class RunsTable:
         return len(self.runs)
 
     def rows(self) -> list[list[str]]:
-        """The table's cells, formatted, one list per run."""
+        """The table's cells, formatted, one list per run (text from files made printable)."""
         return [
             [
-                r.name,
-                r.model,
-                r.data,
-                r.recipe,
+                printable(r.name),
+                printable(r.model),
+                printable(r.data),
+                printable(r.recipe),
                 f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}",
                 percent(r.best_val_acc, missing=""),
                 percent(r.final_val_acc, missing=""),
@@ -210,8 +239,12 @@ class RunsTable:
         ]
 
     def reasons(self) -> list[str]:
-        """One line per failed, damaged or never-checkpointed run: why."""
-        return [f"{r.name}: {r.status}: {r.reason}" for r in self.runs if r.reason]
+        """One line per failed, damaged or never-checkpointed run: why (made printable)."""
+        return [
+            f"{printable(r.name)}: {r.status}: {printable(r.reason, REASON_CHARS)}"
+            for r in self.runs
+            if r.reason
+        ]
 
     def to_text(self) -> str:
         if not self.runs:
@@ -231,6 +264,15 @@ class RunsTable:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
+
+    def to_csv(self) -> str:
+        """One CSV line per run (the keys of :meth:`RunSummary.to_dict`), text made printable."""
+        records = [
+            {k: printable(v, REASON_CHARS) if isinstance(v, str) else v for k, v in d.items()}
+            for d in self.to_dict()
+        ]
+        keys = list(RunSummary(Path(), "finished").to_dict())  # the JSON keys, in their order
+        return table.csv_text(keys, records).rstrip("\n")
 
     def to_html(self, figure: bool = True) -> str:
         """A self-contained HTML page: the table and (with ``figure``) the overlaid curves."""
@@ -272,13 +314,16 @@ class RunsTable:
     def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Validation accuracy and training loss per epoch, one line per run; written to
         ``path`` when it is given."""
+        from cnnlab.run.figures import plain_text
+
         fig = plotting.figure(figsize=(11, 4.2))
         acc_ax, loss_ax = fig.subplots(1, 2)
         for r in self._plottable():
             epochs = [h["epoch"] for h in r.history]
             style = "o-" if len(epochs) <= 30 else "-"
-            acc_ax.plot(epochs, [100 * h["val_acc"] for h in r.history], style, label=r.name)
-            loss_ax.plot(epochs, [h["train_loss"] for h in r.history], style, label=r.name)
+            name = plain_text(r.name, 60)
+            acc_ax.plot(epochs, [100 * h["val_acc"] for h in r.history], style, label=name)
+            loss_ax.plot(epochs, [h["train_loss"] for h in r.history], style, label=name)
         acc_ax.set_ylabel("validation accuracy (%)")
         loss_ax.set_ylabel("training loss (mean over the epoch)")
         for ax in (acc_ax, loss_ax):

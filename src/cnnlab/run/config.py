@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 from cnnlab.data.datasets import DATASETS, DEFAULT_DATASET
 from cnnlab.errors import ConfigError
+from cnnlab.formats import printable
 
 
 def _opt(help: str, default: Any = None, **extra: Any) -> Any:
@@ -219,16 +221,69 @@ def to_dict(config: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config from :func:`to_dict`'s output; unknown keys are a :class:`ConfigError`."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - names)
+def from_dict(data: Any) -> TrainConfig:
+    """Rebuild a config from :func:`to_dict`'s output, checking every setting.
+
+    Each value must have its field's type (an int where a float is expected is accepted; a bool
+    is never a number), be finite, be one of the field's choices, and pass :func:`validate`; a
+    missing setting takes its field default, as for a config written by an older version.
+
+    Raises:
+        ConfigError: not a JSON object, an unknown setting (written by another cnnlab version),
+            or a value of the wrong type, out of its choices or out of range; one line that
+            names the setting.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config is a JSON object of settings, not {_kind(data)}")
+    hints = typing.get_type_hints(TrainConfig)
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
+        names = ", ".join(_shown(name) for name in unknown[:5])
         raise ConfigError(
-            f"config has unknown settings {', '.join(unknown)}: it was written by another "
-            "cnnlab version; start a new run with --out"
+            f"config has unknown settings {names}: it was written by another cnnlab version; "
+            "start a new run with --out"
         )
-    return TrainConfig(**data)
+    values = {name: _checked(name, v, hints[name], fields[name]) for name, v in data.items()}
+    config = TrainConfig(**values)
+    validate(config)
+    return config
+
+
+def _checked(name: str, value: Any, annotation: Any, f: dataclasses.Field) -> Any:
+    """``value`` as the setting ``name`` takes it, or a :class:`ConfigError` naming it."""
+    kind = _base_type(annotation)
+    optional = kind is not annotation  # ``X | None``
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"setting {name} must be {_NAMES[kind]}, not null")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise ConfigError(f"setting {name} must be {_NAMES[kind]}, not {_kind(value)}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"setting {name} must be a finite number, not {value}")
+    choices = f.metadata.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"setting {name} is {_shown(value)}, not one of {', '.join(choices)}")
+    return value
+
+
+_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, for a message: ``a list``, ``null``, ``a string``."""
+    if value is None:
+        return "null"
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(type(value), {list: "a list", dict: "an object"}.get(type(value), "a value"))
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value from a file, quoted and safe to print on one line."""
+    return printable(repr(value), limit)
 
 
 def differences(old: TrainConfig, new: TrainConfig) -> list[str]:

@@ -2,7 +2,9 @@
 
 Drawn through :mod:`cnnlab.plotting` (matplotlib's object API, no pyplot), so they work without a
 display and leave the caller's backend alone. Each function returns its figures and also writes
-them when given a place.
+them when given a place; each checks its input first (a :class:`~cnnlab.errors.ConfigError`, a
+``ValueError``, naming what is wrong), since a record read from a damaged run would otherwise
+draw a wrong figure or fail deep inside matplotlib.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import plotting
+from cnnlab.errors import ConfigError
+from cnnlab.formats import printable
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,6 +46,7 @@ def plot_curves(
     Returns:
         The loss figure and the accuracy figure.
     """
+    _check_history(history, mark_lr_drops)
     epochs = [h["epoch"] for h in history]
     pairs = itertools.pairwise(history) if mark_lr_drops else []
     drops = [h["epoch"] for prev, h in pairs if h["lr"] <= prev["lr"] * 0.5]
@@ -55,7 +60,7 @@ def plot_curves(
             ax.axvline(e - 0.5, color="grey", ls=":", lw=1, label="lr dropped" if i == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        ax.set_title(title)
+        ax.set_title(plain_text(title))
         ax.grid(alpha=0.3)
         ax.legend()
         if len(epochs) <= 20:
@@ -77,6 +82,7 @@ def plot_confusion(
     written to ``path`` when it is given."""
     import numpy as np
 
+    _check_confusion(confusion, classes)
     counts = np.asarray(confusion, dtype=np.int64)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     k = len(classes)
@@ -84,11 +90,12 @@ def plot_confusion(
     fig = plotting.figure(figsize=(size, size * 0.9))
     ax = fig.subplots()
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
+    names = [plain_text(c, 40) for c in classes]
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    ax.set_title(plain_text(title))
     if k <= 20:
         for i in range(k):
             for j in range(k):
@@ -106,3 +113,43 @@ def plot_confusion(
     if path is not None:
         plotting.save(fig, path, DPI)
     return fig
+
+
+def plain_text(text: str, limit: int = 120) -> str:
+    """Text from a file (a class name, a run's name) as matplotlib shows it literally: control
+    characters escaped (:func:`~cnnlab.formats.printable`) and ``$`` escaped, since a pair of
+    them would start mathtext, which can fail to parse when the figure is drawn."""
+    return printable(text, limit).replace("$", r"\$")
+
+
+# --- input checks: a figure of a damaged record is refused by name, never drawn wrong ---------
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_history(history: list[dict[str, Any]], with_lr: bool) -> None:
+    keys = ["epoch", *(f"{split}_{key}" for key, *_ in _CURVES for split in ("train", "val"))]
+    keys += ["lr"] if with_lr else []
+    for i, record in enumerate(history):
+        bad = [
+            k for k in keys if not _is_number(record.get(k) if isinstance(record, dict) else None)
+        ]
+        if bad:
+            raise ConfigError(
+                f"epoch record {i} has no number for {', '.join(bad)}: pass the records of "
+                "metrics.jsonl (RunFiles.read_history)"
+            )
+
+
+def _check_confusion(confusion: list[list[int]], classes: list[str] | tuple[str, ...]) -> None:
+    k = len(classes)
+    square = isinstance(confusion, (list, tuple)) and len(confusion) == k
+    square = square and all(isinstance(row, (list, tuple)) and len(row) == k for row in confusion)
+    if not square or k == 0:
+        raise ConfigError(f"a confusion matrix of {k} classes must be {k} x {k} counts")
+    if not all(
+        isinstance(c, int) and not isinstance(c, bool) and c >= 0 for r in confusion for c in r
+    ):
+        raise ConfigError("a confusion matrix holds counts: integers, none negative")

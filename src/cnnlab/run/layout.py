@@ -12,9 +12,11 @@ Layout (every file written atomically, except the append-only ``metrics.jsonl``)
     RUN_DIR/figures/             curves.png, lr.png, confusion.png
 
 Training writes a run through :class:`RunFiles`, and everything that uses one (evaluation,
-prediction, reports, ``cnnlab runs``, experiments, the studio) finds its pieces through it: this
-module owns the file names. The rules for starting or resuming a run into a directory are
-training's (:mod:`cnnlab.train.rundir`).
+prediction, reports, ``cnnlab runs``, experiments, the studio) finds and reads its pieces through
+it: this module owns the file names, and every read goes through the checked readers of
+:mod:`cnnlab.run.records` (one line, ``damaged run DIR: FILE: what``, for a damaged file).
+The rules for starting or resuming a run into a directory are training's
+(:mod:`cnnlab.train.rundir`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from cnnlab.run import records
+
+if TYPE_CHECKING:
+    from cnnlab.run.config import TrainConfig
+    from cnnlab.run.records import EpochRecord, RunResults, SplitsRecord
 
 MODEL_FILE = "model.safetensors"
 BEST_MODEL_FILE = "model_best.safetensors"  # the weights of the best epoch by validation accuracy
@@ -70,15 +78,32 @@ class RunFiles:
         """An image folder's file lists (absent for named datasets)."""
         return self.root / SPLITS_FILE
 
-    def read_history(self) -> list[dict[str, Any]]:
+    # --- reading: every file checked (cnnlab.run.records), DamagedRunError naming the field ---
+
+    def read_config(self, resolved: bool = False) -> TrainConfig:
+        """``config.json`` (``resolved``: with every recipe setting, as training writes it)."""
+        return records.read_config(self.config, self.root, resolved)
+
+    def read_epochs(self) -> list[EpochRecord]:
         """The per-epoch records of ``metrics.jsonl`` ([] when there are none yet)."""
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line]
+        return records.read_history(self.metrics, self.root)
+
+    def read_outcome(self) -> RunResults | None:
+        """``results.json``, or None while the run has neither finished nor failed."""
+        return records.read_results(self.results, self.root)
+
+    def read_splits(self) -> SplitsRecord | None:
+        """``splits.json`` of an image folder run (None for named datasets)."""
+        return records.read_splits(self.splits, self.root)
+
+    def read_history(self) -> list[dict[str, Any]]:
+        """:meth:`read_epochs` as the dicts training keeps in memory and checkpoints."""
+        return [record.to_dict() for record in self.read_epochs()]
 
     def read_results(self) -> dict[str, Any] | None:
-        """``results.json``, or None while the run has neither finished nor failed."""
-        return json.loads(self.results.read_text()) if self.results.exists() else None
+        """:meth:`read_outcome` as the JSON object training wrote (checked)."""
+        outcome = self.read_outcome()
+        return None if outcome is None else outcome.to_dict()
 
     def write_history(self, history: list[dict[str, Any]]) -> None:
         self.metrics.write_text("".join(json.dumps(h) + "\n" for h in history))

@@ -13,8 +13,15 @@ from pathlib import Path
 import torch
 
 from cnnlab.errors import CheckpointError
+from cnnlab.formats import printable
 from cnnlab.run.checkpoints import resolve_model_file
-from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, MODEL_FORMAT, read_header, read_tensors
+from cnnlab.run.tensorfile import (
+    CHECKPOINT_FORMAT,
+    MODEL_FORMAT,
+    check_weights,
+    read_header,
+    read_tensors,
+)
 from cnnlab.runmeta import RunMeta
 
 MODEL_PREFIX = "model."  # a checkpoint's weights are its tensors named model.<param>
@@ -47,17 +54,51 @@ def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         CheckpointError: anything cnnlab did not write, or whose weights do not fit the recorded
             architecture. Nothing in the file is executed: only safetensors is read.
     """
+    file = resolve_model_file(Path(path))
+    meta, is_checkpoint = read_meta(file)
+    model = _build(file, meta)
+    # Names, shapes, dtypes and finiteness, before load_state_dict converts anything silently.
+    state = check_weights(
+        read_tensors(file, MODEL_PREFIX if is_checkpoint else ""),
+        model.state_dict(),
+        file,
+        model=meta.model,
+    )
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise CheckpointError(
+            f"{file}: its weights do not fit {meta.model} ({printable(first)}); the file is "
+            "damaged or was not written for this architecture"
+        ) from None
+    model.to(device).eval()
+    return TrainedModel(model, meta, file)
+
+
+def read_meta(file: Path) -> tuple[RunMeta, bool]:
+    """A weights file's checked :class:`RunMeta`, and whether the file is a checkpoint.
+
+    Raises:
+        CheckpointError: not a regular file, not cnnlab's safetensors, or malformed metadata.
+    """
+    header = read_header(file)
+    kind = header.get("format")
+    if kind not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise CheckpointError(f"{file}: unknown cnnlab format {printable(repr(kind), 60)}")
+    is_checkpoint = kind == CHECKPOINT_FORMAT
+    if is_checkpoint and "model_meta" not in header:
+        raise CheckpointError(f"{file}: checkpoint metadata lacks model_meta: the file is damaged")
+    return RunMeta.from_dict(header["model_meta"] if is_checkpoint else header, file), is_checkpoint
+
+
+def _build(file: Path, meta: RunMeta) -> torch.nn.Module:
+    """The untrained network ``meta`` describes."""
     from cnnlab.errors import UnknownModelError
     from cnnlab.registry import create_model
 
-    file = resolve_model_file(Path(path))
-    header = read_header(file)
-    if header.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
-        raise CheckpointError(f"{file}: unknown cnnlab format {header.get('format')!r}")
-    is_checkpoint = header.get("format") == CHECKPOINT_FORMAT
-    meta = RunMeta.from_dict(header["model_meta"] if is_checkpoint else header, file)
     try:
-        model = create_model(
+        return create_model(
             meta.model,
             num_classes=meta.num_classes,
             in_channels=meta.in_channels,
@@ -65,14 +106,8 @@ def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         )
     except UnknownModelError as err:
         raise CheckpointError(f"{file}: {err}") from None
-    state = read_tensors(file, MODEL_PREFIX if is_checkpoint else "")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+    except (TypeError, ValueError) as err:  # settings the builder does not take
         raise CheckpointError(
-            f"{file}: its weights do not fit {meta.model} ({first}); the file is damaged or "
-            "was not written for this architecture"
+            f"{file}: {meta.model} cannot be built with the recorded settings "
+            f"({printable(str(err), 120)}): the file is damaged"
         ) from None
-    model.to(device).eval()
-    return TrainedModel(model, meta, file)

@@ -33,8 +33,11 @@ import numpy as np
 import torch
 
 from cnnlab import files
-from cnnlab.run.checkpoints import checkpoint_name, list_checkpoints, load_checkpoint
+from cnnlab.errors import CheckpointError
+from cnnlab.run.checkpoints import checkpoint_name, list_checkpoints, read_checkpoint
+from cnnlab.run.config import to_dict
 from cnnlab.run.load import MODEL_PREFIX
+from cnnlab.run.records import EpochWatch
 from cnnlab.run.tensorfile import (
     CHECKPOINT_FORMAT,
     MODEL_FORMAT,
@@ -201,26 +204,6 @@ def save_checkpoint(
 
 
 @dataclass
-class EpochWatch:
-    """What the trainer tracks across epochs to decide when to stop; part of every checkpoint.
-
-    Attributes:
-        best_val_acc: the best validation accuracy so far (``None`` before the first epoch).
-        best_epoch: its 1-based epoch (the weights in ``model_best.safetensors``).
-        epochs_since_best: epochs since then (``--early-stop`` counts these).
-        stalled_epochs: consecutive epochs at chance, up to the last (the stall guard counts
-            these).
-        stopped_early: ``--early-stop`` ended training before the last epoch.
-    """
-
-    best_val_acc: float | None = None
-    best_epoch: int = 0
-    epochs_since_best: int = 0
-    stalled_epochs: int = 0
-    stopped_early: bool = False
-
-
-@dataclass
 class TrainingState:
     """Everything ``--resume`` needs to continue a run bitwise exactly, in memory.
 
@@ -301,29 +284,84 @@ def save_training_state(
 
 
 def load_training_state(json_path: Path) -> TrainingState:
-    """Read and validate a checkpoint pair into a :class:`TrainingState`."""
-    tensors, record = load_checkpoint(json_path)
+    """Read a checkpoint pair into a :class:`TrainingState`, every part checked.
+
+    The record's fields were checked as it was read (:class:`~cnnlab.run.records.TrainingRecord`:
+    types, ranges, and a position that agrees with the history); here the tensors are checked
+    against it: every rank's RNG states, the data-order and augmentation generators, and the
+    optimizer buffers of the parameters its groups list.
+
+    Raises:
+        CheckpointError: the pair is torn or edited, holds no training state, or its tensors do
+            not fit its record; one line naming the checkpoint (``--resume`` then falls back to
+            an older one).
+    """
+    tensors, record = read_checkpoint(json_path)
+    training = record.training
+
+    def damaged(what: str) -> CheckpointError:
+        return CheckpointError(f"{Path(json_path).name}: {what}: use an older checkpoint")
+
+    if training is None:
+        raise damaged("it holds no training state (a checkpoint of weights only)")
 
     def part(prefix: str) -> dict[str, torch.Tensor]:
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
     rng = part(RNG_PREFIX)
-    rank_rng = [part(f"{RNG_PREFIX}rank{rank}.") for rank in range(int(record["world_size"]))]
+    rank_rng = [part(f"{RNG_PREFIX}rank{rank}.") for rank in range(training.world_size)]
+    for rank, states in enumerate(rank_rng):
+        _check_rng(states, f"rank {rank}", damaged)
+    for name in ("order", "augment"):
+        if not _is_generator_state(rng.get(name)):
+            raise damaged(f"its {name} generator state is missing or malformed")
+    optim_tensors = part(OPTIMIZER_PREFIX)
+    params = set(training.optimizer.params)
+    for name in optim_tensors:
+        index = name.split(".", 1)[0]
+        if "." not in name or not index.isdigit() or int(index) not in params:
+            raise damaged(f"optimizer tensor {name[:80]!r} names no parameter of its groups")
     return TrainingState(
-        step=int(record["step"]),
-        epoch=int(record["epoch"]),
-        batch=int(record["batch"]),
-        history=record["history"],
-        epoch_sums=list(record["epoch_sums"]),
+        step=record.step,
+        epoch=training.epoch,
+        batch=training.batch,
+        history=[epoch.to_dict() for epoch in training.history],
+        epoch_sums=list(training.epoch_sums),
         model=part(MODEL_PREFIX),
-        optimizer=optimizer_state_from_files(part(OPTIMIZER_PREFIX), record["optimizer"]),
-        plateau=record["plateau"],
+        optimizer=optimizer_state_from_files(optim_tensors, training.optimizer.to_dict()),
+        plateau=training.plateau,
         rank_rng=rank_rng,
-        rng_scalars=record["rng"],
+        rng_scalars=training.rng_scalars,
         order_rng=rng["order"],
         augment_rng=rng["augment"],
-        world_size=int(record["world_size"]),
-        threads=record.get("threads"),
-        config=record["config"],
-        watch=EpochWatch(**record.get("watch", {})),  # absent in checkpoints before it existed
+        world_size=training.world_size,
+        threads=training.threads,
+        config=to_dict(training.config),
+        watch=dataclasses.replace(training.watch),
     )
+
+
+# Sizes of the RNG states capture_rng stores as tensors: NumPy's 624 uint32 keys (as bytes) and
+# Python's 624 words plus the position.
+_NUMPY_STATE_BYTES = 624 * 4
+_PYTHON_STATE_WORDS = 625
+
+
+def _is_generator_state(state: torch.Tensor | None) -> bool:
+    """A torch generator's state (``Generator.get_state()``): a non-empty uint8 vector."""
+    return state is not None and state.dtype == torch.uint8 and state.dim() == 1 and len(state) > 0
+
+
+def _check_rng(
+    states: dict[str, torch.Tensor], rank: str, damaged: Callable[[str], CheckpointError]
+) -> None:
+    """One rank's tensors of :func:`capture_rng` have the dtypes and sizes it wrote."""
+    numpy, python = states.get("numpy"), states.get("python")
+    if not _is_generator_state(states.get("torch")):
+        raise damaged(f"its torch RNG state of {rank} is missing or malformed")
+    if numpy is None or numpy.dtype != torch.uint8 or numpy.shape != (_NUMPY_STATE_BYTES,):
+        raise damaged(f"its NumPy RNG state of {rank} is missing or malformed")
+    if python is None or python.dtype != torch.int64 or python.shape != (_PYTHON_STATE_WORDS,):
+        raise damaged(f"its Python RNG state of {rank} is missing or malformed")
+    if any(not _is_generator_state(v) for k, v in states.items() if k.startswith("cuda.")):
+        raise damaged(f"a CUDA RNG state of {rank} is malformed")

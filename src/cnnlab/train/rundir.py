@@ -6,15 +6,16 @@ run may start there, and which checkpoint ``--resume`` continues from.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.errors import ConfigError
 from cnnlab.files import remove_temporaries
 from cnnlab.run.checkpoints import latest_valid_checkpoint
-from cnnlab.run.config import TrainConfig, differences, from_dict
+from cnnlab.run.config import TrainConfig, differences
 from cnnlab.run.layout import RunFiles
+from cnnlab.run.records import DamagedRunError
 
 # Settings a resumed run may change: the number of epochs, where the schedule does not depend on
 # it (a one-cycle or multistep schedule spreads itself over all the epochs).
@@ -43,24 +44,27 @@ def check_run_dir(config: TrainConfig, clean: bool = True) -> RunStart:
 
     Raises:
         ConfigError: a new run into a directory that holds one, or a resume whose settings differ.
+        CheckpointError: the run's ``config.json`` is damaged (one line naming the setting).
     """
     files = RunFiles(Path(config.out) if config.out else default_run_dir(config))
     run_dir = files.root
     if not config.resume:
-        if files.config.exists() or any(files.checkpoints.glob("step-*")):
+        if os.path.lexists(files.config) or any(files.checkpoints.glob("step-*")):
             raise ConfigError(
                 f"{run_dir} already holds a run: pass --resume to continue it, or --out NEW_DIR"
             )
         return RunStart(files, None, ())
-    if not files.config.exists():
+    if not os.path.lexists(files.config):  # a broken link or a FIFO is a damaged run, not none
+        if any(files.checkpoints.glob("step-*")):  # training writes config.json before them
+            raise DamagedRunError(
+                run_dir,
+                files.config.name,
+                "missing, though checkpoints/ holds checkpoints: restore it, or start a new run "
+                "with --out",
+            )
         note = f"note: {run_dir} holds no run yet; --resume starts it from the beginning"
         return RunStart(files, None, (note,))
-    try:
-        old = from_dict(json.loads(files.config.read_text()))
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ConfigError(
-            f"{files.config} is damaged ({err}): start a new run with --out"
-        ) from None
+    old = files.read_config()  # DamagedRunError: one line naming the setting
     allowed = RESUMABLE_CHANGES.get(config.schedule, set())
     diffs = [d for d in differences(old, config) if d.split(":")[0] not in allowed]
     if diffs:

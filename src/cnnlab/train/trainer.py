@@ -40,8 +40,10 @@ import numpy as np
 import torch
 
 from cnnlab import __version__
-from cnnlab.errors import ConfigError, TrainingError
+from cnnlab.errors import CheckpointError, ConfigError, TrainingError
+from cnnlab.formats import printable
 from cnnlab.registry import create_model, model_info
+from cnnlab.run.checkpoints import checkpoint_step, latest_valid_checkpoint
 from cnnlab.run.config import TrainConfig, to_dict
 from cnnlab.run.data import (
     Augmenter,
@@ -57,7 +59,7 @@ from cnnlab.run.figures import plot_confusion, plot_curves
 from cnnlab.run.inputs import make_prepare
 from cnnlab.run.metrics import EvalResult, Tally, evaluate
 from cnnlab.run.schedule import scheduled_lr
-from cnnlab.run.tensorfile import write_json_atomic
+from cnnlab.run.tensorfile import check_weights, write_json_atomic
 from cnnlab.runmeta import RunMeta
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
@@ -235,7 +237,7 @@ class Trainer:
         self._build_model()
         self._build_optimization()
         if resume_from is not None:
-            self._restore(resume_from)
+            self._resume(resume_from)
         if self.dist.is_main:
             self.files.root.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.files.config, to_dict(self.config))
@@ -330,8 +332,43 @@ class Trainer:
         self.checkpoint_every = config.checkpoint_every
         self._calibration: tuple[int, float] | None = None
 
+    def _resume(self, json_path: Path) -> None:
+        """Restore ``json_path``, or else the next older checkpoint that can be, with a note.
+
+        Validation has checked the pair and every field of its record; restoring can still find
+        a state that does not fit this model or optimizer (an edited record with consistent
+        digests). Such a checkpoint is skipped like a damaged one; when none is left, the run
+        starts from the beginning, as when there was no valid checkpoint, with the model and
+        generators built again from the seed.
+        """
+        candidate: Path | None = json_path
+        while candidate is not None:
+            try:
+                self._restore(candidate)
+                return
+            except CheckpointError as err:
+                older, rejected = latest_valid_checkpoint(
+                    candidate.parent, before=checkpoint_step(candidate)
+                )
+                then = f"resuming from {older.name}" if older is not None else "none older left"
+                self.note(f"note: cannot resume from {candidate.name} ({err}); {then}")
+                for reason in rejected:
+                    self.note(f"note: skipping damaged checkpoint: {reason}")
+                candidate = older
+        self.note(
+            f"note: no checkpoint of {self.files.root} could be restored; --resume starts from "
+            "the beginning"
+        )
+        self._build_model()
+        self._build_optimization()
+
     def _restore(self, json_path: Path) -> None:
-        """Continue from a checkpoint: weights, optimizer, schedule, every RNG, the position."""
+        """Continue from a checkpoint: weights, optimizer, schedule, every RNG, the position.
+
+        Raises:
+            CheckpointError: the checkpoint is damaged, or its state does not fit this run.
+            ConfigError: it was trained with another number of processes.
+        """
         state = ckpt.load_training_state(json_path)
         if state.world_size != self.dist.world_size:
             raise ConfigError(
@@ -348,12 +385,21 @@ class Trainer:
             self.threads = state.threads
             torch.set_num_threads(self.threads)
             self.note(f"note: using {self.threads} thread(s), as the interrupted run did")
-        self.model.load_state_dict(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
-        self.plateau.load_state_dict(state.plateau)
-        ckpt.restore_rng(state.rank_rng[self.dist.rank], state.rng_scalars)
-        self.order_gen.set_state(state.order_rng)
-        self.augment_gen.set_state(state.augment_rng)
+        weights = check_weights(
+            state.model, self.model.state_dict(), json_path.name, model=self.config.model
+        )
+        try:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(state.optimizer)
+            self.plateau.load_state_dict(state.plateau)
+            ckpt.restore_rng(state.rank_rng[self.dist.rank], state.rng_scalars)
+            self.order_gen.set_state(state.order_rng)
+            self.augment_gen.set_state(state.augment_rng)
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError, OverflowError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise CheckpointError(
+                f"{json_path.name}: its state does not fit this run ({printable(first)})"
+            ) from None
         self.progress = Progress(state.step, state.epoch, state.batch, state.history)
         self.watch = state.watch
         if self.dist.is_main:
