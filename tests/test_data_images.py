@@ -15,8 +15,9 @@ from PIL import Image
 import cnnlab.data.images as images_mod
 from cnnlab.data import dataset_info, load_dataset
 from cnnlab.data.folder import list_folder
-from cnnlab.data.images import image_header, printable, read_image
+from cnnlab.data.images import image_header, read_image
 from cnnlab.errors import DataError
+from cnnlab.formats import printable
 
 RNG = np.random.default_rng(0)
 
@@ -311,7 +312,7 @@ def test_no_pixels_and_unprintable_names_are_one_printable_line(tmp_path: Path) 
         with pytest.raises(DataError) as err:
             read_image(tmp_path / name)
         assert str(err.value).isprintable() and printable(name) in str(err.value)
-    assert printable("a\nb\udcff") == "a\\nb\\udcff" and printable("café 日本") == "café 日本"
+    assert printable("a\nb\udcff") == "a\\x0ab\\udcff" and printable("café 日本") == "café 日本"
 
 
 def test_extreme_aspect_ratio_is_resized_in_bounded_memory(tmp_path: Path) -> None:

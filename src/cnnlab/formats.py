@@ -13,6 +13,7 @@ at least two significant digits: a small model's multiply-adds read ``0.429 M``,
 from __future__ import annotations
 
 import math
+import os
 import unicodedata
 from collections.abc import Iterable
 
@@ -60,7 +61,7 @@ def number(value: float | None, digits: int = 3, *, missing: str = MISSING) -> s
     return f"{value:,.{digits}f}"
 
 
-def printable(text: str, limit: int = 200) -> str:
+def printable(text: str | os.PathLike[str], limit: int = 1000) -> str:
     """Text from a file, safe to print on one line: control characters escaped, length bounded.
 
     Every character a terminal would act on rather than show -- newlines, carriage returns,
@@ -74,7 +75,7 @@ def printable(text: str, limit: int = 200) -> str:
     """
     pieces = []
     length = 0
-    for char in str(text):
+    for char in os.fspath(text) if isinstance(text, os.PathLike) else str(text):
         if unicodedata.category(char) in _UNPRINTABLE:
             code = ord(char)
             char = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

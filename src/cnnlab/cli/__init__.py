@@ -14,9 +14,11 @@ import sys
 
 from cnnlab import __version__
 from cnnlab.errors import CnnlabError
+from cnnlab.formats import printable
 
 # Subcommands in the order `cnnlab --help` lists them (lecture order: mechanics, zoo, analysis,
 # data, training and use).
+ERROR_CHARS = 2000  # an error message is one line; past this, a file's text is cut
 COMMANDS = (
     "models",
     "filter",
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except CnnlabError as err:
-        print(f"cnnlab: error: {err}", file=sys.stderr)
+        # Messages quote names read from files: escaped, so a crafted one cannot add a line
+        print(f"cnnlab: error: {printable(str(err), ERROR_CHARS)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `cnnlab models | head`
         return 0
@@ -63,10 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         path = err.filename2 or err.filename  # a rename's target, else the file
         where = f"{path}: " if path else ""
         reason = (err.strerror or str(err)).lower()
-        print(
-            f"cnnlab: error: {where}{reason}: check the path, its permissions and free space",
-            file=sys.stderr,
-        )
+        message = f"{where}{reason}: check the path, its permissions and free space"
+        print(f"cnnlab: error: {printable(message, ERROR_CHARS)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)

@@ -91,7 +91,7 @@ def run_info(args: argparse.Namespace) -> int:
     report, shown = None, str  # a named dataset's name and title are plain text
     if isinstance(target, Path):  # reading images: torch and Pillow only now
         from cnnlab.data.folder import inspect_folder
-        from cnnlab.data.images import printable as shown
+        from cnnlab.formats import printable as shown
 
         report = inspect_folder(target)
     info = target if report is None else report.info

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+CLASS_CHARS = 60  # a class name longer than this is cut (a table column, not a document)
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -37,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import ConfigError
+    from cnnlab.formats import printable
     from cnnlab.predictor import load
     from cnnlab.run.device import pick_device, set_threads
 
@@ -59,9 +62,11 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(results))
         return 0
-    width = max(len(c) for c in predictor.classes)
+    # Class names come from the weights file and image names from the user: escaped, one line each
+    names = [printable(c, CLASS_CHARS) for c in predictor.classes]
+    width = max(len(c) for c in names)
     for r in results:
-        print(r["image"])
+        print(printable(r["image"]))
         for p in r["predictions"]:
-            print(f"  {p['class'].ljust(width)}  {100 * p['probability']:6.2f}%")
+            print(f"  {names[p['index']].ljust(width)}  {100 * p['probability']:6.2f}%")
     return 0

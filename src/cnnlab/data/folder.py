@@ -57,8 +57,9 @@ import numpy as np
 import torch
 
 from cnnlab.data.datasets import DatasetInfo
-from cnnlab.data.images import image_header, printable, read_image
+from cnnlab.data.images import image_header, read_image
 from cnnlab.errors import DataError
+from cnnlab.formats import printable
 
 __all__ = [
     "IMAGE_EXTENSIONS",

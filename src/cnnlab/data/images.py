@@ -44,6 +44,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import DataError
 from cnnlab.files import open_regular
+from cnnlab.formats import printable
 
 __all__ = ["MAX_IMAGE_PIXELS", "image_header", "printable", "read_image"]
 
@@ -60,18 +61,6 @@ _DAMAGE = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error,
 #: Largest intermediate image of a shorter-side resize; beyond it (an aspect ratio of hundreds
 #: to one) the centre region is resized straight to the crop, so memory stays bounded.
 _RESIZE_PIXELS = 1 << 24
-
-
-def printable(text: str | os.PathLike) -> str:
-    """``text`` with every character that is not printable escaped (``\\n``, ``\\udcff``).
-
-    File names may hold newlines or bytes that are not UTF-8 (Python keeps them as lone
-    surrogates, which ``print`` cannot encode): messages show them escaped, on one line.
-    """
-    text = os.fspath(text)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _one_line(err: BaseException) -> str:
