@@ -231,7 +231,7 @@ def test_check_onnx_detects_a_mismatch(tmp_path: Path) -> None:
 
 
 def test_corrupt_or_missing_onnx_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="no such file"):
         OnnxClassifier(tmp_path / "missing.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x80\x04not an onnx file at all" * 10)

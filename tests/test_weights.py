@@ -18,6 +18,7 @@ import torch
 import torchvision
 
 import cnnlab.weights as weights_mod
+from cnnlab.analysis.trace import on_meta
 from cnnlab.cli import main
 from cnnlab.errors import CheckpointError, ConfigError
 from cnnlab.registry import create_model
@@ -262,3 +263,42 @@ def test_weights_of_a_cnnlab_run_and_imagenet_end_to_end(
     assert meta.classes == ("blue", "red") and meta.image_size == (32, 32)
     again = read_weights(str(result.run_dir), MODEL)  # a run directory as --weights
     assert again.classes == ("blue", "red") and again.preprocessing.crop == 32
+
+
+def test_check_weights_converts_floats_and_refuses_what_would_be_converted_silently(state):
+    from cnnlab.run.tensorfile import check_weights
+
+    with on_meta():
+        expected = create_model(MODEL).state_dict()
+    half = {k: v.half() if v.is_floating_point() else v.int() for k, v in state.items()}
+    got = check_weights(half, expected, "w.pth", model=MODEL)
+    assert all(got[k].dtype == v.dtype for k, v in expected.items())  # explicitly converted
+    assert list(got) == list(expected)
+    for bad, match in (
+        (state["conv1.weight"].to(torch.int64), "int64 values where resnet18 has floating"),
+        (state["conv1.weight"].to(torch.complex64), "complex64 values"),
+        (state["conv1.weight"] > 0, "bool values"),
+        (torch.full_like(state["conv1.weight"], float("nan")), "NaN values"),
+        (state["conv1.weight"].double() * 1e300, r"infinite values \(as float32\)"),
+    ):
+        with pytest.raises(CheckpointError, match=match):
+            check_weights({**state, "conv1.weight": bad}, expected, "w.pth", model=MODEL)
+    buffer = "bn1.num_batches_tracked"
+    with pytest.raises(CheckpointError, match="float32 values where resnet18 has integer ones"):
+        check_weights({**state, buffer: state[buffer].float()}, expected, "w.pth", model=MODEL)
+
+
+def test_a_cache_entry_that_is_not_a_file_is_refused_not_replaced(cache) -> None:
+    cache.mkdir(parents=True)
+    (cache / published(MODEL).cache_name).mkdir()
+    with pytest.raises(CheckpointError, match="not a file cnnlab wrote: delete it"):
+        fetch_imagenet(MODEL, progress=False)
+
+
+def test_weights_pth_is_sent_to_import_before_any_data_is_read(tmp_path: Path, pth_bytes) -> None:
+    from cnnlab.weights import preprocessing_for
+
+    src = tmp_path / "mine.pth"
+    src.write_bytes(pth_bytes)
+    with pytest.raises(CheckpointError, match="weights import"):
+        preprocessing_for(str(src), MODEL)

@@ -23,7 +23,11 @@ What a file holds:
   written before the record existed carry fewer keys and still read: the missing ones default.
 
 Files are written atomically through :mod:`cnnlab.files`, so a crash never leaves a half-written
-``.onnx`` under the real name.
+``.onnx`` under the real name. Reading (:class:`OnnxClassifier`) takes the bytes once, through
+:func:`cnnlab.files.read_bytes` (a regular file of bounded size), and hands ONNX Runtime those
+bytes, never the path again; the run record is checked field by field
+(:meth:`~cnnlab.runmeta.RunMeta.from_dict`), the graph's input against the record's size, and its
+output against the record's class count, so a file that does not fit its record is one line.
 
 Deviations: models larger than 2 GiB of weights (protobuf's limit for a single file) are refused
 rather than written with external data, so that one ``.onnx`` file is always self-contained.
@@ -170,6 +174,11 @@ def export_onnx(
     return files.write_bytes_atomic(path, proto.SerializeToString())
 
 
+def _first_line(err: BaseException) -> str:
+    """An exception's first line, short (ONNX Runtime's messages run to pages)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
 def _check_fits_one_file(model: nn.Module) -> None:
     n_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     n_bytes += sum(b.numel() * b.element_size() for b in model.buffers())
@@ -233,25 +242,33 @@ def _set_metadata(proto: Any, facts: Mapping[str, Any]) -> None:
             entry.key, entry.value = full, text
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``cnnlab.*`` metadata of an ONNX file, JSON values decoded, prefix dropped.
+def _read_onnx(path: Path) -> tuple[bytes, Any]:
+    """A cnnlab ONNX file's bytes and ``ModelProto``, read once, checked to be self-contained.
 
     Raises:
-        CheckpointError: if the file is missing or is not a readable ONNX model.
+        CheckpointError: not a regular file of bounded size (:func:`cnnlab.files.read_bytes`),
+            not an ONNX model, or one that keeps tensors in other files.
     """
     onnx, _ = _require_onnx()
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"ONNX file {str(path)!r} not found: check the path")
     try:
-        # load_external_data=False: a self-contained cnnlab file has none, and a crafted file
-        # must not make us read arbitrary paths it names.
-        proto = onnx.load(str(path), load_external_data=False)
+        data = files.read_bytes(path, what="ONNX file", limit="weights", error=CheckpointError)
+    except OSError as err:  # opened, then refused (/proc/self/mem: EIO)
+        reason = (err.strerror or str(err)).lower()
+        raise CheckpointError(f"{path}: cannot read this ONNX file: {reason}") from None
+    try:
+        # From bytes: external data is never loaded, so a crafted file cannot make us read
+        # arbitrary paths it names.
+        proto = onnx.load_model_from_string(data)
     except Exception as err:
         raise CheckpointError(
             f"{str(path)!r} is not a valid ONNX file ({type(err).__name__}): re-export it with "
             "`cnnlab export RUN_DIR --onnx OUT.onnx`"
         ) from None
+    if not proto.HasField("graph") or not proto.graph.node:  # empty bytes parse as a ModelProto
+        raise CheckpointError(
+            f"{str(path)!r} is not a valid ONNX file (no graph): re-export it with "
+            "`cnnlab export RUN_DIR --onnx OUT.onnx`"
+        )
     # cnnlab files are self-contained; a file whose tensors live in other files could make ONNX
     # Runtime read any path it names, so it is refused.
     external = onnx.TensorProto.EXTERNAL
@@ -260,16 +277,32 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{str(path)!r} keeps tensors in external files, which cnnlab never writes: "
             "re-export it with `cnnlab export RUN_DIR --onnx OUT.onnx`"
         )
+    return data, proto
+
+
+def _metadata_of(proto: Any) -> dict[str, Any]:
+    """The ``cnnlab.*`` metadata of a ``ModelProto``, JSON values decoded, prefix dropped."""
     out: dict[str, Any] = {}
     for p in proto.metadata_props:
-        if not p.key.startswith(METADATA_PREFIX):
+        # protobuf hands over text that is not UTF-8 as bytes: never a key cnnlab wrote
+        if not isinstance(p.key, str) or not p.key.startswith(METADATA_PREFIX):
             continue
         key = p.key[len(METADATA_PREFIX) :]
         try:
             out[key] = json.loads(p.value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or absurd JSON): kept as the text
             out[key] = p.value
     return out
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``cnnlab.*`` metadata of an ONNX file, JSON values decoded, prefix dropped.
+
+    Raises:
+        CheckpointError: if the file is missing, is not a regular file, or is not a readable,
+            self-contained ONNX model.
+    """
+    return _metadata_of(_read_onnx(Path(path))[1])
 
 
 @dataclass(frozen=True)
@@ -395,25 +428,26 @@ class OnnxClassifier:
     ) -> None:
         _, ort = _require_onnx()
         self.path = Path(path)
-        self.metadata = read_metadata(self.path)
+        data, proto = _read_onnx(self.path)
+        self.metadata = _metadata_of(proto)
         self.meta = self._run_meta(require_meta)
+        self.input_size: tuple[int, ...] | None = (
+            self.meta.input_size if self.meta is not None else self._recorded_size()
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3  # errors only; ORT warns about unused initializers
         try:
+            # From the bytes already read and checked, never from the path again.
             self._session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+                data, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as err:
             raise CheckpointError(
-                f"ONNX Runtime cannot load {str(self.path)!r} ({str(err).splitlines()[0][:200]}): "
+                f"ONNX Runtime cannot load {str(self.path)!r} ({_first_line(err)}): "
                 "re-export it with `cnnlab export`"
             ) from None
-        self._input = self._session.get_inputs()[0].name
-        size = self.metadata.get("input_size")
-        self.input_size: tuple[int, ...] | None = (
-            tuple(int(s) for s in size) if isinstance(size, list) and len(size) == 3 else None
-        )
+        self._input = self._check_graph()
 
     def _run_meta(self, required: bool) -> RunMeta | None:
         missing = [k for k in RunMeta.required() if k not in self.metadata]
@@ -425,6 +459,34 @@ class OnnxClassifier:
                 "it with `cnnlab export RUN_DIR --onnx OUT.onnx`"
             )
         return None
+
+    def _recorded_size(self) -> tuple[int, ...] | None:
+        """``cnnlab.input_size`` of a file without a run record, when it is three sizes."""
+        size = self.metadata.get("input_size")
+        ok = isinstance(size, list) and len(size) == 3
+        if ok and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size):
+            return tuple(size)
+        return None
+
+    def _check_graph(self) -> str:
+        """The graph's one input's name, once its inputs and outputs fit the metadata."""
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise CheckpointError(
+                f"{str(self.path)!r} has {len(inputs)} inputs and {len(outputs)} outputs, not "
+                "the one image input and logits output cnnlab exports: re-export it"
+            )
+        shape = inputs[0].shape  # ints where fixed, names or None where symbolic
+        fixed = self.input_size
+        if fixed is not None and (
+            len(shape) != 4
+            or any(isinstance(g, int) and g != w for g, w in zip(shape[1:], fixed, strict=True))
+        ):
+            raise CheckpointError(
+                f"{str(self.path)!r}: its graph takes {shape}, its metadata says "
+                f"{'x'.join(map(str, fixed))} images: the file is damaged; re-export it"
+            )
+        return inputs[0].name
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """Run the graph on float images that are already preprocessed (normalised, resized).
@@ -441,7 +503,27 @@ class OnnxClassifier:
                 f"{'x'.join(map(str, x.shape[1:]))}: resize the images to {h}x{w} with {c} "
                 "channel(s)"
             )
-        return self._session.run(None, {self._input: x})[0]
+        try:
+            out = self._session.run(None, {self._input: x})[0]
+        except Exception as err:  # ORT's own error types: a graph that does not fit its record
+            raise CheckpointError(
+                f"ONNX Runtime cannot run {str(self.path)!r} on {'x'.join(map(str, x.shape))} "
+                f"input ({_first_line(err)}): re-export it with `cnnlab export`"
+            ) from None
+        classes = self.meta.num_classes if self.meta is not None else None
+        if not (
+            isinstance(out, np.ndarray)
+            and out.ndim == 2
+            and len(out) == len(x)
+            and np.issubdtype(out.dtype, np.floating)
+            and classes in (None, out.shape[1])
+        ):
+            got = getattr(out, "shape", type(out).__name__)
+            raise CheckpointError(
+                f"{str(self.path)!r} returned {got} for {len(x)} images, not "
+                f"({len(x)}, {classes or 'K'}) logits: the file is damaged; re-export it"
+            )
+        return out
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """Torch in, torch out, so code written for the PyTorch model can run the file.

@@ -18,6 +18,12 @@ whose logits agree with float32 within the export tolerance (:mod:`cnnlab.fastpa
 
 Loading changes no process state (threads, RNG): the caller decides those, as the CLI does with
 :mod:`cnnlab.run.device`.
+
+Memory is bounded before anything is allocated: the record's input size is checked against what
+one image needs in a forward pass (:func:`bytes_per_image`: the analyzer's activation memory for
+inputs larger than the model's default), a model whose single image would take more than
+:data:`MEMORY_SHARE` of the machine's memory is refused with one line, and batches are made
+smaller where the asked-for size would not fit.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ BATCH_SIZE = 256  # images per forward pass: bounded memory for any N, still fas
 # and a probe twice this one's size, VGG-11's eval ran at a third of its speed).
 PROBE_MIN_IMAGES = 2048
 CPU = torch.device("cpu")
+# The share of the machine's memory (the GPU's, on CUDA) one batch may take: the rest is for the
+# model, the data set and everything else. Batches are made smaller to fit it; a model whose
+# single image does not fit is refused before anything is allocated.
+MEMORY_SHARE = 0.5
 
 # What predict() takes: image files, (C, H, W) uint8 images, or one (N, C, H, W) uint8 batch.
 ImageLike = str | os.PathLike[str] | torch.Tensor
@@ -85,15 +95,21 @@ class Predictor:
     fast: bool = True
     choice: Choice | None = field(default=None, init=False)
     _runner: Callable[[torch.Tensor], Any] | None = field(default=None, init=False, repr=False)
+    _most_images: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         from cnnlab.run.inputs import make_prepare
 
         if self.tta is None:
             self.tta = self.meta.tta
+        self._most_images = images_that_fit(self.meta, self.device, self.source, bool(self.tta))
         self.prepare = make_prepare(
             self.meta.image_size, self.meta.mean, self.meta.std, self.device
         )
+
+    def _batch(self, batch_size: int | None = None) -> int:
+        """Images per forward pass: the one asked for, made smaller where memory needs it."""
+        return max(1, min(batch_size or self.batch_size, self._most_images))
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -109,7 +125,7 @@ class Predictor:
             DataError: not a uint8 ``(N, C, H, W)`` tensor with the model's channel count.
         """
         batch = self._check(batch, 4)
-        chunks = (self.prepare(batch[s]) for s in batches(len(batch), self.batch_size))
+        chunks = (self.prepare(batch[s]) for s in batches(len(batch), self._batch()))
         return self._run(chunks, len(batch))
 
     def predict(self, images: Images) -> torch.Tensor:
@@ -153,15 +169,16 @@ class Predictor:
     ) -> EvalResult:
         """Top-1, top-5, loss, per-class accuracy and confusion on uint8 images with labels."""
         images = self._check(images, 4)
+        size = self._batch(batch_size)
         with eval_mode(self.model):
-            run = self._forward(lambda: self.prepare(images[: self.batch_size]), len(images))
+            run = self._forward(lambda: self.prepare(images[:size]), len(images))
             return evaluate(
                 run,
                 images,
                 labels,
                 self.prepare,
                 self.meta.num_classes,
-                batch_size or self.batch_size,
+                size,
                 tta=bool(self.tta),
             )
 
@@ -206,13 +223,13 @@ class Predictor:
         """Prepared chunks of ``images`` (a uint8 batch, or files and tensors one by one)."""
         if isinstance(images, torch.Tensor) and images.dim() == 4:
             batch = self._check(images, 4)
-            return (self.prepare(batch[s]) for s in batches(len(batch), self.batch_size))
+            return (self.prepare(batch[s]) for s in batches(len(batch), self._batch()))
         items = [images] if isinstance(images, (str, os.PathLike, torch.Tensor)) else images
         return self._one_by_one(list(items))
 
     def _one_by_one(self, items: list[ImageLike]) -> Iterator[torch.Tensor]:
         """Prepared chunks of images that may differ in size: each is read and resized alone."""
-        for s in batches(len(items), self.batch_size):
+        for s in batches(len(items), self._batch()):
             yield torch.cat([self.prepare(self._image(item)[None]) for item in items[s]])
 
     def _image(self, item: ImageLike) -> torch.Tensor:
@@ -261,6 +278,68 @@ class Predictor:
                 f"read files with read_image(path, channels={c})"
             )
         return images
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes one batch may take on ``device``: :data:`MEMORY_SHARE` of its memory."""
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+    else:
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # no sysconf: assume a small machine
+            total = 8 * 2**30
+    return int(total * MEMORY_SHARE)
+
+
+def bytes_per_image(meta: RunMeta, tta: bool = False) -> int:
+    """About how many bytes one image takes in a forward pass at ``meta.input_size``.
+
+    Its float input (twice with flip TTA), plus, for an input larger than the model's default
+    (where the paper's own size no longer vouches for it), the output of every layer as the
+    analyzer counts it (:func:`cnnlab.analyze`, traced without compute; an upper bound on what
+    inference keeps alive). At the default size or below, the input alone: the model's own
+    memory there is what the zoo is built and tested at.
+    """
+    from cnnlab.errors import CnnlabError
+    from cnnlab.registry import model_info
+
+    c, h, w = meta.input_size
+    total = (1 + tta) * c * h * w * 4  # float32 input
+    _, def_h, def_w = model_info(meta.model).input_size
+    if h * w <= def_h * def_w:
+        return total
+    from cnnlab.analysis.report import analyze
+
+    try:
+        activations = analyze(meta.model, meta.input_size).totals["activation_bytes"]
+    except CnnlabError:  # the model cannot take this input: its forward pass will say so
+        return total
+    return total + int(activations)
+
+
+def images_that_fit(
+    meta: RunMeta, device: torch.device, source: object = "model", tta: bool = False
+) -> int:
+    """How many images one batch may hold on ``device`` (:func:`memory_budget`).
+
+    Raises:
+        CheckpointError: not even one image fits: the record's input size is absurd for the
+            model (a damaged or hostile file), named with the estimate.
+    """
+    from cnnlab import formats
+    from cnnlab.errors import CheckpointError
+
+    need, budget = bytes_per_image(meta, tta), memory_budget(device)
+    where = "GPU's" if device.type == "cuda" else "machine's"
+    if need > budget:
+        raise CheckpointError(
+            f"{source}: {meta.model} at {formats.shape(meta.input_size)} needs about "
+            f"{formats.size(need)} per image, more than one batch may take here "
+            f"({formats.size(budget)}, {MEMORY_SHARE:.0%} of the {where} memory): the input size "
+            "in its metadata is damaged, or use a machine with more memory"
+        )
+    return budget // max(need, 1)
 
 
 def load(

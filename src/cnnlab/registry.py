@@ -26,6 +26,7 @@ import difflib
 import fnmatch
 import hashlib
 import importlib
+import inspect
 import json
 import warnings
 from collections.abc import Callable
@@ -306,6 +307,20 @@ def _builder(name: str) -> Builder:
             f"with `{GENERATE}`"
         )
     raise UnknownModelError(f"model {name!r} is not registered: register it with @register_model")
+
+
+def builder_settings(name: str) -> frozenset[str] | None:
+    """The keyword settings ``name``'s builder takes besides ``num_classes`` and ``in_channels``.
+
+    For readers of a file's recorded ``model_kwargs``: a setting the builder does not take would
+    fail deep inside it. None when the builder takes any (``**kwargs``, passed on to a class).
+    Imports the zoo (the builder's signature is the answer).
+    """
+    params = inspect.signature(model_info(name).builder).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return frozenset(p.name for p in params if p.kind in named) - {"num_classes", "in_channels"}
 
 
 def create_model(

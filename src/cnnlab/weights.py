@@ -12,11 +12,19 @@ Where each piece comes from:
   instead, as the tests' local server does). The SHA-256 of the downloaded bytes must start with
   the hex digits in the file's name (``resnet18-f37072fd.pth``: torchvision's own convention)
   **before anything parses it**; a mismatch deletes it.
-- **Parsing.** Only ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain
-  containers and refuses any other object without running it; then every key and shape is
-  checked against the cnnlab model (:func:`check_state_dict`). The result is written once as
+- **Parsing.** The file is opened once, as a regular file of bounded size
+  (:func:`cnnlab.files.open_regular`: a FIFO or ``/dev/zero`` is refused, not read forever),
+  hashed and parsed from that one open file; a zip archive must have its members stored, as
+  ``torch.save`` writes them (a compressed member could be a zip bomb). Then only
+  ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain containers and
+  refuses any other object without running it; then every key, shape, dtype and value is
+  checked against the cnnlab model (:func:`check_state_dict`, through
+  :func:`cnnlab.run.tensorfile.check_weights`): floating point tensors must be float16, bfloat16,
+  float32 or float64 and finite once converted to the model's dtype, integer buffers (batch
+  norm's ``num_batches_tracked``) integers. The result is written once as
   safetensors (``<file stem>.safetensors``, with the categories and preprocessing in its
-  metadata) and the ``.pth`` is deleted: it is never parsed as a pickle again.
+  metadata) and the ``.pth`` is deleted: it is never parsed as a pickle again. Every field of
+  that metadata is type- and range-checked when it is read back (:class:`~cnnlab.runmeta.Fields`).
   torchvision itself unpickles these files with ``weights_only=False`` and, once cached, checks
   nothing.
 - **Loading into a model** (:func:`apply_weights`). Every tensor is copied except the classifier
@@ -41,9 +49,11 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import torch
 from torch import nn
@@ -51,7 +61,9 @@ from torch import nn
 from cnnlab import files
 from cnnlab.analysis.trace import on_meta
 from cnnlab.errors import CheckpointError, ConfigError
+from cnnlab.formats import printable
 from cnnlab.registry import create_model, model_info
+from cnnlab.runmeta import MAX_CHANNELS, MAX_SIDE, MIN_STD, Fields
 
 __all__ = [
     "IMAGENET",
@@ -81,6 +93,9 @@ _TRANSFORM_INPUT = frozenset({"googlenet", "inception_v3"})
 _DENSENET_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
 )
+_TORCH_SAVE_SUFFIXES = frozenset({".pth", ".pt", ".bin", ".pkl", ".ckpt"})  # --weights refuses
+_IMPORT_AGAIN = "the file is damaged: import the weights again with `cnnlab weights import`"
+_PTH_FIX = "save a state dict with torch.save(model.state_dict(), PATH)"
 
 
 @dataclass(frozen=True)
@@ -114,13 +129,22 @@ class Preprocessing:
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        resize = data.get("resize")
+    def from_dict(cls, data: object, source: object = "weights file") -> Preprocessing:
+        """Read what :meth:`to_dict` wrote, checking every type and range (as
+        :meth:`cnnlab.runmeta.RunMeta.from_dict` does).
+
+        Raises:
+            CheckpointError: not an object, or a field missing, of the wrong type or out of
+                bounds (named, with its value).
+        """
+        f = Fields(data, source, "weights preprocessing", _IMPORT_AGAIN)
+        mean = f.data.get("mean")
+        channels = len(mean) if isinstance(mean, list) and 1 <= len(mean) <= MAX_CHANNELS else 3
         return cls(
-            None if resize is None else int(resize),
-            int(data["crop"]),
-            tuple(float(v) for v in data["mean"]),
-            tuple(float(v) for v in data["std"]),
+            f.integer("resize", 1, MAX_SIDE, None, optional=True),
+            cast(int, f.integer("crop", 1, MAX_SIDE)),
+            f.reals("mean", channels, 0.0, 1.0),
+            f.reals("std", channels, MIN_STD, 1.0),
         )
 
 
@@ -230,22 +254,28 @@ def fetch_imagenet(
 
     Raises:
         CheckpointError: the download's SHA-256 does not start with the name's digits, or the
-            file is not a state dict of ``model`` (it is deleted either way).
+            file is not a state dict of ``model`` (it is deleted either way); the cached copy is
+            not a regular file or is damaged.
         DataError: the address cannot be reached (the message names the fix).
     """
     from cnnlab.data.fetch import download
 
     pub = published(model)
     dest = weights_dir() / pub.cache_name
-    if dest.is_file():
-        _read_converted(dest, model)  # framing and metadata checked; a damaged copy raises
+    if os.path.lexists(dest):
+        if not dest.is_file():  # a directory, a FIFO, a dangling link: never ours
+            raise CheckpointError(
+                f"{dest} is in the weights cache but is not a file cnnlab wrote: delete it, and "
+                "the weights are downloaded again"
+            )
+        _read_converted(dest, model)  # framing, metadata and tensors checked; damage raises
         return dest
     url = _url(pub, base_url)
     staging = weights_dir() / pub.file_name
     fix = f"or download {pub.url} yourself and run `cnnlab weights import FILE --model {model}`"
     try:
         download(url, staging, (), progress=progress, offline_fix=f"check your connection, {fix}")
-        digest = files.sha256_file(staging)
+        digest = files.sha256_file(staging, what="download", error=CheckpointError)
         if not digest.startswith(pub.hash_prefix):
             raise CheckpointError(
                 f"{url}: SHA-256 {digest[:16]}... does not start with {pub.hash_prefix}, the "
@@ -265,33 +295,40 @@ def fetch_imagenet(
     return dest
 
 
-def load_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A ``torch.save`` state dict, read only with ``torch.load(weights_only=True)``.
+def _open_pth(path: Path) -> BinaryIO:
+    """A ``.pth`` file, opened only if it is a regular file of bounded size (cnnlab.files)."""
+    return files.open_regular(path, what="weights file", limit="weights", error=CheckpointError)
 
-    Accepts a plain state dict or one wrapped as ``{"state_dict": ...}`` / ``{"model": ...}``.
 
-    Raises:
-        CheckpointError: not a ``torch.save`` file, an object that is not tensors (refused by
-            the restricted unpickler without running it), or a dict of something else.
+def _check_zip(f: BinaryIO, path: Path) -> None:
+    """Refuse a zip archive that ``torch.save`` cannot have written, before torch reads it.
+
+    ``torch.save`` stores its members uncompressed; a compressed member could expand a small
+    file into more memory than the machine has (torch's reader inflates what it is given).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file: pass a .pth file saved with torch.save")
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head != b"PK" and head[:1] != b"\x80":
-        raise CheckpointError(
-            f"{path} is not a torch.save file (a zip archive or a pickle): pass a state dict "
-            "saved with torch.save(model.state_dict(), PATH)"
-        )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError, RuntimeError, EOFError, zip errors...
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        members = zipfile.ZipFile(f).infolist()
+    except Exception:  # BadZipFile, OSError, ValueError, ...: a damaged central directory
         raise CheckpointError(
-            f"{path}: refused by torch.load(weights_only=True) ({first[:160]}); it is damaged "
-            "or holds objects other than tensors, which cnnlab never unpickles"
+            f"{path} is a damaged zip archive (not a whole torch.save file): {_PTH_FIX}"
         ) from None
+    packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise CheckpointError(
+            f"{path}: {printable(packed[0], 80)} is compressed, which torch.save never does "
+            f"(a zip bomb could fill the memory): {_PTH_FIX}"
+        )
+    f.seek(0)
+
+
+def _read_pth(path: Path, *, hashed: bool = False) -> tuple[str, dict[str, torch.Tensor]]:
+    """The SHA-256 (with ``hashed``, else "") and state dict of a ``torch.save`` file, from one
+    open file (:func:`load_pth` says what is accepted)."""
+    try:
+        digest, obj = _unpickle_tensors(path, hashed)
+    except OSError as err:  # opened, then refused (/proc/self/mem: EIO)
+        reason = (err.strerror or str(err)).lower()
+        raise CheckpointError(f"{path}: cannot read this weights file: {reason}") from None
     if isinstance(obj, dict) and len(obj) == 1 and next(iter(obj)) in ("state_dict", "model"):
         obj = next(iter(obj.values()))
     if not isinstance(obj, dict) or not all(
@@ -300,46 +337,128 @@ def load_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"{path}: not a state dict (names to tensors): save model.state_dict() instead"
         )
-    return obj
+    return digest, obj
+
+
+def _sha256_bounded(f: BinaryIO, path: Path) -> str:
+    """The SHA-256 of an open file, read to its end but never past the weights limit (a file
+    that keeps growing, or a ``/proc`` file whose size reads 0), then rewound."""
+    h, total = files.sha256(), 0
+    for chunk in iter(lambda: f.read(files.CHUNK_BYTES), b""):
+        total += len(chunk)
+        if total > files.LIMITS["weights"]:
+            raise CheckpointError(f"{path} is larger than any weights file cnnlab reads")
+        h.update(chunk)
+    f.seek(0)
+    return h.hexdigest()
+
+
+def _unpickle_tensors(path: Path, hashed: bool) -> tuple[str, object]:
+    """What ``torch.load(weights_only=True)`` makes of the file, and its SHA-256 if ``hashed``."""
+    with _open_pth(path) as f:
+        digest = ""
+        if hashed:
+            digest = _sha256_bounded(f, path)
+        head = f.read(2)
+        f.seek(0)
+        if head != b"PK" and head[:1] != b"\x80":
+            raise CheckpointError(
+                f"{path} is not a torch.save file (a zip archive or a pickle): pass a state dict "
+                "saved with torch.save(model.state_dict(), PATH)"
+            )
+        if head == b"PK":
+            _check_zip(f, path)
+        try:
+            with warnings.catch_warnings():  # torch warns about pickle protocols: not for users
+                warnings.simplefilter("ignore")
+                obj = torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as err:  # UnpicklingError, RuntimeError, EOFError, zip errors...
+            raise CheckpointError(
+                f"{path}: refused by torch.load(weights_only=True) ({_refusal(err)}); it is "
+                "damaged or holds objects other than tensors, which cnnlab never unpickles"
+            ) from None
+    return digest, obj
+
+
+def _refusal(err: Exception) -> str:
+    """Why ``torch.load`` refused a file, in a few words on one printable line.
+
+    The restricted unpickler's messages run to a paragraph of advice (including how to turn the
+    protection off, and terminal escapes); only the reason after ``WeightsUnpickler error:`` is
+    kept (``Unsupported global: GLOBAL builtins.exec``).
+    """
+    text = str(err)
+    _, marker, reason = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (reason if marker else text).splitlines()]
+    first = next((line for line in lines if line), type(err).__name__)
+    first = first.split(" was not an allowed global")[0]
+    return printable(first, 160)
+
+
+def load_pth(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A ``torch.save`` state dict, read only with ``torch.load(weights_only=True)``.
+
+    Accepts a plain state dict or one wrapped as ``{"state_dict": ...}`` / ``{"model": ...}``.
+    The file is opened once (a regular file of bounded size, :func:`cnnlab.files.open_regular`);
+    a zip archive must have its members stored, as ``torch.save`` writes them.
+
+    Raises:
+        CheckpointError: not a regular ``torch.save`` file, an object that is not tensors
+            (refused by the restricted unpickler without running it), or a dict of something
+            else.
+    """
+    return _read_pth(Path(path))[1]
 
 
 def check_state_dict(
     state: dict[str, torch.Tensor], model: str, source: object
 ) -> dict[str, torch.Tensor]:
-    """``state`` with every key and shape checked against ``model`` at 1000 classes, RGB input.
+    """``state`` checked against ``model`` at 1000 classes, RGB input, converted to its dtypes.
 
-    Old DenseNet key names are renamed as torchvision does.
+    Old DenseNet key names are renamed as torchvision does. Every key, shape, dtype and value is
+    checked by :func:`cnnlab.run.tensorfile.check_weights`.
 
     Raises:
         CheckpointError: missing or unexpected keys, or a shape that differs (the first few are
-            named, with the counts).
+            named, with the counts); a tensor that is not floating point where the model's is
+            (or not an integer where the model has an integer buffer); NaN or infinity.
     """
+    from cnnlab.run.tensorfile import check_weights
+
     if model_info(model).family == "densenet":
         state = {_DENSENET_KEY.sub(r"\1\2", k): v for k, v in state.items()}
     with on_meta():
         expected = create_model(model).state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = [
-        f"{len(items)} {what}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
-        for what, items in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("wrong shapes", wrong),
-        )
-        if items
-    ]
-    if problems:
+    return check_weights(
+        state,
+        expected,
+        source,
+        model=model,
+        fix="pass the weights of this architecture, or the matching --model",
+    )
+
+
+def _check_destination(dest: Path) -> None:
+    """Refuse an output path that cannot become a file, before any work is done.
+
+    The file is renamed into place, so an existing device or FIFO would be replaced, not
+    written to (``-o /dev/null`` as root would remove the device): only a regular file (or a
+    new name) is accepted.
+    """
+    if dest.is_dir():
         raise CheckpointError(
-            f"{source}: not a state dict of {model} ({'; '.join(problems)}): pass the weights "
-            "of this architecture, or the matching --model"
+            f"{dest} is a directory: name the file to write, e.g. -o {dest / 'weights.safetensors'}"
         )
-    return {k: state[k].detach().contiguous() for k in expected}
+    if os.path.lexists(dest) and not dest.is_file():
+        raise CheckpointError(
+            f"{dest} exists and is not a regular file (a device, a FIFO or a broken link): "
+            "pass -o with a new .safetensors path"
+        )
+    parent = next((p for p in dest.parents if os.path.lexists(p)), None)
+    if parent is not None and not parent.is_dir():
+        raise CheckpointError(
+            f"cannot write {dest}: {parent} is not a directory: pass -o with a path in a directory"
+        )
 
 
 def convert_pth(
@@ -355,12 +474,18 @@ def convert_pth(
 
     ``categories`` default to ``class0``..., ``preprocessing`` to the model's published one
     (torchvision's ImageNet transforms), or resize 256 / crop 224 with ImageNet's statistics.
+
+    Raises:
+        CheckpointError: ``path`` is not a state dict of ``model`` (see :func:`load_pth`,
+            :func:`check_state_dict`), or ``dest`` cannot be written (a directory, a path under
+            a file, no permission).
     """
     from cnnlab.run.tensorfile import write_safetensors_atomic
 
     path, dest = Path(path), Path(dest)
-    digest = files.sha256_file(path)
-    state = check_state_dict(load_pth(path), model, path)
+    _check_destination(dest)
+    digest, raw = _read_pth(path, hashed=True)
+    state = check_state_dict(raw, model, path)
     if preprocessing is None:
         try:
             preprocessing = published(model).preprocessing
@@ -376,8 +501,7 @@ def convert_pth(
         "source": source or str(path),
         "source_sha256": digest,
     }
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    write_safetensors_atomic(dest, state, meta)
+    write_safetensors_atomic(dest, state, meta, fix="pass -o with a path you can write to")
     return dest
 
 
@@ -385,21 +509,36 @@ def convert_pth(
 
 
 def _read_converted(path: Path, model: str) -> SourceWeights:
+    """A file :func:`convert_pth` wrote, every field of its metadata and every tensor checked."""
     from cnnlab.run.tensorfile import read_header, read_tensors
 
-    header = read_header(path)
-    if header.get("model") != model:
-        raise ConfigError(
-            f"{path} holds weights of {header.get('model')}, not {model}: pass --model "
-            f"{header.get('model')} or other weights"
-        )
-    try:
-        pre = Preprocessing.from_dict(header["preprocessing"])
-        classes = tuple(str(c) for c in header["categories"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: malformed weights metadata ({err})") from None
+    classes, pre, source = _converted_record(read_header(path), path, model)
     state = check_state_dict(read_tensors(path), model, path)
-    return SourceWeights(model, state, classes, pre, str(header.get("source", path)))
+    return SourceWeights(model, state, classes, pre, source)
+
+
+def _converted_record(
+    header: dict[str, Any], path: Path, model: str
+) -> tuple[tuple[str, ...], Preprocessing, str]:
+    """The categories, preprocessing and source recorded by :func:`convert_pth`, checked.
+
+    Raises:
+        ConfigError: the weights are of another model.
+        CheckpointError: a field missing, of the wrong type or out of bounds.
+    """
+    f = Fields(header, path, "weights metadata", _IMPORT_AGAIN)
+    stored = f.text("model")
+    if stored != model:
+        raise ConfigError(
+            f"{path} holds weights of {printable(stored, 80)}, not {model}: pass --model "
+            f"{printable(stored, 80)} or other weights"
+        )
+    classes = f.texts("categories")
+    want = model_info(model).num_classes  # checked against the model at its default head
+    if len(classes) != want:
+        raise f.error("categories", f"{want} names, one per output of {model}")
+    pre = Preprocessing.from_dict(f.data.get("preprocessing"), path)
+    return classes, pre, f.text("source", str(path))
 
 
 def read_weights(spec: str, model: str, *, progress: bool | None = None) -> SourceWeights:
@@ -418,18 +557,12 @@ def read_weights(spec: str, model: str, *, progress: bool | None = None) -> Sour
 
     if spec == IMAGENET:
         return _read_converted(fetch_imagenet(model, progress=progress), model)
-    path = Path(spec).expanduser()
-    if path.is_file() and path.suffix in (".pth", ".pt", ".bin", ".pkl", ".ckpt"):
-        raise CheckpointError(
-            f"{path}: a torch.save file; convert it once with `cnnlab weights import {path} "
-            f"--model {model}` and pass the .safetensors file it writes"
-        )
-    file = resolve_model_file(path)
+    file = resolve_model_file(_not_torch_save(Path(spec).expanduser(), model))
     header = read_header(file)
     if header.get("format") == WEIGHTS_FORMAT:
         return _read_converted(file, model)
     if header.get("format") not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
-        raise CheckpointError(f"{file}: unknown cnnlab format {header.get('format')!r}")
+        raise CheckpointError(f"{file}: unknown cnnlab format {header.get('format')!r:.80}")
     trained = load_trained(file)
     meta = trained.meta
     if meta.model != model:
@@ -441,6 +574,16 @@ def read_weights(spec: str, model: str, *, progress: bool | None = None) -> Sour
     return SourceWeights(model, trained.model.state_dict(), meta.classes, pre, str(file))
 
 
+def _not_torch_save(path: Path, model: str) -> Path:
+    """``path``, unless it is named like a ``torch.save`` file: those are imported first."""
+    if path.suffix in _TORCH_SAVE_SUFFIXES and os.path.lexists(path) and not path.is_dir():
+        raise CheckpointError(
+            f"{path}: a torch.save file; convert it once with `cnnlab weights import {path} "
+            f"--model {model}` and pass the .safetensors file it writes"
+        )
+    return path
+
+
 def preprocessing_for(weights: str, model: str) -> Preprocessing | None:
     """The preprocessing of ``--weights`` without loading any tensor (None: no weights).
 
@@ -448,7 +591,7 @@ def preprocessing_for(weights: str, model: str) -> Preprocessing | None:
         weights: ``imagenet``, a file or run directory, or ``""``/``none``.
         model: the zoo model the weights are for.
 
-    For ``imagenet`` it comes from torchvision's enum; for a file, from its metadata.
+    For ``imagenet`` it comes from torchvision's enum; for a file, from its metadata (checked).
     """
     if weights in ("", "none"):
         return None
@@ -458,12 +601,12 @@ def preprocessing_for(weights: str, model: str) -> Preprocessing | None:
     from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, read_header
     from cnnlab.runmeta import RunMeta
 
-    file = resolve_model_file(Path(weights).expanduser())
+    file = resolve_model_file(_not_torch_save(Path(weights).expanduser(), model))
     header = read_header(file)
-    if header.get("format") == WEIGHTS_FORMAT:
-        return Preprocessing.from_dict(header["preprocessing"])
+    if header.get("format") == WEIGHTS_FORMAT:  # all of the record checked: fail before data
+        return _converted_record(header, file, model)[1]
     raw = header.get("model_meta") if header.get("format") == CHECKPOINT_FORMAT else header
-    meta = RunMeta.from_dict(raw or {}, file)
+    meta = RunMeta.from_dict(raw, file)
     return Preprocessing(meta.resize, meta.image_size[0], meta.mean, meta.std)
 
 

@@ -30,10 +30,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
+    from cnnlab.errors import CheckpointError
     from cnnlab.weights import convert_pth
 
-    out = args.out or args.file.with_suffix(".safetensors")
-    convert_pth(args.file, args.model, out)
+    file: Path = args.file
+    if args.out is None and not file.name:  # "." or "/": no file name to put a suffix on
+        raise CheckpointError(f"{file} is a directory: pass the .pth file to import")
+    out = args.out or file.with_suffix(".safetensors")
+    convert_pth(file, args.model, out)
     print(f"wrote {out} ({args.model}); train from it with:")
     print(f"  cnnlab train {args.model} --weights {out}")
     return 0
