@@ -24,6 +24,7 @@ from cnnlab.run.load import load_trained
 from cnnlab.run.tensorfile import read_header, read_tensors
 from cnnlab.train import checkpoint as ckpt
 from helpers.foreign_files import KINDS, plant
+from helpers.sealing import sealed_record
 
 
 def test_optimizer_state_round_trips_through_safetensors_and_json(tmp_path: Path) -> None:
@@ -93,6 +94,9 @@ def test_checkpoints_keep_two_and_fall_back_past_damage(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "step-00000030.json").read_text())
     record["step"] = 31
     (tmp_path / "step-00000030.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="record was changed after it was written"):
+        validate_checkpoint(tmp_path / "step-00000030.json")
+    (tmp_path / "step-00000030.json").write_text(json.dumps(sealed_record(record)))  # crafted
     with pytest.raises(CheckpointError, match="records step 31, not 30"):
         validate_checkpoint(tmp_path / "step-00000030.json")
     record["step"], record["tensors_bytes"] = 30, "36664"  # edited: a string where a count goes
@@ -227,9 +231,10 @@ def test_the_best_epoch_and_stopping_counters_round_trip_in_the_checkpoint(tmp_p
     assert loaded.watch == watch
     assert loaded.history == state.history and loaded.plateau == state.plateau
     assert (loaded.step, loaded.epoch, loaded.batch, loaded.threads) == (7, 2, 0, 1)
-    # A checkpoint written before the watch existed loads with the fresh counters.
+    # A checkpoint written before the watch (and the record's digest) existed loads with the
+    # fresh counters.
     record = json.loads(path.read_text())
-    del record["watch"]
+    del record["watch"], record["record_sha256"]
     path.write_text(json.dumps(record))
     assert ckpt.load_training_state(path).watch == ckpt.EpochWatch()
 

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -51,11 +52,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import helpers.models  # noqa: F401  (registers tinynet)
-from cnnlab import files
 from cnnlab.cli import main
 from helpers import subprocess_env
 from helpers.datasets import has_fashion_mnist
 from helpers.runs import SMALL
+from helpers.sealing import reseal, sealed_record
 
 RUN_ARGS = ["tinynet", *SMALL, "--checkpoint-every", "4"]  # 8 steps: checkpoints 4 and 8
 NEWEST, OLDER = "checkpoints/step-00000008", "checkpoints/step-00000004"
@@ -468,10 +469,13 @@ def _semantic_cases() -> list[Case]:
 
 
 def _rewrite_tensors(
-    change: Callable[[dict[str, torch.Tensor], dict[str, str]], None], fix_record: bool
+    change: Callable[[dict[str, torch.Tensor], dict[str, str]], None], crafted: bool
 ) -> Damage:
-    """Rewrite a safetensors file's tensors or metadata; with ``fix_record``, also its checkpoint
-    record's size and digest, as a crafted pair would (it then passes validation)."""
+    """Rewrite a safetensors file's tensors or metadata. Left at that, the file's own digest
+    refuses it; ``crafted`` re-seals it as a forger would (its digest, its checkpoint record's
+    size and digests, the run's results.json: :func:`helpers.sealing.reseal`), so the checks
+    behind the digests must refuse it, or its text must be shown safely.
+    """
 
     def damage(p: Path) -> None:
         with safe_open(str(p), framework="pt") as f:
@@ -479,12 +483,8 @@ def _rewrite_tensors(
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         change(tensors, meta)
         save_file(tensors, str(p), metadata=meta)
-        if fix_record:
-            record_path = p.with_suffix(".json")
-            record = json.loads(record_path.read_text())
-            record["tensors_bytes"] = p.stat().st_size
-            record["tensors_sha256"] = files.sha256_file(p)
-            record_path.write_text(json.dumps(record))
+        if crafted:
+            reseal(p)
 
     return damage
 
@@ -581,7 +581,7 @@ def _tensor_cases() -> list[Case]:
         Case(
             "checkpoint-world-of-two",
             f"{NEWEST}.json",
-            _edit(("world_size",), 2),
+            _crafted(_edit(("world_size",), 2)),
             ("eval", "resume"),
             None,
             remove=_removes(ck),
@@ -642,7 +642,7 @@ def _text_cases() -> list[Case]:
             "model.safetensors",
             _rewrite_tensors(
                 _cnnlab_meta(lambda m: m.update(classes=[HOSTILE_TEXT + c for c in m["classes"]])),
-                False,
+                True,
             ),
             ("eval", "show"),
             refused=False,
@@ -685,6 +685,78 @@ class Outcome:
 
 # The cases, in groups (one test each, so the two test workers share them); a group needs the
 # pristine run because the field cases are generated from its records.
+def _crafted(damage: Damage) -> Damage:
+    """``damage`` to a checkpoint record, then the record's own digest made to match."""
+
+    def craft(p: Path) -> None:
+        damage(p)
+        p.write_text(json.dumps(sealed_record(json.loads(p.read_text()))))
+
+    return craft
+
+
+def _flip_data(count: int, seed: int) -> Damage:
+    """Flip ``count`` random bytes of a safetensors file's tensor data (its header untouched):
+    a file that still parses, with different weights."""
+
+    def damage(p: Path) -> None:
+        data = bytearray(p.read_bytes())
+        start = 8 + struct.unpack("<Q", data[:8])[0]
+        rng = np.random.default_rng(seed)
+        for offset in rng.integers(start, len(data), count):
+            data[offset] ^= 1 << int(rng.integers(8))
+        p.write_bytes(bytes(data))
+
+    return damage
+
+
+def _swap_with(other: str) -> Damage:
+    """Replace a weights file by another valid one of the same run (same architecture)."""
+    return lambda p: p.write_bytes((p.parent / other).read_bytes())
+
+
+def _drop_digest(p: Path) -> None:
+    """Remove a weights file's own digest, as if an older cnnlab had written it."""
+    with safe_open(str(p), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    record = json.loads(meta["cnnlab"])
+    del record["sha256"]
+    save_file(tensors, str(p), metadata={**meta, "cnnlab": json.dumps(record)})
+
+
+def _integrity_cases() -> list[Case]:
+    """Damage that leaves every file well formed: only the digests can tell."""
+    model, best = "model.safetensors", "model_best.safetensors"
+    uses = _reads(model)
+    out = [
+        Case(f"model-flipped-{n}-bytes-{seed}", model, _flip_data(n, seed), uses)
+        for n in (1, 8, 400)
+        for seed in range(3)
+    ]
+    out += [
+        Case("model-swapped-for-best", model, _swap_with(best), uses),
+        # The digest gone from the file: the run's results.json still vouches for another.
+        Case("model-digest-removed", model, _drop_digest, uses),
+        Case(
+            "checkpoint-flipped-byte",
+            f"{NEWEST}.safetensors",
+            _flip_data(1, 0),
+            ("eval", "resume"),
+            remove=_removes(NEWEST),
+        ),
+        # Well typed, in range, consistent with its tensors: only the record's digest differs.
+        Case(
+            "checkpoint-record-edited-epoch",
+            f"{NEWEST}.json",
+            _edit(("epoch",), 0),
+            ("eval", "resume"),
+            remove=_removes(NEWEST),
+        ),
+    ]
+    return out
+
+
 GROUPS: dict[str, Callable[[Path], list[Case]]] = {
     "generic-records": lambda run: [
         c for c in _generic_cases() if not c.file.startswith(("checkpoints", "model"))
@@ -700,6 +772,7 @@ GROUPS: dict[str, Callable[[Path], list[Case]]] = {
     "semantic": lambda run: _semantic_cases(),
     "tensors": lambda run: _tensor_cases(),
     "text": lambda run: _text_cases(),
+    "integrity": lambda run: _integrity_cases(),
 }
 
 

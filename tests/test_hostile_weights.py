@@ -65,6 +65,7 @@ from helpers import subprocess_env
 from helpers.datasets import has_fashion_mnist
 from helpers.optional import needs_onnx
 from helpers.runs import SMALL
+from helpers.sealing import sealed_metadata
 from reliability.harness import pickle_bytes, torch_save_bytes
 
 MODEL = "tinynet"
@@ -192,7 +193,9 @@ def _with_header(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes
 
 
 def _safetensors(tensors: dict[str, torch.Tensor], record: dict[str, Any]) -> bytes:
-    return save_safetensors(tensors, metadata={"cnnlab": json.dumps(record, allow_nan=True)})
+    """A crafted file: ``record`` and ``tensors`` with a digest that matches them, so the checks
+    behind the digest must refuse what is wrong (:mod:`helpers.sealing`)."""
+    return save_safetensors(tensors, metadata=sealed_metadata(tensors, record))
 
 
 def _bytes(of: Callable[[Base], bytes]) -> Make:
@@ -242,6 +245,26 @@ def _flip(of: Callable[[Base], bytes], span: Callable[[bytes], range], seed: int
     return make
 
 
+def _data_span(data: bytes) -> range:
+    """A safetensors file's tensor bytes, after its header."""
+    return range(8 + struct.unpack("<Q", data[:8])[0], len(data))
+
+
+def _damage_data(of: Callable[[Base], bytes], count: int, seed: int) -> Make:
+    """``count`` bytes of the tensor data changed (XOR with a non-zero byte: always a change):
+    a file that still parses, and that only its digest can tell from the original."""
+
+    def make(b: Base, p: Path) -> None:
+        data = bytearray(of(b))
+        rng = np.random.default_rng(seed)
+        where = _data_span(bytes(data))
+        for i in rng.integers(where.start, where.stop, count):
+            data[i] ^= int(rng.integers(1, 256))
+        p.write_bytes(bytes(data))
+
+    return make
+
+
 def _header_span(data: bytes) -> range:
     """A safetensors file's length field and JSON header."""
     return range(8 + struct.unpack("<Q", data[:8])[0])
@@ -286,7 +309,7 @@ def _tensors(change: Callable[[dict[str, torch.Tensor]], Any], form: str) -> Mak
         else:
             record = b.record if form == "model" else _header(b.weights)["__metadata__"]
             if form == "weights":
-                p.write_bytes(save_safetensors(state, metadata=record))
+                p.write_bytes(_safetensors(state, json.loads(record["cnnlab"])))
             else:
                 p.write_bytes(_safetensors(state, record))
 
@@ -465,7 +488,14 @@ def _flip_cases() -> list[Case]:
     onnx = [
         Case(f"flip-onnx-{s}", "onnx", _flip(lambda b: b.onnx, tail, s), None) for s in range(8)
     ]
-    return model + pth + onnx
+    # The tensor data: every such file must be refused (its digest), whatever the bytes hit.
+    data = [
+        Case(f"damaged-{kind}-data-{n}-{s}", kind, _damage_data(of, n, s))
+        for kind, of in (("model", lambda b: b.model), ("weights", lambda b: b.weights))
+        for n in (1, 400)
+        for s in range(4)
+    ]
+    return model + pth + onnx + data
 
 
 # (field, wrong value, label): every field of the run record

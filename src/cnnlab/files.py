@@ -158,6 +158,11 @@ def sha256() -> Any:
     return hashlib.sha256()
 
 
+def sha256_bytes(data: bytes) -> str:
+    """The hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(
     path: str | os.PathLike[str],
     *,

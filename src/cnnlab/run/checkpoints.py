@@ -25,7 +25,7 @@ from cnnlab.errors import CheckpointError
 from cnnlab.formats import printable
 from cnnlab.run.layout import CHECKPOINT_DIR, MODEL_FILE
 from cnnlab.run.records import CheckpointRecord, DamagedRunError, read_checkpoint_record
-from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, read_header, read_tensors
+from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, read_header, read_tensors, record_digest
 
 _STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
 # Weight files of other tools, named in the refusal so the user knows why they were not used.
@@ -82,6 +82,12 @@ def _record_format(pair: CheckpointPair) -> None:
         raise pair.damaged(f"not a cnnlab checkpoint record (format {shown})")
 
 
+def _record_digest(pair: CheckpointPair) -> None:
+    recorded = pair.record.record_sha256
+    if recorded is not None and recorded != record_digest(pair.record.raw):
+        raise pair.damaged("the record was changed after it was written (its SHA-256 differs)")
+
+
 def _record_step(pair: CheckpointPair) -> None:
     if pair.record.step != pair.step:
         raise pair.damaged(f"records step {pair.record.step}, not {pair.step}")
@@ -120,10 +126,11 @@ def _tensors_digest(pair: CheckpointPair) -> None:
 
 
 # What makes a pair valid, cheapest first. The record's own fields were checked as it was read
-# (cnnlab.run.records), so an edited record fails like a torn one; a further check (a digest of
-# the record itself) is one more function here.
+# (cnnlab.run.records), so an edited record fails like a torn one, and its own digest catches an
+# edit that is still well-typed (an epoch number changed by hand).
 CHECKS: tuple[Callable[[CheckpointPair], None], ...] = (
     _record_format,
+    _record_digest,
     _record_step,
     _tensors_file,
     _tensors_size,

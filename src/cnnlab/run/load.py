@@ -15,10 +15,13 @@ import torch
 from cnnlab.errors import CheckpointError
 from cnnlab.formats import printable
 from cnnlab.run.checkpoints import resolve_model_file
+from cnnlab.run.layout import RunFiles
+from cnnlab.run.records import DamagedRunError
 from cnnlab.run.tensorfile import (
     CHECKPOINT_FORMAT,
     MODEL_FORMAT,
     check_weights,
+    file_digest,
     read_header,
     read_tensors,
 )
@@ -56,6 +59,8 @@ def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """
     file = resolve_model_file(Path(path))
     meta, is_checkpoint = read_meta(file)
+    if not is_checkpoint:
+        check_against_run(file)
     model = _build(file, meta)
     # Names, shapes, dtypes and finiteness, before load_state_dict converts anything silently.
     state = check_weights(
@@ -74,6 +79,34 @@ def load_trained(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         ) from None
     model.to(device).eval()
     return TrainedModel(model, meta, file)
+
+
+def check_against_run(file: Path) -> None:
+    """A run's weights file against the SHA-256 its ``results.json`` records for it.
+
+    The file checks its own content when its tensors are read (:func:`read_tensors`); this
+    catches what that cannot: a file swapped for another run's, or one whose digest was lost.
+    Files outside a finished run (and runs whose ``results.json`` is itself damaged, which
+    ``cnnlab runs`` reports) have nothing to compare with.
+
+    Raises:
+        DamagedRunError: the run records another digest for this file.
+    """
+    run = RunFiles(file.parent)
+    if file.name not in (run.model.name, run.model_best.name) or not run.results.is_file():
+        return
+    try:
+        outcome = run.read_outcome()
+    except CheckpointError:
+        return
+    recorded = outcome.files.get(file.name) if outcome is not None else None
+    if recorded is not None and file_digest(file) != recorded:
+        raise DamagedRunError(
+            run.root,
+            file.name,
+            "not the file this run wrote (its SHA-256 differs from the one results.json "
+            "records): restore it or retrain",
+        )
 
 
 def read_meta(file: Path) -> tuple[RunMeta, bool]:

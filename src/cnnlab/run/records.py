@@ -174,6 +174,21 @@ def _number(
     return value
 
 
+def _sha256(value: Any, name: str) -> str:
+    if not (isinstance(value, str) and _SHA256.match(value)):
+        raise _Bad(f"{name} is {_shown(value)}, not a SHA-256 in hex")
+    return value
+
+
+def _digests(value: Any, name: str) -> dict[str, str]:
+    """``files``: names of files in the run directory (no folders) to their SHA-256."""
+    data = _object(value, name)
+    for key in data:
+        if "/" in key or "\\" in key or key in ("", ".", ".."):
+            raise _Bad(f"{name} names {_shown(key)}, not a file of the run directory")
+    return {key: _sha256(data[key], _where(name, key)) for key in data}
+
+
 def _fraction(value: Any, name: str) -> float:
     return _number(value, name, 0.0, 1.0)
 
@@ -437,6 +452,9 @@ class RunResults:
         epochs, epochs_done, steps: epochs it was set to train, epochs and steps done.
         best: the best epoch by validation accuracy.
         stopped_early: ``--early-stop`` ended it before its last epoch.
+        files: the SHA-256 each weights file of a finished run records in itself
+            (:func:`~cnnlab.run.tensorfile.tensors_digest`), by file name: whoever reads the
+            file compares (a file swapped for another, or one that lost its digest, is damaged).
     """
 
     status: str
@@ -448,6 +466,7 @@ class RunResults:
     steps: int | None = None
     best: BestEpoch | None = None
     stopped_early: bool = False
+    files: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Any) -> RunResults:
@@ -473,6 +492,7 @@ class RunResults:
             steps=_field(data, "steps", "", _optional(_int), default=None),
             best=_field(data, "best", "", _optional(BestEpoch.from_json), default=None),
             stopped_early=_field(data, "stopped_early", "", _bool, default=False),
+            files=_field(data, "files", "", _digests, default={}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -489,6 +509,8 @@ class RunResults:
             out["best"] = dataclasses.asdict(self.best)
         if self.status == "finished":
             out["stopped_early"] = self.stopped_early
+        if self.files:
+            out["files"] = dict(self.files)
         return out
 
 
@@ -824,6 +846,8 @@ class CheckpointRecord:
         step: optimizer steps done (also in the file name and the tensors' header).
         tensors_file: the name of its tensors file, beside it.
         tensors_bytes, tensors_sha256: that file's size and digest when it was committed.
+        record_sha256: the digest of this record itself
+            (:func:`~cnnlab.run.tensorfile.record_digest`); None in records written before it.
         cnnlab_version: the version that wrote it.
         training: what ``--resume`` restores; None in a record that holds only tensors (a
             checkpoint written by a tool rather than by training).
@@ -835,6 +859,7 @@ class CheckpointRecord:
     tensors_file: str
     tensors_bytes: int
     tensors_sha256: str
+    record_sha256: str | None = None
     cnnlab_version: str = ""
     training: TrainingRecord | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -842,9 +867,7 @@ class CheckpointRecord:
     @classmethod
     def from_json(cls, data: Any) -> CheckpointRecord:
         data = _object(data, "")
-        sha = _field(data, "tensors_sha256", "", _string)
-        if not _SHA256.match(sha):
-            raise _Bad(f"tensors_sha256 is {_shown(sha)}, not a SHA-256 in hex")
+        sha = _field(data, "tensors_sha256", "", _sha256)
         step = _field(data, "step", "", _int)
         has_training = any(key in data for key in TrainingRecord.FIELDS)
         return cls(
@@ -853,6 +876,7 @@ class CheckpointRecord:
             tensors_file=_field(data, "tensors_file", "", _string),
             tensors_bytes=_field(data, "tensors_bytes", "", _int),
             tensors_sha256=sha,
+            record_sha256=_field(data, "record_sha256", "", _sha256, default=None),
             cnnlab_version=_field(data, "cnnlab_version", "", _string, default=""),
             training=TrainingRecord.from_json(data, step) if has_training else None,
             raw=data,

@@ -16,6 +16,15 @@ map, its ``cnnlab`` entry JSON text of an object).
 integers, booleans and complex numbers to floats without a word and let NaN through: the names,
 shapes, dtypes and finiteness of the tensors are checked against the model's own state dict.
 
+Every file verifies itself: :func:`write_safetensors_atomic` records in the metadata
+(:data:`DIGEST_KEY`) a SHA-256 over the metadata and every tensor's name, dtype, shape and bytes
+(:func:`tensors_digest`), and :func:`read_tensors` computes it again and refuses a file whose
+tensors or record changed since (a flipped byte would otherwise change every prediction without a
+word). Files written before the digest existed carry none and still read; a run directory records
+its files' digests in ``results.json`` too (:mod:`cnnlab.run.records`), so a file of a finished run
+that lost its digest is caught there. The digest finds damage, not forgery: whoever edits a file
+on purpose can recompute it.
+
 Writes go to a temporary name in the same directory, fsynced, then renamed
 (:func:`cnnlab.files.write_atomic`), so a crash leaves the old file or the new one.
 """
@@ -39,6 +48,10 @@ from cnnlab.formats import printable
 
 MODEL_FORMAT = "cnnlab.model/1"
 CHECKPOINT_FORMAT = "cnnlab.checkpoint/1"
+# The metadata key of a file's own SHA-256 (:func:`tensors_digest`).
+DIGEST_KEY = "sha256"
+# The key of a checkpoint record's own SHA-256 (:func:`record_digest`).
+RECORD_DIGEST_KEY = "record_sha256"
 # A safetensors header larger than this is not one we wrote (ours are a few kB to a few MB).
 _MAX_HEADER_BYTES = 100 * 2**20
 # A hook called with a file's temporary name once it is written, before it is committed.
@@ -92,16 +105,49 @@ def write_safetensors_atomic(
     meta: Mapping[str, Any],
     before_commit: Hook = None,
     fix: str = _WRITE_FIX,
-) -> None:
-    """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically;
-    ``fix`` ends the message when the write fails."""
+) -> str:
+    """Write tensors (moved to CPU, made contiguous) and cnnlab metadata to ``path`` atomically,
+    the metadata carrying the file's digest (:func:`tensors_digest`); ``fix`` ends the message
+    when the write fails.
+
+    Returns:
+        The digest, for records that vouch for the file (``results.json``).
+    """
     cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    record = {k: v for k, v in meta.items() if k != DIGEST_KEY}
+    record[DIGEST_KEY] = digest = tensors_digest(cpu, record)
     _write_atomic(
         Path(path),
-        lambda tmp: save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(dict(meta))}),
+        lambda tmp: save_file(cpu, str(tmp), metadata={"cnnlab": json.dumps(record)}),
         before_commit,
         fix,
     )
+    return digest
+
+
+def record_digest(record: Mapping[str, Any], key: str = RECORD_DIGEST_KEY) -> str:
+    """The hex SHA-256 of a JSON record as canonical JSON (keys sorted), ``key`` left out: what
+    a checkpoint's JSON half stores under ``key`` so that an edited record is caught."""
+    body = {k: v for k, v in record.items() if k != key}
+    return files.sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def tensors_digest(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> str:
+    """The hex SHA-256 of a weights file's content, independent of how safetensors lays it out.
+
+    Hashed: the metadata as canonical JSON (keys sorted, :data:`DIGEST_KEY` left out), then for
+    each tensor in name order its name, dtype, shape and raw bytes (CPU, contiguous). So any
+    change to a value, a name, a shape, a dtype or a field of the record changes the digest.
+    """
+    h = files.sha256()
+    record = {k: v for k, v in meta.items() if k != DIGEST_KEY}
+    h.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        # Bytes of any dtype (bfloat16 and bool have no NumPy twin to hash through directly).
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
 
 
 # --- reading safely -----------------------------------------------------------------------------
@@ -216,18 +262,42 @@ def read_tensors(path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
     """All tensors of a validated safetensors file whose names start with ``prefix`` (stripped).
 
     The file is checked again to be a regular file of bounded size (it may have been replaced
-    since :func:`read_header`), then memory-mapped by safetensors, which checks every entry.
+    since :func:`read_header`), then memory-mapped by safetensors, which checks every entry. All
+    its tensors are read and hashed: a file that carries a digest must match it.
+
+    Raises:
+        CheckpointError: the file is not safetensors, or its content no longer matches its
+            digest (the file is damaged: a flipped byte, an edited record).
     """
     with _open(Path(path)):
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
-                names = [k for k in f.keys() if k.startswith(prefix)]  # noqa: SIM118
-                return {k[len(prefix) :]: f.get_tensor(k) for k in names}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+                raw_meta = (f.metadata() or {}).get("cnnlab")
         except Exception as err:  # safetensors raises its own error types
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
             raise CheckpointError(
                 f"{path}: cannot read tensors ({first}); use another file"
             ) from None
+    # A file without cnnlab metadata has no digest to check (read_header refuses it where a
+    # record is needed).
+    meta = _cnnlab_metadata({"cnnlab": raw_meta}, Path(path)) if raw_meta is not None else {}
+    recorded = meta.get(DIGEST_KEY)
+    if recorded is not None and recorded != tensors_digest(tensors, meta):
+        raise CheckpointError(
+            f"{path} is damaged: its content does not match the SHA-256 recorded in it (a "
+            "changed byte or an edited record); use another checkpoint or retrain"
+        )
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def file_digest(path: Path) -> str | None:
+    """The digest a cnnlab weights file records in its metadata (None for older files), read
+    from the header alone: what ``results.json`` compares with."""
+    value = read_header(Path(path)).get(DIGEST_KEY)
+    if value is not None and not isinstance(value, str):
+        raise CheckpointError(f"{path}: its recorded SHA-256 is not text: the file is damaged")
+    return value
 
 
 # --- checking tensors -----------------------------------------------------------------------------

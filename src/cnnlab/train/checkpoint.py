@@ -41,6 +41,8 @@ from cnnlab.run.records import EpochWatch
 from cnnlab.run.tensorfile import (
     CHECKPOINT_FORMAT,
     MODEL_FORMAT,
+    RECORD_DIGEST_KEY,
+    record_digest,
     write_json_atomic,
     write_safetensors_atomic,
 )
@@ -59,9 +61,10 @@ def _meta_dict(meta: RunMeta | Mapping[str, Any]) -> dict[str, Any]:
     return meta.to_dict() if isinstance(meta, RunMeta) else dict(meta)
 
 
-def save_model(path: Path, model: torch.nn.Module, meta: RunMeta | Mapping[str, Any]) -> None:
-    """Write a trained model's ``state_dict`` (torchvision-compatible keys) and its metadata."""
-    write_safetensors_atomic(
+def save_model(path: Path, model: torch.nn.Module, meta: RunMeta | Mapping[str, Any]) -> str:
+    """Write a trained model's ``state_dict`` (torchvision-compatible keys) and its metadata;
+    returns the file's digest (:func:`~cnnlab.run.tensorfile.tensors_digest`)."""
+    return write_safetensors_atomic(
         path, dict(model.state_dict()), {"format": MODEL_FORMAT, **_meta_dict(meta)}
     )
 
@@ -189,6 +192,7 @@ def save_checkpoint(
         "tensors_sha256": files.sha256_file(weights),
         **state,
     }
+    record[RECORD_DIGEST_KEY] = record_digest(record)  # an edited record is caught, not used
     write_json_atomic(base.with_suffix(".json"), record, lambda tmp: notify("record-written", tmp))
     notify("committed", base.with_suffix(".json"))
     for old in list_checkpoints(directory)[:-keep]:

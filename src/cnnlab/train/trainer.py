@@ -59,7 +59,7 @@ from cnnlab.run.figures import plot_confusion, plot_curves
 from cnnlab.run.inputs import make_prepare
 from cnnlab.run.metrics import EvalResult, Tally, evaluate
 from cnnlab.run.schedule import scheduled_lr
-from cnnlab.run.tensorfile import check_weights, write_json_atomic
+from cnnlab.run.tensorfile import check_weights, file_digest, write_json_atomic
 from cnnlab.runmeta import RunMeta
 from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
@@ -697,7 +697,11 @@ class Trainer:
     def _write_outputs(self, test: EvalResult, elapsed: float) -> None:
         config, classes = self.config, self.meta.classes
         meta = dataclasses.replace(self.meta, test_top1=test.top1)
-        ckpt.save_model(self.files.model, self.model, meta)
+        digests = {self.files.model.name: ckpt.save_model(self.files.model, self.model, meta)}
+        if self.files.model_best.is_file():  # written at the best epoch, maybe by an earlier run
+            best = file_digest(self.files.model_best)
+            if best is not None:
+                digests[self.files.model_best.name] = best
         w = self.watch
         results = {
             "status": "finished",
@@ -708,6 +712,7 @@ class Trainer:
             "steps": self.progress.step,
             "best": {"epoch": w.best_epoch, "val_acc": w.best_val_acc},
             "stopped_early": w.stopped_early,
+            "files": digests,
         }
         write_json_atomic(self.files.results, results)
         title = f"{config.model} on {config.data}"
