@@ -143,7 +143,7 @@ def test_a_folder_with_other_files_is_not_called_an_experiment(tmp_path: Path, c
     argv = ["experiment", "run", tiny.NAME, "--tier", "smoke", "--out", str(tmp_path), "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "holds other files and no experiment" in err and "already holds" not in err
+    assert "holds 'notes.txt' and no experiment" in err and "already holds" not in err
 
 
 def test_resuming_with_another_tier_names_the_tier_not_a_version(finished: Path, capsys) -> None:

@@ -86,7 +86,7 @@ def run_list(args: argparse.Namespace) -> int:
     import json
 
     from cnnlab.experiments import list_experiments
-    from cnnlab.experiments.runner import format_seconds
+    from cnnlab.experiments.timings import expected
 
     experiments = list_experiments()
     if args.format == "json":
@@ -97,7 +97,8 @@ def run_list(args: argparse.Namespace) -> int:
                 "claim": e.claim,
                 "source": e.source,
                 "data": list(e.data),
-                "expected_s": {t: s.get("expected_s") for t, s in e.tiers.items()},
+                "expected_s": {t: expected(e, t).seconds for t in e.tiers},
+                "measured_on": {t: expected(e, t).measured_on for t in e.tiers},
             }
             for e in experiments
         ]
@@ -105,11 +106,10 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     width = max((len(e.name) for e in experiments), default=4)
     for e in experiments:
-        times = ", ".join(
-            f"{t} {format_seconds(s.get('expected_s', 0))}" for t, s in e.tiers.items()
-        )
+        times = "; ".join(f"{t} {expected(e, t).words()}" for t in e.tiers)
         print(f"{e.name:<{width}}  {e.title}")
-        print(f"{'':<{width}}  tiers: {times}; data: {', '.join(e.data)}")
+        print(f"{'':<{width}}  {times}")
+        print(f"{'':<{width}}  data: {', '.join(e.data)}")
     print(
         f"\n{len(experiments)} experiments; run one with `cnnlab experiment run NAME --tier quick`"
     )
@@ -118,7 +118,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from cnnlab.experiments import run_experiment as run
-    from cnnlab.experiments.page import VERDICT_WORDS
+    from cnnlab.experiments.page import verdict_words
 
     result = run(
         args.name,
@@ -130,8 +130,11 @@ def run_experiment(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         threads=args.threads,
     )
-    held = VERDICT_WORDS[result.outcome.held]
-    print(f"{args.name} ({args.tier}): {held}. {result.outcome.verdict}")
+    results = result.results
+    if results["judged"] == "verdict":
+        print(f"{args.name} ({args.tier}): {verdict_words(results)}. {results['verdict']}")
+    else:  # the verdict text says why there is none
+        print(f"{args.name} ({args.tier}): {results['verdict']}")
     print(f"results: {result.out / 'results.json'}, summary: {result.out / 'summary.md'}")
     return 0
 

@@ -42,6 +42,15 @@ CLOCK_FILE = "time.json"  # seconds spent so far, across resumed invocations
 RESULTS_FILE = "results.json"  # written last: its presence means the experiment finished
 SUMMARY_FILE = "summary.md"
 FIGURE_DPI = 120
+# A network "learned" when its test accuracy beats chance (1 / classes) by this much. A net that
+# learned nothing scores chance plus noise: on the smoke tier's 128 test images one standard
+# deviation at 10% is 2.7 points, so 10 points is almost four of them; every network a verdict
+# rests on at the quick tier scored 76% or more on 10 classes (docs/experiments.md). A verdict
+# about how networks train, drawn from networks at chance, would be a verdict about noise.
+LEARNED_MARGIN = 0.10
+# How a verdict was reached (results.json["judged"]): from the numbers, withheld because the
+# networks did not learn, or not attempted (the smoke tier only checks that the machinery runs).
+JUDGED, NOT_LEARNED, SMOKE = "verdict", "did not learn", "smoke"
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,17 @@ class Experiment:
         claim: the lecture's claim, quoting the slides where possible.
         source: the papers and slides it comes from.
         tiers: per tier (``smoke``, ``quick``, ``full``) the experiment's own settings, plus
-            ``"expected_s"``: the estimated seconds on this project's 2-core CPU.
+            ``"expected_s"`` for a tier never measured: an estimate in seconds on this
+            project's 2-core CPU (a measured tier's time comes from its kept results,
+            :mod:`cnnlab.experiments.timings`).
         run: does the work through the :class:`Context`; returns the :class:`Outcome`.
         jobs: how many ``ctx.train``/``ctx.measure`` calls a tier's settings make (the length
             of the progress bar).
         data: datasets it accepts, preferred first; the first one installed is used unless the
             user names one.
+        draw: the experiment's figures, drawn from its ``results.json`` record alone (its
+            ``measured``, ``settings``, ``data`` and ``tier``), so a figure shows the numbers
+            the text states and can be redrawn from kept results.
     """
 
     name: str
@@ -70,6 +84,16 @@ class Experiment:
     run: Callable[[Context], Outcome]
     jobs: Callable[[Mapping[str, Any]], int]
     data: tuple[str, ...] = ("fashion-mnist",)
+    draw: Callable[[Mapping[str, Any]], list[Drawn]] | None = None
+
+
+@dataclass
+class Drawn:
+    """A figure an experiment draws from its results (``name`` is the PNG's stem)."""
+
+    name: str
+    figure: Figure
+    caption: str
 
 
 @dataclass
@@ -83,6 +107,8 @@ class Outcome:
         findings: Markdown blocks (paragraphs or tables) of what was measured.
         departures: how this tier departs from the paper (epochs, data, resolution, grid...).
         paper: the published figures compared against.
+        learners: labels of the runs (``ctx.train``) whose learning the verdict rests on; it
+            is withheld unless each beat chance by :data:`LEARNED_MARGIN` (None: every run).
     """
 
     measured: dict[str, Any]
@@ -91,6 +117,7 @@ class Outcome:
     findings: list[str]
     departures: list[str]
     paper: dict[str, Any] = field(default_factory=dict)
+    learners: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +156,8 @@ class Context:
         self.figures: list[FigureRecord] = []
         self.notes: list[str] = []
         self.run_threads: dict[str, int | None] = {}  # CPU threads each run trained with
+        # Each run's test top-1 (0-1) and number of classes: whether it learned.
+        self.trained: dict[str, tuple[float, int]] = {}
         self._bar, self._say = bar, say
         # Wall time of earlier invocations (a resumed experiment), kept in OUT/time.json at
         # every finished job so a kill loses at most the current job's share.
@@ -163,6 +192,7 @@ class Context:
         result = train_or_reuse(run_dir, config, set(fields), hooks)
         self.runs.append(label)
         self.run_threads[label] = run_threads(run_dir)
+        self.trained[label] = (result.test.top1, len(result.test.per_class))
         self._advance(f"{label} done")
         return result
 

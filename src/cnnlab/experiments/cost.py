@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnnlab import table
-from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.experiments.base import Context, Drawn, Experiment, Outcome
 from cnnlab.formats import number, percent, shape, size
 
 PREDICTS = 0.9  # Spearman rank correlation at which operations "predict" latency
@@ -35,8 +35,7 @@ TIERS: dict[str, dict[str, Any]] = {
     # are then only indicative.
     "smoke": {"models": ["lenet5", "kernel3x3x2", "alexnet"], "repeats": 2, "threads": 1,
               "fresh_process": False, "expected_s": 5},
-    "quick": {"models": "all", "repeats": 3, "threads": 1, "fresh_process": True,
-              "expected_s": 600},
+    "quick": {"models": "all", "repeats": 3, "threads": 1, "fresh_process": True},
     "full": {"models": "all", "repeats": 20, "threads": 1, "fresh_process": True,
              "expected_s": 3600},
 }  # fmt: skip
@@ -135,61 +134,92 @@ def run(ctx: Context) -> Outcome:
         ),
         "memory_method": _method(ctx.settings),
     }
-    _figures(ctx, models)
     return _outcome(ctx, measured)
 
 
-def _figures(ctx: Context, models: dict[str, dict[str, Any]]) -> None:
-    from cnnlab import plotting
+def _family_colours(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One colour per model family, the same in both figures (each has its legend)."""
+    from matplotlib import colormaps
 
+    families = sorted({m["family"] for m in models.values()})
+    palette = colormaps["tab10" if len(families) <= 10 else "tab20"].colors
+    return {family: palette[i % len(palette)] for i, family in enumerate(families)}
+
+
+def _draw(results: Mapping[str, Any]) -> list[Drawn]:
+    """Canziani's accuracy chart and latency/memory against cost, from ``results.json``."""
+    from cnnlab import plotting
+    from cnnlab.experiments.figures import place_labels, plain_ticks
+
+    models, s = results["measured"]["models"], results["settings"]
+    colours = _family_colours(models)
     stamp = (
-        f"batch 1, fp32, {ctx.settings['threads']} thread(s), median of "
-        f"{ctx.settings['repeats']}; tier {ctx.tier}"
+        f"batch 1, fp32, {s['threads']} thread(s), median of {s['repeats']}; tier {results['tier']}"
     )
     with_acc = {n: m for n, m in models.items() if m["imagenet"]}
-    fig = plotting.figure(figsize=(8, 5.5))
+    fig = plotting.figure(figsize=(9, 6))
     ax = fig.add_subplot(1, 1, 1)
     if with_acc:
         biggest = max(m["params"] for m in with_acc.values())
-        for name, m in with_acc.items():
-            ax.scatter(m["macs"] / 1e9, m["imagenet"]["top1"], s=20 + 1500 * m["params"] / biggest,
-                       alpha=0.4)  # fmt: skip
-            ax.annotate(name, (m["macs"] / 1e9, m["imagenet"]["top1"]), fontsize=6)
+        for family in sorted({m["family"] for m in with_acc.values()}):
+            group = [m for m in with_acc.values() if m["family"] == family]
+            ax.scatter([m["macs"] / 1e9 for m in group], [m["imagenet"]["top1"] for m in group],
+                       s=[20 + 1500 * m["params"] / biggest for m in group], alpha=0.55,
+                       color=colours[family], label=family)  # fmt: skip
+        ax.legend(fontsize=7, loc="lower right", markerscale=0.4, title="family",
+                  title_fontsize=7)  # fmt: skip
     else:
         ax.text(0.5, 0.5, "no model of this tier has a published accuracy", ha="center",
                 transform=ax.transAxes)  # fmt: skip
-    ax.set_xlabel("multiply-adds at the default input (G, analyzer)")
+    ax.margins(0.08)
+    ax.set_xlabel("multiply-adds at the default input (billions, analyzer)")
     ax.set_ylabel("ImageNet top-1 (%), torchvision's published DEFAULT weights")
     ax.set_title("Accuracy against operations; bubble area ~ parameters (Canziani Fig. 2)",
                  fontsize=9)  # fmt: skip
     fig.tight_layout()
-    ctx.figure("cost_accuracy", fig,
-               "torchvision's published top-1 against the analyzer's multiply-adds, bubble area "
-               "proportional to parameters, for the zoo models torchvision has.")  # fmt: skip
-    fig = plotting.figure(figsize=(11, 4.6))
+    names = list(with_acc)
+    place_labels(ax, [with_acc[n]["macs"] / 1e9 for n in names],
+                 [with_acc[n]["imagenet"]["top1"] for n in names], names, fontsize=6)  # fmt: skip
+    drawn = [Drawn("cost_accuracy", fig,
+                   "torchvision's published top-1 against the analyzer's multiply-adds, bubble "
+                   "area proportional to parameters, colour the model family, for the zoo models "
+                   "torchvision has.")]  # fmt: skip
+    fig = plotting.figure(figsize=(12, 5.2))
     left, right = fig.subplots(1, 2)
-    families = sorted({m["family"] for m in models.values()})
-    for family in families:
+    for family, colour in colours.items():
         group = [m for m in models.values() if m["family"] == family]
-        left.scatter([m["macs"] / 1e9 for m in group], [m["latency_s"] * 1e3 for m in group],
-                     label=family, s=14)  # fmt: skip
+        left.scatter([m["macs"] / 1e6 for m in group], [m["latency_s"] * 1e3 for m in group],
+                     color=colour, label=family, s=16)  # fmt: skip
         right.scatter([m["params"] / 1e6 for m in group],
-                      [m["peak_rss_bytes"] / 2**20 for m in group], label=family, s=14)  # fmt: skip
-    for ax, xlabel, ylabel in (
-        (left, "multiply-adds (G)", "latency (ms)"),
-        (right, "parameters (M)", "peak resident memory (MiB), whole process"),
+                      [m["peak_rss_bytes"] / 2**20 for m in group], color=colour, label=family,
+                      s=16)  # fmt: skip
+    # Latency spans decades (log-log); the process's memory spans less than one, so its axis
+    # is linear (a log axis there would carry a single labelled tick).
+    for ax, xlabel, ylabel, log_y in (
+        (left, "multiply-adds (millions)", "latency (ms)", True),
+        (right, "parameters (millions)", "peak resident memory of the process (MiB)", False),
     ):
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        plain_ticks(ax.xaxis)
+        if log_y:
+            ax.set_yscale("log")
+            plain_ticks(ax.yaxis)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel, fontsize=8)
-    left.legend(fontsize=6, ncol=2)
-    left.set_title("Latency against operations on this CPU: " + stamp, fontsize=8)
+        ax.set_ylabel(ylabel, fontsize=9)
+        ax.grid(alpha=0.3)
+    left.set_title("Latency against operations on this CPU", fontsize=9)
     right.set_title("Peak memory against parameters", fontsize=9)
-    fig.tight_layout()
-    ctx.figure("cost_latency_memory", fig,
-               "Measured CPU latency against multiply-adds, and the peak resident memory of the "
-               "measuring process against parameters (log-log), every zoo model.")  # fmt: skip
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=7, title="family",
+               title_fontsize=7)  # fmt: skip
+    fig.suptitle(stamp, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    drawn.append(Drawn("cost_latency_memory", fig,
+                       "Measured CPU latency against multiply-adds (log-log), and the peak "
+                       "resident "
+                       "memory of the measuring process against parameters, every zoo model, "
+                       "colour the model family."))  # fmt: skip
+    return drawn
 
 
 def _table(models: dict[str, dict[str, Any]]) -> str:
@@ -272,4 +302,5 @@ EXPERIMENT = Experiment(
     tiers=TIERS,
     run=run,
     jobs=_jobs,
+    draw=_draw,
 )

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnnlab import table
-from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.experiments.base import Context, Drawn, Experiment, Outcome
 from cnnlab.formats import number, percent
 
 # (one big kernel, the 3x3 stack with its receptive field), as in Sec. 2.3.
@@ -43,7 +43,7 @@ TIERS: dict[str, dict[str, Any]] = {
     },
     "quick": {
         "epochs": 3, "limit_train": 16384, "limit_test": 10000, "val_size": 2000,
-        "time_batch": 64, "repeats": 5, "precisions": ["fp32", "bf16"], "expected_s": 240,
+        "time_batch": 64, "repeats": 5, "precisions": ["fp32", "bf16"],
     },
     "full": {
         "epochs": 15, "limit_train": None, "limit_test": None, "val_size": 5000,
@@ -120,7 +120,6 @@ def run(ctx: Context) -> Outcome:
         "test_accuracy": accuracy,
         "pairs": [_pair(big, stack, counts, timing, accuracy) for big, stack in PAIRS],
     }
-    _figure(ctx, measured)
     return _outcome(ctx, measured)
 
 
@@ -140,41 +139,51 @@ def _pair(big: str, stack: str, counts: dict, timing: dict, accuracy: dict) -> d
     }
 
 
-def _figure(ctx: Context, m: dict[str, Any]) -> None:
+# What the figure's panels show: title, the measured values of each net, unit divisor.
+PANELS = (
+    ("stack weights (analyzer, thousands)", lambda m, n: m["counts"][n]["stack_weights"], 1e3),
+    ("net multiply-adds (analyzer, millions)", lambda m, n: m["counts"][n]["macs"], 1e6),
+    ("training time per image, fp32 (ms)",
+     lambda m, n: m["timing"][n]["fp32"]["train_per_image_s"], 1e-3),
+    ("test accuracy (%)", lambda m, n: m["test_accuracy"][n], 1e-2),
+)  # fmt: skip
+COLOURS = {"big": "tab:red", "stack": "tab:blue"}
+
+
+def _draw(results: Mapping[str, Any]) -> list[Drawn]:
+    """Four bar panels, one bar per net, from ``results.json``: the numbers of the table."""
+    from matplotlib.patches import Patch
+
     from cnnlab import plotting
 
-    fig = plotting.figure(figsize=(12, 3.6))
+    m, s = results["measured"], results["settings"]
+    fig = plotting.figure(figsize=(12, 3.9))
     axes = fig.subplots(1, 4)
-    colours = ["tab:red", "tab:blue", "tab:red", "tab:blue"]
-    panels = [
-        ("stack weights (analyzer)", [m["counts"][n]["stack_weights"] for n in NETS], 1e3, "k"),
-        ("net multiply-adds (analyzer)", [m["counts"][n]["macs"] for n in NETS], 1e6, "M"),
-        (
-            "training time per image, fp32 (ms)",
-            [m["timing"][n]["fp32"]["train_per_image_s"] for n in NETS],
-            1e-3,
-            "",
-        ),
-        ("test accuracy (%)", [m["test_accuracy"][n] for n in NETS], 1e-2, ""),
-    ]
-    for ax, (title, values, scale, unit) in zip(axes, panels, strict=True):
-        ax.bar(range(len(NETS)), [v / scale for v in values], color=colours)
+    colours = [COLOURS["big"] if n in {b for b, _ in PAIRS} else COLOURS["stack"] for n in NETS]
+    for ax, (title, value, scale) in zip(axes, PANELS, strict=True):
+        ax.bar(range(len(NETS)), [value(m, n) / scale for n in NETS], color=colours)
         ax.set_xticks(range(len(NETS)), [n.removeprefix("kernel") for n in NETS], rotation=30)
-        ax.set_title(title + (f" ({unit})" if unit else ""), fontsize=9)
+        ax.set_title(title, fontsize=9)
     low = min(m["test_accuracy"].values()) * 100
     axes[3].set_ylim(max(0, low - 10), 100)
+    fig.legend(
+        [Patch(color=COLOURS["big"]), Patch(color=COLOURS["stack"])],
+        ["one big kernel (7x7, 5x5)", "its stack of 3x3 kernels"],
+        loc="lower center",
+        ncol=2,
+        fontsize=9,
+    )
     fig.suptitle(
-        f"One big kernel (red) against its 3x3 stack (blue), {ctx.data} 28x28, tier {ctx.tier}, "
-        f"{ctx.settings['epochs']} epoch(s) on {ctx.settings['limit_train'] or 'all'} images",
+        f"One big kernel against its 3x3 stack, {results['data']} 28x28, tier "
+        f"{results['tier']}, {s['epochs']} epoch(s) on {s['limit_train'] or 'all'} images",
         fontsize=10,
     )
-    fig.tight_layout()
-    ctx.figure(
-        "kernel_stacks",
-        fig,
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    caption = (
         "Stack weights and multiply-adds from the analyzer, training time per image measured on "
-        "this CPU (one thread, fp32) and test accuracy after the same short training.",
+        "this CPU (one thread, fp32) and test accuracy after the same short training."
     )
+    return [Drawn("kernel_stacks", fig, caption)]
 
 
 def _table(m: dict[str, Any]) -> str:
@@ -283,4 +292,5 @@ EXPERIMENT = Experiment(
     tiers=TIERS,
     run=run,
     jobs=_jobs,
+    draw=_draw,
 )

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnnlab import table
-from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.experiments.base import Context, Drawn, Experiment, Outcome
 from cnnlab.formats import number, percent
 
 CONTOUR_TOP_FACTOR = 20  # contour levels span the minimum loss to this multiple of it
@@ -57,7 +57,6 @@ TIERS: dict[str, dict[str, Any]] = {
         "depth": 20, "epochs": 3, "limit_train": 8192, "limit_test": 2000, "val_size": 1000,
         "batch_size": 128, "grid": 11, "grid_images": 256, "hessian_points": 3,
         "hessian_images": 64, "lanczos_steps": 10, "interpolation": 13, "threads": 1,
-        "expected_s": 420,
     },
     "full": {
         "depth": 56, "epochs": 15, "limit_train": None, "limit_test": None, "val_size": 5000,
@@ -222,26 +221,27 @@ def run(ctx: Context) -> Outcome:
         "significant": SIGNIFICANT,
         "directions": "filter-normalised Gaussian, zero on biases and batch norm",
     }
-    _figures(ctx, studies)
     return _outcome(ctx, studies, measured)
 
 
 # --- figures --------------------------------------------------------------------------------------
 
 
-def _stamp(ctx: Context) -> str:
-    s = ctx.settings
+def _stamp(results: Mapping[str, Any]) -> str:
+    s = results["settings"]
     return (
         f"{s['grid']}x{s['grid']} grid on [-1, 1]^2, loss on the first {s['grid_images']} "
-        f"training images of {ctx.data}; batch norm in eval mode; tier {ctx.tier}"
+        f"training images of {results['data']}; batch norm in eval mode; tier {results['tier']}"
     )
 
 
-def _figures(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
+def _draw(results: Mapping[str, Any]) -> list[Drawn]:
+    """Contours, surfaces, interpolation and curvature, from ``results.json`` alone."""
     import numpy as np
 
     from cnnlab import plotting
 
+    studies = results["measured"]["nets"]
     names = list(studies)
     top = max(max(max(r) for r in st["loss"]) for st in studies.values())
     low = min(min(min(r) for r in st["loss"]) for st in studies.values())
@@ -256,28 +256,31 @@ def _figures(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
         c = np.array(st["coords"])
         # rows are alpha (direction 1), columns beta (direction 2): x = alpha, y = beta
         cs = ax.contour(c, c, np.array(st["loss"]).T, levels=levels, cmap="viridis")
-        ax.clabel(cs, fontsize=6, fmt="%.2g")
+        ax.clabel(cs, cs.levels[::3], fontsize=6, fmt="%.2g")  # every level would collide
         ax.plot([0], [0], "r+", markersize=10)
         ax.set_title(f"{name}: test acc {st['test_accuracy']:.1%}", fontsize=10)
         ax.set_xlabel("direction 1 (filter-normalised)")
         ax.set_ylabel("direction 2")
-    fig.suptitle("Loss contours around the trained net (+). " + _stamp(ctx), fontsize=8)
+    fig.suptitle("Loss contours around the trained net (+). " + _stamp(results), fontsize=8)
     fig.tight_layout()
-    ctx.figure("landscape_contours", fig,
-               "Loss contours of the 2-D filter-normalised surface (Li et al. Fig. 5), with and "
-               "without skip connections, on the same levels.")  # fmt: skip
-    _surface_figure(ctx, studies, min(top, 10 * max(low, 0.1)))
-    _interpolation_figure(ctx, studies)
-    _curvature_figure(ctx, studies)
+    contours = Drawn("landscape_contours", fig,
+                     "Loss contours of the 2-D filter-normalised surface (Li et al. Fig. 5), with "
+                     "and without skip connections, on the same levels.")  # fmt: skip
+    return [
+        contours,
+        _surface_figure(results, min(top, 10 * max(low, 0.1))),
+        _interpolation_figure(results),
+        _curvature_figure(results),
+    ]
 
 
-def _surface_figure(ctx: Context, studies: dict[str, dict[str, Any]], clip: float) -> None:
+def _surface_figure(results: Mapping[str, Any], clip: float) -> Drawn:
     import numpy as np
 
     from cnnlab import plotting
 
     fig = plotting.figure(figsize=(10, 4.8))
-    for k, (name, st) in enumerate(studies.items()):
+    for k, (name, st) in enumerate(results["measured"]["nets"].items()):
         ax = fig.add_subplot(1, 2, k + 1, projection="3d")
         c = np.array(st["coords"])
         a, b = np.meshgrid(c, c, indexing="ij")
@@ -288,14 +291,15 @@ def _surface_figure(ctx: Context, studies: dict[str, dict[str, Any]], clip: floa
         ax.set_xlabel("dir. 1", fontsize=8)
         ax.set_ylabel("dir. 2", fontsize=8)
         ax.set_zlabel("loss", fontsize=8)
-    fig.suptitle(f"Loss surface (clipped at {clip:.2g}). " + _stamp(ctx), fontsize=8)
+    fig.suptitle(f"Loss surface (clipped at {clip:.2g}). " + _stamp(results), fontsize=8)
     caption = "The same surfaces in 3-D (Li et al. Fig. 5 style), loss clipped for display."
-    ctx.figure("landscape_surfaces", fig, caption)
+    return Drawn("landscape_surfaces", fig, caption)
 
 
-def _interpolation_figure(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
+def _interpolation_figure(results: Mapping[str, Any]) -> Drawn:
     from cnnlab import plotting
 
+    studies = results["measured"]["nets"]
     fig = plotting.figure(figsize=(6.5, 4))
     ax = fig.add_subplot(1, 1, 1)
     acc = ax.twinx()
@@ -311,22 +315,22 @@ def _interpolation_figure(ctx: Context, studies: dict[str, dict[str, Any]]) -> N
     ax.legend(loc="upper left", fontsize=7)
     acc.legend(loc="upper right", fontsize=7)
     ax.set_title(f"Linear interpolation, {len(line['alpha'])} points, first "
-                 f"{ctx.settings['grid_images']} training images; tier {ctx.tier}",
+                 f"{results['settings']['grid_images']} training images; tier {results['tier']}",
                  fontsize=8)  # fmt: skip
     fig.tight_layout()
     caption = (
         "Loss and accuracy along the straight line from the initial to the trained weights "
         "(parameters and batch-norm statistics interpolated, eval mode)."
     )
-    ctx.figure("landscape_interpolation", fig, caption)
+    return Drawn("landscape_interpolation", fig, caption)
 
 
-def _curvature_figure(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
+def _curvature_figure(results: Mapping[str, Any]) -> Drawn:
     import numpy as np
 
     from cnnlab import plotting
 
-    s = ctx.settings
+    s, studies = results["settings"], results["measured"]["nets"]
     idx = sub_grid(s["grid"], s["hessian_points"])
     fig = plotting.figure(figsize=(9, 4.2))
     for k, (name, st) in enumerate(studies.items()):
@@ -348,13 +352,13 @@ def _curvature_figure(ctx: Context, studies: dict[str, dict[str, Any]]) -> None:
     fig.suptitle(
         f"|lambda_min / lambda_max| of the Hessian on a {len(idx)}x{len(idx)} sub-grid "
         f"({s['lanczos_steps']} Lanczos steps, {s['hessian_images']} images; 0 where "
-        f"lambda_min >= 0); tier {ctx.tier}",
+        f"lambda_min >= 0); tier {results['tier']}",
         fontsize=8,
     )
     fig.tight_layout()
-    ctx.figure("landscape_curvature", fig,
-               "Non-convexity (Li et al. Fig. 7): the ratio of the Hessian's extreme eigenvalues "
-               "at points of the surface; near 0 is locally convex.")  # fmt: skip
+    return Drawn("landscape_curvature", fig,
+                 "Non-convexity (Li et al. Fig. 7): the ratio of the Hessian's extreme "
+                 "eigenvalues at points of the surface; near 0 is locally convex.")  # fmt: skip
 
 
 # --- outcome --------------------------------------------------------------------------------------
@@ -493,4 +497,5 @@ EXPERIMENT = Experiment(
     run=run,
     jobs=_jobs,
     data=("fashion-mnist", "cifar10", "mnist"),
+    draw=_draw,
 )

@@ -24,17 +24,20 @@ augmentation themselves lower, so it would flatter them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab import table
-from cnnlab.experiments.base import Context, Experiment, Outcome
+from cnnlab.experiments.base import Context, Drawn, Experiment, Outcome
 from cnnlab.formats import percent
 
 if TYPE_CHECKING:
     from cnnlab.run.config import TrainConfig
 
 MARGIN = 0.5  # percentage points: a smaller difference from one seed decides nothing
+CURVES_DIR = "curves"  # OUT/curves/LABEL.json: eval-mode training accuracy after each epoch
 MODEL = "lenet5"
 LECTURE_RECIPE = "paper"  # SGD 0.01, momentum 0.9, plateau, weight decay 5e-4, batch 128
 
@@ -54,11 +57,20 @@ def _run_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _train(ctx: Context, label: str, **fields: Any) -> dict[str, Any]:
-    """One run of the pair: its curves, final test accuracy and eval-mode training accuracy."""
+    """One run of the pair: its curves, final test accuracy and eval-mode training accuracy.
+
+    Training accuracy has one definition everywhere (curves, table, verdict): the weights at
+    the end of the epoch evaluated on the run's training images in evaluation mode (dropout off,
+    no augmentation). The trainer's own ``train_acc`` (the mean over the epoch's batches in
+    training mode) is lowered by dropout and augmentation themselves, so it would flatter them.
+    """
+    from cnnlab.experiments.runs import training_seconds
+
+    curve = _train_accuracy_curve(ctx.out / CURVES_DIR / f"{label}.json")
     seen = _train_accuracy_callback()
     result = ctx.train(
         label,
-        callbacks=[seen],
+        callbacks=[curve, seen],
         recipe=LECTURE_RECIPE,
         test_every_epoch=True,
         **_run_fields(ctx.settings),
@@ -68,9 +80,13 @@ def _train(ctx: Context, label: str, **fields: Any) -> dict[str, Any]:
     history = result.history
     test_acc = 100 * result.test.top1
     train_acc = 100 * train_eval["top1"]
+    # The last epoch's weights are the final ones: its point is the final measurement.
+    kept = curve.read()
+    train_curve = [kept.get(str(h["epoch"])) for h in history[:-1]] + [train_eval["top1"]]
+    train_curve = [v if isinstance(v, (int, float)) else None for v in train_curve]
     return {
         "label": label,
-        "train_acc_epoch": [100 * h["train_acc"] for h in history],
+        "train_acc_eval_epoch": [None if v is None else 100 * v for v in train_curve],
         "train_loss_epoch": [h["train_loss"] for h in history],
         "test_acc_epoch": [100 * h["test_acc"] for h in history],
         "final_test_acc": test_acc,
@@ -78,7 +94,7 @@ def _train(ctx: Context, label: str, **fields: Any) -> dict[str, Any]:
         "gap": train_acc - test_acc,
         "train_images": train_eval["count"],
         "epochs": len(history),
-        "seconds": result.seconds,
+        "seconds": training_seconds(history),
         "recipe": _recipe_text(result.config),
     }
 
@@ -113,6 +129,35 @@ def _train_accuracy_callback() -> Any:
     return TrainAccuracy()
 
 
+def _train_accuracy_curve(path: Path) -> Any:
+    """A training callback: after each epoch, the weights' eval-mode accuracy on the training set.
+
+    Kept in ``path`` (``OUT/curves/LABEL.json``) as ``{epoch: top1}``, written before the
+    epoch's checkpoint, so a killed run resumes with its earlier epochs' points (a resumed run
+    repeats its epochs bitwise, so they stay true); ``read()`` returns them. A run reused
+    without training adds none.
+    """
+    from cnnlab import files
+    from cnnlab.errors import CnnlabError
+    from cnnlab.train.callbacks import Callback
+
+    class Curve(Callback):
+        def read(self) -> dict[str, float]:
+            if not path.is_file():
+                return {}
+            try:
+                kept = files.read_json(path)
+            except CnnlabError:  # a damaged curve loses its points, not the experiment
+                return {}
+            return kept if isinstance(kept, dict) else {}
+
+        def on_epoch_end(self, trainer: Any, record: dict[str, Any]) -> None:
+            scores = trainer.evaluate(trainer.data.train_x, trainer.data.train_y)
+            files.write_json_atomic(path, {**self.read(), str(record["epoch"]): scores.top1})
+
+    return Curve()
+
+
 def _reload(result: Any) -> dict[str, Any]:
     """The same measurement for a run finished earlier: its weights on its training images."""
     import cnnlab
@@ -127,70 +172,108 @@ def _reload(result: Any) -> dict[str, Any]:
 # --- figures and tables ---------------------------------------------------------------------------
 
 
-def _draw(ctx: Context, name: str, runs: list[dict[str, Any]], what: str) -> None:
-    """Accuracy curves (left) and the train-test gap or the training loss per epoch (right)."""
+COLOURS = ("tab:blue", "tab:red")  # without, with the technique
+
+
+def _runs(measured: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The pair's run records, in the order they trained (without, then with)."""
+    return [v for v in measured.values() if isinstance(v, dict) and "label" in v]
+
+
+def _nan(values: list[float | None]) -> list[float]:
+    return [math.nan if v is None else v for v in values]
+
+
+def _draw(results: Mapping[str, Any], what: str) -> list[Drawn]:
+    """Accuracy curves (left) and the train-test gap or the training loss per epoch (right).
+
+    Drawn from ``results.json`` alone; the right panel of a gap experiment ends at the gap the
+    table and the verdict state (the same fields).
+    """
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     from cnnlab import plotting
+    from cnnlab.experiments.figures import robust_limits
 
-    fig = plotting.figure(figsize=(10, 4))
+    name, runs = results["experiment"], _runs(results["measured"])
+    fig = plotting.figure(figsize=(10, 4.2))
     left, right = fig.subplots(1, 2)
-    for run, colour in zip(runs, ("tab:blue", "tab:red"), strict=True):
-        epochs = range(1, run["epochs"] + 1)
-        left.plot(epochs, run["train_acc_epoch"], "--", color=colour, lw=1, marker=".")
-        left.plot(
-            epochs,
-            run["test_acc_epoch"],
-            "-",
-            color=colour,
-            lw=2,
-            marker="o",
-            ms=3,
-            label=run["label"],
-        )
-        if what == "gap":
-            gap = [
-                a - b for a, b in zip(run["train_acc_epoch"], run["test_acc_epoch"], strict=True)
-            ]
-            right.plot(epochs, gap, "-", color=colour, marker="o", ms=3, label=run["label"])
+    losses: list[float | None] = []
+    # Results kept before issue 22 lack the eval-mode curve: their training accuracy is shown
+    # only where it was measured (the table's final figure), never the training-mode mean.
+    has_curve = all("train_acc_eval_epoch" in run for run in runs)
+    for run, colour in zip(runs, COLOURS, strict=False):
+        epochs = list(range(1, run["epochs"] + 1))
+        if has_curve:
+            left.plot(epochs, _nan(run["train_acc_eval_epoch"]), "--", color=colour, lw=1,
+                      marker=".")  # fmt: skip
         else:
-            right.plot(
-                epochs,
-                run["train_loss_epoch"],
-                "-",
-                color=colour,
-                marker="o",
-                ms=3,
-                label=run["label"],
+            left.plot([run["epochs"]], [run["final_train_acc"]], "D", color=colour, ms=6)
+        left.plot(epochs, run["test_acc_epoch"], "-", color=colour, lw=2, marker="o", ms=3,
+                  label=run["label"])  # fmt: skip
+        if what == "gap":
+            gap = (
+                [
+                    math.nan if a is None else a - b
+                    for a, b in zip(run["train_acc_eval_epoch"], run["test_acc_epoch"], strict=True)
+                ]
+                if has_curve
+                else [math.nan] * (run["epochs"] - 1) + [run["gap"]]  # only the final gap known
             )
-    left.set_title("accuracy (dashed: training, bold: test)", fontsize=10)
+            right.plot(epochs, gap, ls="-" if has_curve else "", color=colour,
+                       marker="o" if has_curve else "D", ms=3 if has_curve else 6,
+                       label=f"{run['label']}: {run['gap']:.2f} at the end")  # fmt: skip
+        else:
+            right.plot(epochs, _nan(run["train_loss_epoch"]), "-", color=colour, marker="o", ms=3,
+                       label=run["label"])  # fmt: skip
+            losses += run["train_loss_epoch"]
+    # Line styles in the legend as well as the colours: dashed training, bold test.
+    handles, labels = left.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], color="grey", ls="--", lw=1, marker=".")
+        if has_curve
+        else Line2D([], [], color="grey", ls="", marker="D"),
+        Line2D([], [], color="grey", lw=2),
+    ]
+    labels += ["training (eval mode)" if has_curve else "final training (eval mode)", "test"]
+    left.legend(handles, labels, fontsize=8)
+    left.set_title("accuracy after each epoch", fontsize=10)
     left.set_ylabel("accuracy (%)")
     if what == "gap":
-        right.set_title("training minus test accuracy", fontsize=10)
+        right.set_title("training (eval mode) minus test accuracy", fontsize=10)
         right.set_ylabel("percentage points")
         right.axhline(0, color="grey", lw=0.8)
     else:
-        right.set_title("training loss (mean over the epoch)", fontsize=10)
+        right.set_title("training loss (mean over the epoch, training mode)", fontsize=10)
         right.set_ylabel("cross-entropy")
+        robust_limits(right, losses)
+    right.legend(fontsize=8)
     for ax in (left, right):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend()
     images = runs[0]["train_images"]
-    fig.suptitle(f"{name}: LeNet-5 on {images:,} {ctx.data} training images, {ctx.tier} tier")
+    fig.suptitle(
+        f"{name}: LeNet-5 on {images:,} {results['data']} training images, {results['tier']} tier",
+        fontsize=10,
+    )
     fig.tight_layout()
     right_text = (
-        "the gap between them per epoch"
+        "the gap between them per epoch, ending at the gap the table states"
         if what == "gap"
         else "the training loss per epoch (how fast each net learns)"
     )
-    ctx.figure(
-        f"{name}_curves",
-        fig,
-        f"{name}: training (dashed, mean over each epoch in training mode) and test (bold) "
-        f"accuracy per epoch without and with the technique (left), and {right_text} (right).",
+    training = (
+        "dashed: the weights after each epoch on their training images in evaluation mode"
+        if has_curve
+        else "diamond: the final weights on their training images in evaluation mode"
     )
+    caption = (
+        f"{name}: training accuracy ({training}, the definition of the table) and test "
+        f"accuracy (bold) without and with the technique (left), and {right_text} (right)."
+    )
+    return [Drawn(f"{name}_curves", fig, caption)]
 
 
 def _table(runs: list[dict[str, Any]]) -> str:
@@ -212,11 +295,11 @@ def _table(runs: list[dict[str, Any]]) -> str:
 def _setup_text(ctx: Context, runs: list[dict[str, Any]]) -> str:
     r, limit = runs[0], ctx.settings.get("limit_test")
     tested = f"the first {limit:,}" if limit else "all"
-    times = ", ".join(f"{x['label']} {x['seconds']:.0f} s" for x in runs)
+    times = ", ".join(f"{x['label']} {x['seconds']:.0f} s" for x in runs)  # sum of its epochs
     return (
         f"Both runs: LeNet-5, the lecture recipe ({r['recipe']}), {r['epochs']} epoch(s) of "
         f"{r['train_images']:,} {ctx.data} training images, seed {ctx.seed}; test accuracy on "
-        f"{tested} test images. Training time: {times}."
+        f"{tested} test images. Training time (the sum of each run's epochs): {times}."
     )
 
 
@@ -267,7 +350,6 @@ def run_batchnorm(ctx: Context) -> Outcome:
     off = _train(ctx, "without-bn", model=MODEL)
     on = _train(ctx, "with-bn", model="lenet5_bn")
     runs = [off, on]
-    _draw(ctx, "batchnorm", runs, "loss")
     target = off["test_acc_epoch"][-1]
     reached = _first_epoch_reaching(on["test_acc_epoch"], target)
     epochs = off["epochs"]
@@ -314,7 +396,6 @@ def _gap_experiment(
     ``off`` and ``on`` are (run label, TrainConfig fields that differ) pairs.
     """
     runs = [_train(ctx, label, model=MODEL, **fields) for label, fields in (off, on)]
-    _draw(ctx, name, runs, "gap")
     held, verdict = _gap_verdict(*runs, technique)
     return Outcome(
         measured=_measured(runs),
@@ -366,11 +447,12 @@ BATCHNORM = Experiment(
     source="Ioffe & Szegedy 2015; d2l Sec. 8.5 (LeNet with batch norm)",
     tiers=_tiers(
         # d2l's setting: 10 epochs of the full training split (55,000 here, 5,000 held out).
-        {"epochs": 10, "val_size": 5_000, "expected_s": 240},
+        {"epochs": 10, "val_size": 5_000},
         {"epochs": 30, "val_size": 5_000, "expected_s": 600},
     ),
     run=run_batchnorm,
     jobs=lambda settings: 4,
+    draw=lambda results: _draw(results, "loss"),
 )
 
 # Overfitting needs a small training set (5,000 images at the quick tier give LeNet-5 room to
@@ -381,7 +463,6 @@ _OVERFIT_QUICK = {
     "limit_train": 5_000,
     "val_size": 1_000,
     "schedule": "constant",
-    "expected_s": 180,
 }
 _OVERFIT_FULL = {
     "epochs": 100,
@@ -402,6 +483,7 @@ DROPOUT = Experiment(
     tiers=_tiers(_OVERFIT_QUICK, _OVERFIT_FULL),
     run=run_dropout,
     jobs=lambda settings: 4,
+    draw=lambda results: _draw(results, "gap"),
 )
 
 AUGMENTATION = Experiment(
@@ -416,4 +498,5 @@ AUGMENTATION = Experiment(
     tiers=_tiers(_OVERFIT_QUICK, _OVERFIT_FULL),
     run=run_augmentation,
     jobs=lambda settings: 4,
+    draw=lambda results: _draw(results, "gap"),
 )

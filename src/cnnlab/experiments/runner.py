@@ -29,11 +29,16 @@ from cnnlab import __version__, files
 from cnnlab.errors import ConfigError, DataError
 from cnnlab.experiments.base import (
     CLOCK_FILE,
+    JUDGED,
+    LEARNED_MARGIN,
+    NOT_LEARNED,
     REQUEST_FILE,
     RESULTS_FILE,
+    SMOKE,
     SUMMARY_FILE,
     TIERS,
     Context,
+    Drawn,
     Experiment,
     Outcome,
     json_ready,
@@ -93,7 +98,7 @@ def run_experiment(
     files.write_json_atomic(folder / REQUEST_FILE, json_ready(request))
     say = _printer(quiet)
     jobs = experiment.jobs(settings)
-    say(_announcement(name, tier, data, jobs, settings, folder))
+    say(_announcement(experiment, tier, data, jobs, folder))
     bar = _progress_bar(jobs, name, quiet)
     ctx = Context(
         tier=tier,
@@ -114,24 +119,84 @@ def run_experiment(
         if bar is not None:
             bar.close()
     load = [load_start, _load_average()]
+    record = json_ready({"measured": outcome.measured, "settings": settings})
+    record.update(experiment=name, data=data, tier=tier)
+    for drawn in draw_figures(experiment, record):
+        ctx.figure(drawn.name, drawn.figure, drawn.caption)
     results = results_record(experiment, ctx, outcome, time.perf_counter() - t0, resumed, load)
     files.write_json_atomic(folder / CLOCK_FILE, {"seconds": results["seconds"]})
     write_results(folder, results)
     return ExperimentResult(folder, results, outcome)
 
 
-def _announcement(
-    name: str, tier: str, data: str, jobs: int, settings: Mapping[str, Any], folder: Path
-) -> str:
+def _announcement(experiment: Experiment, tier: str, data: str, jobs: int, folder: Path) -> str:
     """What is about to run, and for how long (printed before it starts)."""
-    expected = format_seconds(settings.get("expected_s", 0))
+    from cnnlab.experiments.timings import expected
+
     text = (
-        f"{name} ({tier} tier, {data}): {jobs} job(s), expected about {expected} on an idle "
-        f"2-core CPU; results in {folder}"
+        f"{experiment.name} ({tier} tier, {data}): {jobs} job(s), expected time "
+        f"{expected(experiment, tier).words()}; results in {folder}"
     )
     if tier == "full":
         text += f"; stop it any time and continue with --resume --out {folder}"
     return text
+
+
+def draw_figures(experiment: Experiment, results: Mapping[str, Any]) -> list[Drawn]:
+    """The experiment's figures drawn from a ``results.json`` record (its numbers as kept).
+
+    ``results`` needs ``experiment``, ``measured``, ``settings``, ``data`` and ``tier``
+    (``results.json`` has them all); it is read back as
+    JSON first, so a figure drawn now and one redrawn from the kept file are the same.
+    """
+    if experiment.draw is None:
+        return []
+    import json
+
+    return experiment.draw(json.loads(json.dumps(json_ready(dict(results)))))
+
+
+def judge(ctx: Context, outcome: Outcome) -> dict[str, Any]:
+    """The verdict to report: the experiment's own, or why there is none.
+
+    The smoke tier only checks that the machinery runs, so it gives no verdict. Otherwise a
+    verdict needs the networks it rests on (``outcome.learners``, default every run) to have
+    learned: test accuracy at least chance plus :data:`LEARNED_MARGIN`.
+
+    Returns:
+        ``held``, ``verdict``, ``judged`` (``verdict``, ``did not learn`` or ``smoke``) and
+        ``learned``: per run its test accuracy, chance and the accuracy a verdict needs.
+    """
+    labels = ctx.runs if outcome.learners is None else list(outcome.learners)
+    learned = {}
+    for label in labels:
+        top1, classes = ctx.trained[label]
+        chance = 1 / classes
+        needed = chance + LEARNED_MARGIN
+        learned[label] = {"test_accuracy": top1, "chance": chance, "needed": needed}
+    scores = ", ".join(f"{label} {v['test_accuracy']:.2%}" for label, v in learned.items())
+    chance_text = ""
+    if learned:
+        first = next(iter(learned.values()))
+        chance_text = (
+            f"; chance {first['chance']:.1%}, a verdict needs {first['needed']:.1%} or more"
+        )
+    if ctx.tier == SMOKE:
+        verdict = (
+            f"no verdict: the smoke tier checks that the machinery runs ({len(ctx.runs)} run(s), "
+            f"{len(ctx.figures)} figure(s)), it is too short to test the claim"
+            + (f" (test accuracy {scores}{chance_text})" if learned else "")
+            + "; run --tier quick for a verdict."
+        )
+        return {"held": None, "verdict": verdict, "judged": SMOKE, "learned": learned}
+    if any(v["test_accuracy"] < v["needed"] for v in learned.values()):
+        verdict = (
+            f"inconclusive: the networks did not learn at this tier (test accuracy {scores}"
+            f"{chance_text}), so their numbers cannot test the claim; a verdict needs networks "
+            "that learn (a longer tier, or a lower learning rate for a run that diverged)."
+        )
+        return {"held": None, "verdict": verdict, "judged": NOT_LEARNED, "learned": learned}
+    return {"held": outcome.held, "verdict": outcome.verdict, "judged": JUDGED, "learned": learned}
 
 
 # --- choosing the data and the folder -------------------------------------------------------------
@@ -169,12 +234,15 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
     holds = folder.is_dir() and any(folder.iterdir())
     if holds and not is_experiment:
         raise ConfigError(
-            f"{folder} holds other files and no experiment ({REQUEST_FILE}): choose an empty "
-            "or new folder with --out NEW_DIR"
+            f"{folder} holds {_contents(folder)} and no experiment ({REQUEST_FILE}): choose an "
+            "empty or new folder with --out NEW_DIR"
         )
     if holds and not resume:
+        old = read_record(saved, folder)
+        state = "finished" if (folder / RESULTS_FILE).exists() else "unfinished"
         raise ConfigError(
-            f"{folder} already holds an experiment: pass --resume to continue it, or --out NEW_DIR"
+            f"{folder} already holds experiment {old.get('experiment')!r} ({old.get('tier')} "
+            f"tier, {state}): pass --resume to continue it, or --out NEW_DIR"
         )
     if not (resume and is_experiment):
         return holds
@@ -195,6 +263,13 @@ def check_folder(folder: Path, request: dict[str, Any], resume: bool) -> bool:
             "start a new experiment with --out NEW_DIR"
         )
     return True
+
+
+def _contents(folder: Path, shown: int = 3) -> str:
+    """What a folder holds, for an error: ``notes.txt, data/ and 4 more``."""
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    text = ", ".join(repr(n) for n in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 # --- the runs -------------------------------------------------------------------------------------
@@ -227,6 +302,7 @@ def results_record(
     ``load`` is the 1-minute load average at the start and end of this invocation: other jobs
     on the machine slow every timing down.
     """
+    judged = judge(ctx, outcome)
     return json_ready(
         {
             "experiment": experiment.name,
@@ -238,8 +314,13 @@ def results_record(
             "source": experiment.source,
             "settings": dict(ctx.settings),
             "measured": outcome.measured,
-            "held": outcome.held,
-            "verdict": outcome.verdict,
+            "held": judged["held"],
+            "verdict": judged["verdict"],
+            "judged": judged["judged"],
+            "learned": judged["learned"],
+            # What the experiment's numbers alone say, before the checks above (for tests and
+            # the curious; never shown as the verdict).
+            "reading": {"held": outcome.held, "verdict": outcome.verdict},
             "findings": outcome.findings,
             "departures": outcome.departures,
             "paper": outcome.paper,

@@ -75,3 +75,13 @@ def _eval_result(test: Mapping[str, Any]) -> EvalResult:
 
 
 # --- results --------------------------------------------------------------------------------------
+
+
+def training_seconds(history: Sequence[Mapping[str, Any]]) -> float:
+    """Seconds the run spent training: the sum of its epochs' times (its history).
+
+    The same for a run trained now, resumed after a kill, or reused from an earlier invocation
+    (whose ``RunResult.seconds`` is only what its last invocation spent). Validation and the
+    final test are not included; an epoch interrupted mid-way counts its resumed part.
+    """
+    return float(sum(h.get("seconds", 0.0) for h in history))
