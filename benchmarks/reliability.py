@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +39,18 @@ from tests.reliability.harness import (
     write_kill_trials,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 FULL = {"kill_resume": 20, "write_kills": 50, "idx": 1000, "images": 1000}
+# The generated hostile-input suites (every case: exit 0 or 2 with one line, no traceback, no
+# hang, the right answer), run by pytest and counted through tests/helpers/tally.py.
+HOSTILE_SUITES = (
+    "tests/test_hostile_weights.py",
+    "tests/test_hostile_runs.py",
+    "tests/test_hostile_folders.py",
+    "tests/test_hostile_experiments.py",
+)
+# How a failure line reads, by kind (the suites' own assertion messages).
+FAILURE_KINDS = (("traceback", ("Traceback",)), ("hang", ("hung", "hang", "Timeout")))
 QUICK = {"kill_resume": 3, "write_kills": 8, "idx": 100, "images": 100}
 
 
@@ -62,6 +74,60 @@ def compact(result: dict[str, Any], keep: int = 20) -> dict[str, Any]:
     }
 
 
+def hostile_trials(work: Path) -> list[Result]:
+    """The hostile suites, one row per surface: bad inputs, clean, traceback, hang, other."""
+    tally_file = work / "hostile-tally.jsonl"
+    tally_file.unlink(missing_ok=True)
+    env = {**os.environ, "CNNLAB_HOSTILE_TALLY": str(tally_file), "PYTHONHASHSEED": "0"}
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            *HOSTILE_SUITES,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        check=False,  # failures are counted from the tally, not from the exit status
+    )
+    seconds = time.perf_counter() - t0
+    rows: dict[str, dict[str, Any]] = {}
+    lines = tally_file.read_text().splitlines() if tally_file.is_file() else []
+    for line in lines:
+        group = json.loads(line)
+        row = rows.setdefault(group["surface"], {"cases": 0, "failures": []})
+        row["cases"] += group["cases"]
+        row["failures"] += group["failures"]
+    results = []
+    for surface, row in rows.items():
+        kinds = dict.fromkeys([name for name, _ in FAILURE_KINDS] + ["other"], 0)
+        for failure in row["failures"]:
+            kind = next((n for n, marks in FAILURE_KINDS if any(m in failure for m in marks)), None)
+            kinds[kind or "other"] += 1
+        failed = len(row["failures"])
+        outcome = (
+            f"{row['cases'] - failed} clean (one line or the right answer), "
+            f"{kinds['traceback']} tracebacks, {kinds['hang']} hangs, "
+            f"{kinds['other']} wrong answers or unclean ends"
+        )
+        details = [{"problems": f} for f in row["failures"]]
+        results.append(
+            Result(
+                f"hostile {surface}", row["cases"], row["cases"] - failed, outcome, details, seconds
+            )
+        )
+    if not results:
+        results.append(Result("hostile suites", 1, 0, "no case was counted: did pytest run?"))
+    return results
+
+
 def to_markdown(results: list[Result], header: str) -> str:
     lines = [header, "", "| trial | count | passed | outcome |", "|---|---:|---:|---|"]
     for r in results:
@@ -76,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="write the markdown table here")
     parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one)")
     parser.add_argument(
-        "--only", help="comma-separated trial groups: kill,writes,disk,nan,malicious,data,modes"
+        "--only",
+        help="comma-separated trial groups: kill,writes,disk,nan,malicious,data,modes,hostile",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     counts = QUICK if args.quick else FULL
-    groups = set((args.only or "kill,writes,disk,nan,malicious,data,modes").split(","))
+    groups = set((args.only or "kill,writes,disk,nan,malicious,data,modes,hostile").split(","))
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -100,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ),
             ("modes", lambda: image_mode_trials(work)),
+            ("hostile", lambda: hostile_trials(work)),
         ]
         for group, trial in plan:
             if group not in groups:

@@ -61,3 +61,24 @@ def server():
     s = Server()
     yield s
     s.close()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count each ``hostile``-marked case for ``benchmarks/reliability.py`` (helpers.tally)."""
+    from helpers import tally
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the controller records what workers report
+        return
+    surface = dict(report.user_properties).get("hostile_surface")
+    if surface and (report.when == "call" or (report.when == "setup" and report.failed)):
+        failure = f"{report.nodeid}: {str(report.longrepr).splitlines()[-1][:300]}"
+        tally.record(surface, 1, [failure] if report.failed else [])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Carry a test's ``hostile`` marker onto its report (user properties cross xdist workers)."""
+    outcome = yield
+    marker = item.get_closest_marker("hostile")
+    if marker is not None:
+        outcome.get_result().user_properties.append(("hostile_surface", marker.args[0]))

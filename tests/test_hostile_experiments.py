@@ -113,6 +113,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.hostile("experiment folders")
 @pytest.mark.parametrize(("file", "name", "damage"), CASES, ids=[f"{f}:{n}" for f, n, _ in CASES])
 def test_a_damaged_experiment_resumes_or_says_why_in_one_line(
     finished: Path, tmp_path: Path, capsys, file: str, name: str, damage: Damage

@@ -588,6 +588,7 @@ def check_labels(root: Path, record: dict) -> None:
             seen.add(real)
 
 
+@pytest.mark.hostile("image folders")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_folder(case: Case, tmp_path: Path) -> None:
     root, run = tmp_path / "data", tmp_path / "run"
@@ -665,6 +666,7 @@ PREDICT: list[tuple[str, Callable[[Path], None], int]] = [
 ]
 
 
+@pytest.mark.hostile("image folders")
 @pytest.mark.parametrize("name, make, rc", PREDICT, ids=[c[0] for c in PREDICT])
 def test_hostile_predict(name: str, make, rc: int, photo_run: Path, tmp_path: Path) -> None:
     path = tmp_path / ("new\nline.jpg" if "newline" in name else f"{name}.jpg")

@@ -53,7 +53,7 @@ from safetensors.torch import save_file
 
 import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli import main
-from helpers import subprocess_env
+from helpers import subprocess_env, tally
 from helpers.datasets import has_fashion_mnist
 from helpers.runs import SMALL
 from helpers.sealing import reseal, sealed_record
@@ -935,6 +935,7 @@ def test_damaged_runs_give_one_clean_line_or_a_damaged_row(
             check_case(case, pristine, tmp_path / f"c{i}")
         except AssertionError as err:
             failures.append(f"{case.id}: {str(err).splitlines()[0] if str(err) else 'failed'}")
+    tally.record("run directories", len(cases), failures)
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 
 
@@ -981,7 +982,8 @@ def test_a_fifo_in_place_of_any_run_file_never_hangs(pristine: Path, tmp_path: P
         ]
     child = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps([argv for *_, argv in plan])],
-        cwd=Path(__file__).resolve().parent,
+        # The test's own directory: `cnnlab runs` prints paths relative to it, as in-process.
+        cwd=Path.cwd(),
         env=subprocess_env(),
         capture_output=True,
         text=True,

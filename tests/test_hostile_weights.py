@@ -61,7 +61,7 @@ from cnnlab.registry import create_model
 from cnnlab.runmeta import RunMeta
 from cnnlab.train.checkpoint import save_model
 from cnnlab.weights import Preprocessing, convert_pth
-from helpers import subprocess_env
+from helpers import subprocess_env, tally
 from helpers.datasets import has_fashion_mnist
 from helpers.optional import needs_onnx
 from helpers.runs import SMALL
@@ -980,6 +980,7 @@ def test_hostile_weights_give_one_clean_line(group: str, base: Base, tmp_path: P
             check_case(case, base, tmp_path / f"c{i}")
         except AssertionError as err:
             failures.append(str(err).splitlines()[0] if str(err) else f"{case.id}: failed")
+    tally.record("weights files", len(cases), failures)
     assert not failures, f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
 
 

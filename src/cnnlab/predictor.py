@@ -301,12 +301,15 @@ def bytes_per_image(meta: RunMeta, tta: bool = False) -> int:
     inference keeps alive). At the default size or below, the input alone: the model's own
     memory there is what the zoo is built and tested at.
     """
-    from cnnlab.errors import CnnlabError
+    from cnnlab.errors import CnnlabError, UnknownModelError
     from cnnlab.registry import model_info
 
     c, h, w = meta.input_size
     total = (1 + tta) * c * h * w * 4  # float32 input
-    _, def_h, def_w = model_info(meta.model).input_size
+    try:
+        _, def_h, def_w = model_info(meta.model).input_size
+    except UnknownModelError:  # a model built in code (a benchmark's): the input is all we know
+        return total
     if h * w <= def_h * def_w:
         return total
     from cnnlab.analysis.report import analyze
