@@ -6,7 +6,11 @@ these pieces, and everything that uses one (``cnnlab eval``, ``predict``, ``expo
 :mod:`cnnlab.train`.
 
 * :class:`~cnnlab.run.layout.RunFiles` -- the run directory's file names and readers.
-* :mod:`~cnnlab.run.tensorfile` -- cnnlab's safetensors files, validated before any tensor is read.
+* :mod:`~cnnlab.run.records` -- typed, checked readers of every run file (``results.json``,
+  ``metrics.jsonl``, ``config.json``, checkpoint records, ``splits.json``): a damaged file is one
+  line, ``damaged run DIR: FILE: what is wrong`` (:class:`~cnnlab.run.records.DamagedRunError`).
+* :mod:`~cnnlab.run.tensorfile` -- cnnlab's safetensors files, validated before any tensor is
+  read, each carrying the SHA-256 of its content and refused when it no longer matches.
 * :mod:`~cnnlab.run.checkpoints` -- which checkpoint pairs exist and which are valid.
 * :func:`~cnnlab.run.load.load_trained` -- the network back from a run or a file cnnlab wrote;
   :func:`cnnlab.load` wraps it with preprocessing for prediction.
