@@ -102,8 +102,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         images = [str(p) for p in sample_images(args.run, args.images, Path(tmp))]
         commands = {
-            "eval": ["eval", str(args.run), "--threads", "2"],
-            "predict": ["predict", str(args.run), *images, "--threads", "2"],
+            "eval": ["eval", str(args.run)],
+            "predict": ["predict", str(args.run), *images],
         }
         times: dict[str, dict[str, list[tuple[float, float]]]] = {
             c: {t: [] for t in trees} for c in commands

@@ -10,6 +10,7 @@ import ast
 import difflib
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -96,10 +97,23 @@ def test_the_zoo_hash_ignores_a_comment_but_not_a_code_change(tmp_path: Path) ->
 
 def test_a_stale_or_missing_facts_file_warns_naming_the_command(tmp_path: Path) -> None:
     stale = json.loads(FACTS_PATH.read_text(encoding="utf-8"))
-    stale["zoo_sha256"] = "0" * 64  # as after an edit to a model's code
+    stale["zoo_sha256"] = stale["zoo_bytes_sha256"] = "0" * 64  # as after an edit to a model
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(stale))
     with pytest.warns(StaleFactsWarning, match=GENERATE):
         assert read_facts(path) == {}
     with pytest.warns(StaleFactsWarning, match="cannot be read"):
         assert read_facts(tmp_path / "missing.json") == {}
+
+
+def test_files_that_differ_only_in_bytes_keep_facts_fresh_through_their_syntax(
+    tmp_path: Path,
+) -> None:
+    """The fast check (bytes) failing, as after a comment edit, falls back to the syntax trees."""
+    edited = json.loads(FACTS_PATH.read_text(encoding="utf-8"))
+    edited["zoo_bytes_sha256"] = "0" * 64
+    path = tmp_path / "facts.json"
+    path.write_text(json.dumps(edited))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StaleFactsWarning)
+        assert read_facts(path) == edited["models"]

@@ -83,7 +83,7 @@ def test_listing_and_reading_facts_import_neither_torch_nor_the_zoo() -> None:
 
 def test_a_zoo_changed_since_the_file_was_written_is_imported_instead(tmp_path: Path) -> None:
     stale = json.loads(FACTS_PATH.read_text(encoding="utf-8"))
-    stale["zoo_sha256"] = "0" * 64  # as after an edit to a model's source
+    stale["zoo_sha256"] = stale["zoo_bytes_sha256"] = "0" * 64  # as after an edit to a model
     stale["models"]["vgg16"]["num_params"] = 1  # a figure that must not be believed
     path = tmp_path / "facts.json"
     path.write_text(json.dumps(stale))

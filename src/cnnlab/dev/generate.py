@@ -60,7 +60,12 @@ def zoo_facts() -> dict[str, Any]:
         if row["module"].startswith(ZOO + "."):
             row["macs"] = int(analyze(name, count="conv-linear").totals["macs"])
             rows[name] = row
-    return {"about": ABOUT, "zoo_sha256": zoo_sha256(), "models": rows}
+    return {
+        "about": ABOUT,
+        "zoo_sha256": zoo_sha256(),
+        "zoo_bytes_sha256": zoo_sha256(syntax=False),
+        "models": rows,
+    }
 
 
 def facts_text() -> str:
