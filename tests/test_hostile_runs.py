@@ -992,7 +992,13 @@ def test_a_fifo_in_place_of_any_run_file_never_hangs(pristine: Path, tmp_path: P
     assert child.returncode == 0, child.stderr[-3000:]
     results = [json.loads(line) for line in child.stdout.splitlines()]
     assert len(results) == len(plan), child.stdout[-3000:]
+    failures = []
     for (case, name, run, argv), got in zip(plan, results, strict=True):
         outcome = Outcome(got["rc"], got["out"], got["err"])
-        check_clean(outcome, argv)
-        check_answer(case, name, run, outcome, pristine)
+        try:
+            check_clean(outcome, argv)
+            check_answer(case, name, run, outcome, pristine)
+        except AssertionError as err:
+            failures.append(f"{case.id}: {str(err).splitlines()[0] if str(err) else 'failed'}")
+    tally.record("run directories", len({case.id for case, *_ in plan}), failures)
+    assert not failures, "\n".join(failures)
