@@ -11,6 +11,14 @@ recipe, nothing tuned per run):
   larger ones takes far too long, so ``--limit-train`` (with ``--val-size`` and ``--limit-test``)
   shortens this part; the table says so.
 
+* ``short``: the smallest model of every family on few images, as a student's quick try or a
+  studio job: ``--limit-train 1000 --epochs 2`` and ``--limit-train 5000 --epochs 1`` (seed 0,
+  ``--val-size 1000 --limit-test 2000``), after the one-cycle warm-up got its floor in steps
+  (``cnnlab.run.schedule.WARMUP_MIN_STEPS``) and short runs their smaller batch and learning
+  rate (``cnnlab.train.recipes.MIN_EPOCH_STEPS``). Before, ``fastnet --epochs 1 --limit-train 5000``
+  blew up (loss 10.8). Its results go to ``benchmarks/results/recipe_robustness_short.json``
+  with the machine (CPU name) and the table to docs/training.md's "Short runs" block.
+
 Each run's status (``finished``, or ``failed`` with the stall guard's reason), validation and test
 accuracy and wall time go into ``benchmarks/results/recipe_robustness.json``; ``--docs`` rewrites
 the table between the markers in ``docs/training.md`` from that file::
@@ -18,6 +26,7 @@ the table between the markers in ``docs/training.md`` from that file::
     .venv/bin/python benchmarks/recipe_robustness.py --part lenet
     .venv/bin/python benchmarks/recipe_robustness.py --part families --limit-train 4096
     .venv/bin/python benchmarks/recipe_robustness.py --docs       # table from the JSON only
+    .venv/bin/python benchmarks/recipe_robustness.py --part short [--docs]
 
 Runs already in the JSON file are kept and not run again (``--fresh`` starts over), so the two
 parts, or an interrupted run, add up in one file.
@@ -41,6 +50,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "recipe_robustness.json"
 DOCS = ROOT / "docs" / "training.md"
 START, END = "<!-- recipe_robustness:start -->", "<!-- recipe_robustness:end -->"
+SHORT_RESULTS = ROOT / "benchmarks" / "results" / "recipe_robustness_short.json"
+SHORT_START, SHORT_END = "<!-- recipe_short:start -->", "<!-- recipe_short:end -->"
+# (training images, epochs) of the short part: the ends of "1,000-5,000 images for 1-2 epochs".
+SHORT_RUNS = ((1000, 2), (5000, 1))
+SHORT_FLAGS = ["--val-size", "1000", "--limit-test", "2000"]
 LENET_SEEDS = range(20)
 FAMILY_SEEDS = range(3)
 TARGET = 0.85  # the acceptance: lenet5 --epochs 2 at least 85% test accuracy on every seed
@@ -120,6 +134,58 @@ def planned(
     ]
 
 
+def run_short(path: Path, only: set[str] | None, fresh: bool) -> dict[str, Any]:
+    """The short part: every family's smallest model on 1,000 and 5,000 images (seed 0)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from machine import header
+
+    from cnnlab.registry import model_info
+
+    data = {"runs": []} if fresh or not path.exists() else json.loads(path.read_text())
+    data |= header("recipe_robustness --part short")
+    for model in smallest_per_family().values():
+        if only is not None and model not in only:
+            continue
+        for images, epochs in SHORT_RUNS:
+            key = (model, images, epochs)
+            if any((r["model"], r["images"], r["epochs"]) == key for r in data["runs"]):
+                continue
+            flags = ["--limit-train", str(images), *SHORT_FLAGS]
+            run = {"family": model_info(model).family, "images": images}
+            run |= train_once(model, 0, epochs, flags)
+            print(
+                f"{model} {images} images x{epochs}: {run['status']} test "
+                f"{pct(run['test_top1'])} loss {run['train_loss']} {run['seconds']} s",
+                flush=True,
+            )
+            data["runs"].append(run)
+            save(path, data)
+    return data
+
+
+def short_markdown(data: dict[str, Any]) -> str:
+    """The "Short runs" table of docs/training.md."""
+    models = list(dict.fromkeys(r["model"] for r in data["runs"]))  # in the order first run
+    runs = sorted(data["runs"], key=lambda r: (models.index(r["model"]), r["images"]))
+    cpu = data["machine"].get("cpu", "?")
+    lines = [
+        f"`cnnlab train MODEL --limit-train N --epochs E --val-size 1000 --limit-test 2000`, "
+        f"seed 0, fast recipe, on {cpu} ({data['machine'].get('cores', '?')} cores shared with "
+        "other jobs): training loss per epoch, last validation and test accuracy.",
+        "",
+        "| model | family | N, E | status | training loss | val acc | test acc | wall s |",
+        "|---|---|---|---|---|---:|---:|---:|",
+    ]
+    for r in runs:
+        losses = ", ".join(f"{x:.3f}" for x in r["train_loss"])
+        val = pct(r["val_acc"][-1] if r["val_acc"] else None)
+        lines.append(
+            f"| {r['model']} | {r['family']} | {r['images']:,}, {r['epochs']} | {r['status']} | "
+            f"{losses} | {val} | {pct(r['test_top1'])} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
@@ -180,18 +246,20 @@ def _family_table(families: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_docs(markdown: str, docs: Path = DOCS) -> None:
+def write_docs(markdown: str, docs: Path = DOCS, start: str = START, end: str = END) -> None:
     text = docs.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{docs} has no {START} ... {END} block to fill")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    docs.write_text(f"{head}{START}\n{markdown}{END}{tail}")
+    if start not in text or end not in text:
+        raise SystemExit(f"{docs} has no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    docs.write_text(f"{head}{start}\n{markdown}{end}{tail}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("lenet", "families", "both"), help="what to run")
+    parser.add_argument(
+        "--part", choices=("lenet", "families", "both", "short"), help="what to run"
+    )
     parser.add_argument("--limit-train", type=int, help="families part: training images")
     parser.add_argument("--models", help="families part: only these models (comma-separated)")
     parser.add_argument("--val-size", type=int, default=1000, help="with --limit-train")
@@ -203,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from cnnlab.registry import model_info
 
+    if args.part == "short":
+        only = set(args.models.split(",")) if args.models else None
+        short = run_short(SHORT_RESULTS, only, args.fresh)
+        markdown = short_markdown(short)
+        print(markdown)
+        if args.docs:
+            write_docs(markdown, start=SHORT_START, end=SHORT_END)
+        return 0
     data = {"runs": []} if args.fresh else load(args.json)
     limit: list[str] = []
     if args.limit_train:

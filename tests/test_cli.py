@@ -272,6 +272,28 @@ def test_data_fetch_finds_existing_and_folder_info(no_user_data: Path, capsys) -
     assert "nothing to fetch" in capsys.readouterr().err
 
 
+@needs_fashion_mnist
+def test_data_sample_writes_test_images_named_by_their_class(tmp_path: Path, capsys) -> None:
+    from cnnlab.data import dataset_info, load_dataset
+
+    out = tmp_path / "samples"
+    assert main(["data", "sample", "fashion-mnist", "-n", "1", "--each-class", "-o", str(out)]) == 0
+    assert "10 test images in" in capsys.readouterr().out
+    images, labels = load_dataset("fashion-mnist", "test")
+    classes = dataset_info("fashion-mnist").classes
+    files = sorted(out.glob("*.png"), key=lambda p: int(p.name.split("-")[0]))
+    assert len(files) == 10 and files[0].name == "0-ankle-boot.png"
+    for path in files:  # the dataset's own pixels, each class once, named by its true class
+        index = int(path.name.split("-")[0])
+        assert np.array_equal(np.asarray(Image.open(path)), images[index, 0].numpy())
+    assert sorted(int(labels[int(p.name.split("-")[0])]) for p in files) == list(range(10))
+    assert {p.name.split("-", 1)[1] for p in files} == {
+        "-".join(c.lower().replace("/", " ").split()) + ".png" for c in classes
+    }
+    assert main(["data", "sample", "fashion-mnist", "-n", "0", "-o", str(out)]) == 2
+    assert "-n must be between 1 and" in _one_line_error(capsys)
+
+
 # --- filter -----------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ first batch as the model saw it, the Grad-CAM hook, and the per-class arithmetic
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shlex
@@ -89,21 +90,49 @@ def test_interrupted_run_shows_its_newest_checkpoint(trained_run: Path, tmp_path
 
 
 def test_the_command_reproduces_the_stored_config(trained_run: Path) -> None:
+    """Both commands train the stored config: the short one through the recipe (it names only
+    what the run chose), the pinned one with every recipe value spelled out."""
     import json
 
     from cnnlab.cli.train import parse
-    from cnnlab.run.config import from_dict
+    from cnnlab.run.config import from_dict, recipe_fields
+    from cnnlab.train.recipes import resolve
 
     stored = from_dict(json.loads((trained_run / "config.json").read_text()))
-    command = page.train_command(stored)
-    argv = shlex.split(command)
-    assert argv[:3] == ["cnnlab", "train", "tinynet"]
-    config, _ = parse(argv[2:])
-    for name in ("resume", "progress"):  # how a run is watched, not what it trains
-        setattr(config, name, getattr(stored, name))
-    assert config == stored
+    baseline = resolve(dataclasses.replace(stored, **dict.fromkeys(recipe_fields())), set())[0]
+    for short in (False, True):
+        argv = shlex.split(page.train_command(stored, baseline=baseline if short else None))
+        assert argv[:3] == ["cnnlab", "train", "tinynet"]
+        config, given = parse(argv[2:])
+        config = resolve(config, given)[0] if short else config
+        for name in ("resume", "progress"):  # how a run is watched, not what it trains
+            setattr(config, name, getattr(stored, name))
+        assert config == stored, short
     ddp = page.train_command(stored, world_size=2)
     assert ddp.startswith("torchrun --standalone --nproc_per_node 2 -m cnnlab train tinynet")
+
+
+def test_the_command_names_only_what_differs_from_the_recipe() -> None:
+    from cnnlab.run.config import TrainConfig
+    from cnnlab.train.recipes import resolve
+
+    config = resolve(TrainConfig(model="lenet5", epochs=3, lr=0.05), {"epochs", "lr"})[0]
+    baseline = resolve(TrainConfig(model="lenet5"), set())[0]  # no recipe field given
+    short = page.train_command(config, baseline=baseline)
+    assert short == "cnnlab train lenet5 --epochs 3 --lr 0.05"
+    pinned = page.train_command(config)
+    assert "--weight-decay" in pinned and "--batch-size" in pinned
+
+
+def test_label_smoothing_explains_the_training_loss_floor() -> None:
+    """Smoothing 0.1 over 10 classes: targets 0.91 and 0.01, whose entropy is the floor."""
+    import math
+
+    floor = page.smoothing_floor(0.1, 10)
+    assert math.isclose(floor, -(0.91 * math.log(0.91) + 9 * 0.01 * math.log(0.01)))
+    assert page.smoothing_floor(0.0, 10) == 0.0
+    text = page.smoothing_note(0.1, 10)
+    assert "0.50" in text and "cannot reach 0" in text and "validation loss" in text
 
 
 def _first_input_matches_the_page(argv: list[str], out: Path) -> None:

@@ -87,3 +87,41 @@ def test_report_renders_offline_in_chromium(trained_run: Path, tmp_path: Path, b
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1200, min(height, 16000))
     assert browser.save_screenshot(str(tmp_path / "report.png"))
+
+
+# Each table's overflow past its container, in CSS pixels (0 when it fits).
+_OVERFLOW = (
+    "return Array.from(document.querySelectorAll('table')).map(t => "
+    "[t.closest('section') ? t.closest('section').id : '', "
+    "t.scrollWidth - t.parentElement.clientWidth, "
+    "t.getBoundingClientRect().right"
+    " - document.querySelector('main').getBoundingClientRect().right])"
+)
+
+
+def test_tables_and_figures_fit_a_1280_px_window(trained_run: Path, tmp_path: Path, browser):
+    """With ResNet-18's layer table (the widest names in the zoo's usual networks) on the page,
+    at a 1280 px window: no table is wider than its container or the page, and the curves
+    use the page's width (two or more side by side, each wider than half its natural size)."""
+    from markupsafe import Markup
+
+    from cnnlab.analysis import analyze
+    from cnnlab.report import page
+
+    report = page.build_report(trained_run, limit=100)
+    report.layers_html = Markup(analyze("resnet18").to_html())
+    out = tmp_path / "wide.html"
+    out.write_text(report.to_html(), encoding="utf-8")
+    browser.set_window_size(1280, 900)
+    browser.get(out.resolve().as_uri())
+    overflow = browser.execute_script(_OVERFLOW)
+    assert len(overflow) >= 4 and any(section == "layers" for section, *_ in overflow)
+    assert [t for t in overflow if t[1] > 0 or t[2] > 0.5] == []
+    widths = browser.execute_script(
+        "const main = document.querySelector('main').getBoundingClientRect().width;"
+        "return [main, Array.from(document.querySelectorAll('#curves img.plot'))"
+        ".map(i => i.getBoundingClientRect().width)]"
+    )
+    main_width, curves = widths
+    assert main_width > 1150 and len(curves) == 3
+    assert sum(curves[:2]) > 0.9 * main_width  # the first row of curves fills the page

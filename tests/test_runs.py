@@ -128,3 +128,29 @@ def test_a_damaged_run_is_listed_as_such_and_the_others_still_are(three_runs: Pa
         assert not any(c in out for c in "\x1b\r\u202e"), fmt
         assert not any(line.startswith("cnnlab: error: fake") for line in out.splitlines())
         assert "stalled\\x0a\\x1b[31mcnnlab: error: fake" in out, fmt
+
+
+def test_a_missing_folder_is_a_one_line_error(tmp_path: Path, monkeypatch, capsys) -> None:
+    assert main(["runs", str(tmp_path / "nosuchdir")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nosuchdir does not exist" in err
+    (tmp_path / "file").write_text("")
+    assert main(["runs", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # no runs/ yet: nothing trained, nothing wrong
+    assert main(["runs"]) == 0
+    assert capsys.readouterr().out.strip() == "no runs found"
+
+
+def test_an_experiment_folder_lists_its_runs(trained_run: Path, tmp_path: Path, capsys) -> None:
+    """`cnnlab experiment run` writes OUT/experiment.json, OUT/results.json and OUT/runs/LABEL:
+    the experiment's own results.json is no run."""
+    experiment = tmp_path / "kernel-stacks"
+    for label in ("stack3x3", "single7x7"):
+        shutil.copytree(trained_run, experiment / "runs" / label)
+    (experiment / "experiment.json").write_text(json.dumps({"experiment": "kernel-stacks"}))
+    (experiment / "results.json").write_text(json.dumps({"experiment": "kernel-stacks"}))
+    assert main(["runs", str(experiment), "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(Path(r["run"]).name for r in listed) == ["single7x7", "stack3x3"]
+    assert all(r["status"] == "finished" and r["model"] for r in listed)

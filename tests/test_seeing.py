@@ -332,11 +332,14 @@ def test_functional_rows_and_containers_tap_the_same_tensor() -> None:
 
 
 def test_defaults_avoid_global_pooling_and_one_by_one_maps() -> None:
-    assert seeing.default_layer(create_model("fastnet"), (1, 28, 28), "gradcam") == "stages"
+    # Measured defaults (benchmarks/faithfulness.py): FastNet's 7x7 stage, not the 3x3 one.
+    assert seeing.default_layer(create_model("fastnet"), (1, 28, 28), "gradcam") == "stages.1"
     lenet = create_model("lenet5", num_classes=10, in_channels=1)
-    assert seeing.default_layer(lenet, (1, 28, 28), "gradcam") == "features.relu3"
+    assert seeing.default_layer(lenet, (1, 28, 28), "gradcam") == "features.c1"
     paper = create_model("lenet5_paper", num_classes=10, in_channels=1)
-    assert seeing.default_layer(paper, (1, 32, 32), "gradcam") == "features.squash3"  # not c5's 1x1
+    assert seeing.default_layer(paper, (1, 32, 32), "gradcam") == "features.c1"  # the family's
+    report = seeing.layers.analysis(paper, (1, 32, 32))
+    assert seeing.layers.last_spatial_block(report) == "features.squash3"  # not c5's 1x1
     with torch.device("meta"):  # defaults come from the analyzer alone: no weights needed
         vgg = create_model("vgg11", num_classes=3, in_channels=3)
     assert seeing.default_layer(vgg, (3, 32, 32), "gradcam") == "features.19"

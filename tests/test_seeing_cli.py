@@ -11,6 +11,7 @@ pytest runs one model's tests together).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,16 @@ def fastnet_run(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _saved("fastnet", folder, tmp_path_factory.mktemp("fastnet"))[0]
 
 
+@pytest.fixture(autouse=True)
+def _cheap_measurements(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every figure measures its maps (cnnlab.seeing.faithfulness); here with 2 steps and one
+    random order, enough to run every line (tests/test_seeing_faithfulness.py checks values)."""
+    from cnnlab.seeing import faithfulness
+
+    monkeypatch.setattr(faithfulness, "STEPS", 2)
+    monkeypatch.setattr(faithfulness, "ORDERS", 1)
+
+
 def _quick_flags(view: View) -> list[str]:
     """QUICK as command-line flags, for the options the picture takes."""
     return [a for o in view.options if o in QUICK for a in (f"--{o}", str(QUICK[o]))]
@@ -164,7 +175,16 @@ def test_every_picture_through_the_command(
         channels, side = MODELS["fastnet"]
         net = create_model("fastnet", num_classes=len(CLASSES), in_channels=channels)
         at = f" at {default_layer(net, (channels, side, side), view.name)}"
-    assert capsys.readouterr().out == f"{view.name}{of}{at}: wrote {out}\n"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"{view.name}{of}{at}: wrote {out}"
+    # A measured explanation: one line of scores per map, and the JSON beside the figure.
+    assert [line.split(":")[0].strip() for line in printed[1:-1]] == list(view.explains)
+    scores = out.with_name(out.stem + ".faithfulness.json")
+    assert scores.exists() == bool(view.explains)
+    if view.explains:
+        body = json.loads(scores.read_text())
+        assert set(body) == {"figure", *view.explains}
+        assert len(body[view.explains[0]]["images"]) == n
     if view.images == "none":
         return
     files = [str(odd_image)] * (3 if view.images == "dataset" else 1)  # an embedding needs 3
@@ -185,7 +205,7 @@ def test_the_command_names_what_it_drew(
     for what in ("gradcam", "patches"):
         assert main(["show", str(fastnet_run), "--what", what, "-o", out, "--dpi", "30"]) == 0
     printed = capsys.readouterr().out
-    assert "gradcam of 4 images at stages: wrote" in printed  # no IMAGE: the run's test images
+    assert "gradcam of 4 images at stages.1: wrote" in printed  # no IMAGE: the run's test images
     assert "patches of 12 images at stages.1.3" in printed
     args = ["show", str(fastnet_run), "--what", "gradcam", "--layer", "stages.1", "--class", "dots"]
     assert main([*args, "-o", out, "--dpi", "30"]) == 0

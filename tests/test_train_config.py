@@ -7,6 +7,7 @@ Flags are parsed as ``cnnlab train`` parses them (:func:`cnnlab.cli.train.parse`
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -18,7 +19,8 @@ from cnnlab.errors import ConfigError
 from cnnlab.registry import ModelInfo, list_models, model_info
 from cnnlab.run.config import TrainConfig, differences
 from cnnlab.run.data import input_size_for, split_train_val
-from cnnlab.train.recipes import paper_recipe, recipe_settings, resolve
+from cnnlab.run.schedule import WARMUP_MIN_STEPS, scheduled_lr
+from cnnlab.train.recipes import MIN_EPOCH_STEPS, paper_recipe, recipe_settings, resolve
 
 
 def test_flags_parse_into_config_and_record_what_was_given() -> None:
@@ -172,3 +174,57 @@ def test_fast_precision_and_layout_come_from_the_measured_family_table(
     assert (config.precision, config.channels_last) == ("fp32", False)
     config = resolve(TrainConfig(model="vgg11", precision="bf16"))[0]
     assert (config.precision, config.channels_last) == ("bf16", False)
+
+
+def _onecycle(lr: float, warmup: float) -> TrainConfig:
+    return TrainConfig(lr=lr, warmup=warmup, schedule="onecycle")
+
+
+def test_a_short_one_cycle_run_warms_up_no_faster_than_the_floor() -> None:
+    """20% of 19 steps reached lr 0.2 in 4 and blew fastnet up: the climb keeps the slope of a
+    WARMUP_MIN_STEPS warm-up, meets the decay line and still ends at 0."""
+    config, total = _onecycle(0.2, 0.2), 19
+    lrs = [scheduled_lr(config, 0, s, total) for s in range(total)]
+    assert lrs[0] == pytest.approx(0.2 / WARMUP_MIN_STEPS)
+    assert max(b - a for a, b in itertools.pairwise(lrs)) <= 0.2 / WARMUP_MIN_STEPS + 1e-12
+    assert 0 < max(lrs) < 0.2 and lrs[-1] == 0.0
+    top = lrs.index(max(lrs))
+    assert lrs[:top] == sorted(lrs[:top]) and lrs[top:] == sorted(lrs[top:], reverse=True)
+
+
+def test_a_long_one_cycle_run_keeps_its_schedule_bit_for_bit() -> None:
+    """The demo (20% of 1,498 steps = 299.6 >= the floor) sets exactly the lr it always did."""
+    config, total = _onecycle(0.2, 0.2), 1498
+    assert config.warmup * total >= WARMUP_MIN_STEPS
+    for step in range(total):
+        t = (step + 1) / total
+        before = 0.2 * (t / 0.2 if t < 0.2 else max(0.0, (1 - t) / 0.8))  # the formula until now
+        assert scheduled_lr(config, 0, step, total).hex() == before.hex()
+
+
+def test_a_run_on_few_images_gets_a_batch_with_enough_steps() -> None:
+    config, notes = resolve(*parse(["fastnet", "--limit-train", "1000"]))
+    assert config.batch_size == 16 and MIN_EPOCH_STEPS <= 1000 // 16
+    assert config.lr == pytest.approx(0.2 * 16 / 256)  # linear scaling, as the batch cap does
+    assert "batch 16 instead of the recipe's 256 and lr 0.0125 instead of 0.2" in notes[0]
+    assert resolve(*parse(["fastnet", "--limit-train", "5000"]))[0].batch_size == 128
+    kept = resolve(*parse(["fastnet", "--limit-train", "1000", "--lr", "0.1"]))[0]
+    assert (kept.batch_size, kept.lr) == (16, 0.1)  # an lr the user gave is kept
+    adamw = resolve(*parse(["alexnet_paper", "--limit-train", "1000"]))[0]
+    assert (adamw.optimizer, adamw.batch_size, adamw.lr) == ("adamw", 16, 1e-3)  # SGD's rule only
+    assert resolve(*parse(["fastnet", "--limit-train", "9000"]))[0].batch_size == 256
+    given = resolve(*parse(["fastnet", "--limit-train", "1000", "--batch-size", "256"]))
+    assert given[0].batch_size == 256 and not given[1]  # a batch the user gave is kept
+
+
+def test_a_small_image_folder_gets_a_batch_with_enough_steps_once_its_size_is_known() -> None:
+    """A folder's size is known only when it is read: the trainer applies the same rule then."""
+    from cnnlab.train.recipes import fit_short_run
+
+    config, _ = resolve(*parse(["resnet18", "--data", "/photos"]))
+    fitted, notes = fit_short_run(config, 864, set())
+    assert fitted.batch_size == 16 and MIN_EPOCH_STEPS <= 864 // 16
+    assert fitted.lr == pytest.approx(config.lr * 16 / config.batch_size)
+    assert "so that 864 images make at least" in notes[0]
+    assert fit_short_run(config, 864, {"batch_size"}) == (config, [])  # a batch the user gave
+    assert fit_short_run(config, 55_000, set()) == (config, [])  # enough steps already

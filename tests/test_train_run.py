@@ -9,9 +9,11 @@ and resumed in ``test_train_resume.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from cnnlab.run.checkpoints import list_checkpoints
 from cnnlab.run.load import load_trained
 from cnnlab.run.tensorfile import read_header
 from cnnlab.train import Callback, fit
+from cnnlab.train.callbacks import ConsoleLog
+from cnnlab.train.recipes import lr_advice, resolve
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import SMALL, SMALL_STEPS_PER_EPOCH, TIMINGS, bitwise_differences, weights
 
@@ -294,6 +298,32 @@ def test_a_one_epoch_run_at_chance_is_never_reported_as_a_result(tmp_path: Path)
     fit(config, given=given, quiet=True, callbacks=[stuck])
     assert len(stuck.warnings) == 1 and "training goes on (--stall-patience 0)" in stuck.warnings[0]
     assert json.loads((tmp_path / "relaxed" / "results.json").read_text())["status"] == "finished"
+
+
+def test_the_stall_hint_suggests_the_recipes_learning_rate() -> None:
+    """An absurd --lr is answered with the recipe's value (not a third of the absurd one), the
+    recipe's own value with a tenth of it (the stall guard's messages end with this advice)."""
+    config, given = parse(["lenet5", "--lr", "50"])
+    config = resolve(config, given)[0]
+    assert lr_advice(config) == "now 50, try 0.2: the fast recipe's value for lenet5"
+    paper = resolve(*parse(["lenet5", "--recipe", "paper"]))[0]
+    own = "now 0.01, try 0.001, a tenth: the paper recipe's own value did not train here"
+    assert lr_advice(paper) == own
+    below = dataclasses.replace(paper, lr=0.005)
+    assert lr_advice(below).endswith("below the paper recipe's 0.01, it still did not train")
+
+
+def test_without_a_terminal_progress_lines_replace_the_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Output to a file or a pipe gets a line at least every line_seconds (0 here: every
+    step), so a long epoch is never silent; the bar would only fill a log with redraws."""
+    config, given = parse(["tinynet", *SMALL, "--progress", "--out", str(tmp_path / "r")])
+    fit(config, given=given, quiet=True, callbacks=[ConsoleLog(line_seconds=0)])
+    out = capsys.readouterr().out  # captured: not a terminal
+    steps = re.findall(r"epoch 1/1 step (\d+)/8  loss \d\.\d{4} acc [\d.]+% [\d,]+ img/s", out)
+    assert [int(s) for s in steps] == list(range(1, SMALL_STEPS_PER_EPOCH + 1))
+    assert "s to the epoch's end" in out
 
 
 def test_finished_runs_say_so_with_their_best_epoch(trained_run: Path) -> None:

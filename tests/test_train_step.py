@@ -13,7 +13,7 @@ import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.registry import create_model
 from cnnlab.run.config import TrainConfig
 from cnnlab.run.metrics import Tally
-from cnnlab.run.schedule import scheduled_lr
+from cnnlab.run.schedule import WARMUP_MIN_STEPS, scheduled_lr
 from cnnlab.train.step import (
     NonFiniteLossError,
     loss_and_logits,
@@ -24,10 +24,15 @@ from cnnlab.train.step import (
 
 def test_scheduled_lr_shapes() -> None:
     cfg = TrainConfig(lr=1.0, schedule="onecycle", warmup=0.25, epochs=4)
-    lrs = [scheduled_lr(cfg, 0, s, 100) for s in range(100)]
-    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 24
-    assert lrs[-1] == 0.0 and all(a <= b for a, b in itertools.pairwise(lrs[:25]))
-    assert all(a >= b for a, b in itertools.pairwise(lrs[24:]))
+    lrs = [scheduled_lr(cfg, 0, s, 400) for s in range(400)]  # a 100-step warm-up: no floor
+    assert max(lrs) == pytest.approx(1.0) and lrs.index(max(lrs)) == 99
+    assert lrs[-1] == 0.0 and all(a <= b for a, b in itertools.pairwise(lrs[:100]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[99:]))
+    # 100 steps warm up over 25 < WARMUP_MIN_STEPS: the climb keeps the floor's slope, so the
+    # peak is lower and later, and the run still ends at 0.
+    short = [scheduled_lr(cfg, 0, s, 100) for s in range(100)]
+    assert short[0] == pytest.approx(1 / WARMUP_MIN_STEPS) and max(short) < 1.0
+    assert short.index(max(short)) > 24 and short[-1] == 0.0
     step = TrainConfig(lr=1.0, schedule="step", lr_decay=0.96, step_epochs=8)
     assert scheduled_lr(step, 7, 0, 1) == 1.0 and scheduled_lr(step, 16, 0, 1) == 0.96**2
     multi = TrainConfig(lr=1.0, schedule="multistep", epochs=10)

@@ -17,7 +17,17 @@ import os
 import unicodedata
 from collections.abc import Iterable
 
-__all__ = ["count", "duration", "number", "percent", "printable", "shape", "size"]
+__all__ = [
+    "count",
+    "count_unit",
+    "duration",
+    "number",
+    "percent",
+    "printable",
+    "shape",
+    "size",
+    "size_unit",
+]
 
 MISSING = "n/a"  # what a value that is not there (None, NaN) reads as, unless the caller says
 
@@ -174,3 +184,20 @@ def count(n: int | float | None, unit: str | None = None, digits: int = 3) -> st
         return f"{n:,}"
     scaled = n / COUNT_UNITS[names[k]]
     return f"{scaled:,.{digits}f}" + (f" {names[k]}" if names[k] else "")
+
+
+def count_unit(n: float) -> tuple[str, int]:
+    """The unit ("", "K", "M", "G", "T") in which ``n`` reads at least 1, and its factor: for an
+    axis or a column that holds counts up to ``n`` (``count_unit(429_332)`` -> ``("K", 1000)``)."""
+    name = next((u for u in reversed(COUNT_UNITS) if abs(n) >= COUNT_UNITS[u]), "")
+    return name, COUNT_UNITS[name]
+
+
+def size_unit(nbytes: float) -> tuple[str, int]:
+    """The 1024-based unit ("B", "KiB", "MiB", "GiB") for sizes up to ``nbytes``, and its factor,
+    chosen as :func:`size` chooses (``size_unit(35_000)`` -> ``("KiB", 1024)``)."""
+    if nbytes >= GIB_FROM:
+        return "GiB", GIB
+    if nbytes >= MIB:
+        return "MiB", MIB
+    return ("KiB", KIB) if nbytes >= KIB else ("B", 1)

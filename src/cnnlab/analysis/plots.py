@@ -1,8 +1,8 @@
 """Figures of the analyzer: the AlexNet slides' three per-layer charts, and a model comparison.
 
 * :func:`plot_layers` draws, for one :class:`~cnnlab.analysis.report.Report`, per-layer bars of
-  activation memory (KB), parameters (thousands) and multiply-adds (millions), as the slides
-  do for AlexNet ("most memory is in the early convolutions, nearly all parameters in the
+  activation memory, parameters and multiply-adds (each in the unit of its largest bar), as the
+  slides do for AlexNet ("most memory is in the early convolutions, nearly all parameters in the
   fully connected layers, most operations in the convolutions").
 * :func:`plot_comparison` draws multiply-adds against parameters for several models, and
   ImageNet top-1 accuracy against multiply-adds with the marker area proportional to the
@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cnnlab import plotting
-from cnnlab.analysis import arith
+from cnnlab import formats, plotting
 from cnnlab.analysis.report import Report, Row, fold
 
 if TYPE_CHECKING:
@@ -51,7 +50,10 @@ def _chart_rows(report: Report) -> list[Row]:
 
 
 def plot_layers(report: Report, path: str | Path | None = None) -> Figure:
-    """Three stacked bar charts per layer: memory (KB), parameters (K), multiply-adds (M).
+    """Three stacked bar charts per layer: activation memory, parameters, multiply-adds.
+
+    Each chart's unit follows its largest bar (KiB or MiB; K, M or G), so a small network's
+    bars do not read 0.00 and a large one's do not read 12,000.
 
     Args:
         report: the analysis to draw.
@@ -62,18 +64,28 @@ def plot_layers(report: Report, path: str | Path | None = None) -> Figure:
     """
     rows = _chart_rows(report)
     names = [r.name if r.name.endswith(r.type) else f"{r.name} ({r.type})" for r in rows]
+    memory = [r.activation_bytes for r in rows]
+    params = [r.params for r in rows]
+    macs = [r.macs for r in rows]
+    memory_unit, memory_scale = formats.size_unit(max(memory, default=0))
+    params_unit, params_scale = formats.count_unit(max(params, default=0))
+    macs_unit, macs_scale = formats.count_unit(max(macs, default=0))
+    # (y label, bar values in its unit, the bars' sum as the tables write it, colour)
     series = [
-        ("activation memory (KB)", [r.activation_bytes / arith.KB for r in rows], "tab:blue"),
-        ("parameters (thousands)", [r.params / 1e3 for r in rows], "tab:orange"),
-        (f"multiply-adds (millions, {report.count})", [r.macs / 1e6 for r in rows], "tab:green"),
-    ]
+        (f"activation memory ({memory_unit})", [v / memory_scale for v in memory],
+         formats.size(sum(memory)), "tab:blue"),
+        (f"parameters ({params_unit or 'count'})", [v / params_scale for v in params],
+         formats.count(sum(params)), "tab:orange"),
+        (f"multiply-adds ({macs_unit or 'count'}, {report.count})", [v / macs_scale for v in macs],
+         formats.count(sum(macs)), "tab:green"),
+    ]  # fmt: skip
     width = max(6.0, 0.32 * len(rows) + 2)
     fig = plotting.figure(figsize=(width, 8))
     axes = fig.subplots(3, 1, sharex=True)
-    for ax, (label, values, color) in zip(axes, series, strict=True):
+    for ax, (label, values, total, color) in zip(axes, series, strict=True):
         ax.bar(range(len(rows)), values, color=color)
         # the sum goes in the label, where no bar can hide it
-        ax.set_ylabel(f"{label}\nsum of bars {sum(values):,.1f}", fontsize=8)
+        ax.set_ylabel(f"{label}\nsum of bars {total}", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     axes[-1].set_xticks(range(len(rows)))
     axes[-1].set_xticklabels(names, rotation=90, ha="center", fontsize=7)
@@ -145,27 +157,29 @@ def plot_comparison(
     """
     fig = plotting.figure(figsize=(13, 5.5))
     ax1, ax2 = fig.subplots(1, 2)
-    for p in points:
-        ax1.scatter(p.macs / 1e9, p.params / 1e6, s=30, color="tab:blue")  # fmt: skip
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
-    ax1.set_xlabel(f"multiply-adds per image, G ({count} count, log scale)")
-    ax1.set_ylabel("parameters, millions (log scale)")
+    macs_unit, macs_scale = formats.count_unit(max(p.macs for p in points))
+    params_unit, params_scale = formats.count_unit(max(p.params for p in points))
+    ax1.scatter([p.macs / macs_scale for p in points], [p.params / params_scale for p in points],
+                s=30, color="tab:blue")  # fmt: skip
+    plotting.plain_log_scale(ax1)
+    ax1.set_xlabel(f"multiply-adds per image, {macs_unit} ({count} count, log scale)")
+    ax1.set_ylabel(f"parameters, {params_unit} (log scale)")
     ax1.set_title("cost: multiply-adds vs parameters", fontsize=10)
     ax1.grid(alpha=0.3, which="both")
-    _label(ax1, [(p.macs / 1e9, p.params / 1e6, p.name) for p in points])
+    _label(ax1, [(p.macs / macs_scale, p.params / params_scale, p.name) for p in points])
 
     known = [p for p in points if p.top1 is not None]
     if known:
         biggest = max(p.params for p in known)
-        for p in known:
-            area = 40 + 1500 * p.params / biggest
-            ax2.scatter(p.macs / 1e9, p.top1, s=area, alpha=0.45, edgecolors="k")
-        ax2.set_xscale("log")
+        # one colour: the names say which model is which, the area how many parameters
+        area = [40 + 1500 * p.params / biggest for p in known]
+        ax2.scatter([p.macs / macs_scale for p in known], [p.top1 for p in known], s=area,
+                    alpha=0.45, color="tab:blue", edgecolors="k")  # fmt: skip
         lo = min(p.top1 for p in known)
         hi = max(p.top1 for p in known)
         ax2.set_ylim(math.floor(lo - 2), math.ceil(hi + 2))
-        _label(ax2, [(p.macs / 1e9, p.top1, p.name) for p in known])
+        plotting.plain_log_scale(ax2, "x")
+        _label(ax2, [(p.macs / macs_scale, p.top1, p.name) for p in known])
         ax2.set_title(
             "ImageNet top-1 (torchvision weights) vs multiply-adds;\nmarker area ~ parameters "
             "(after Canziani et al. 2017, Fig. 2)",
@@ -180,7 +194,7 @@ def plot_comparison(
             0.01, 0.01, textwrap.fill("no published top-1: " + ", ".join(missing), 80),
             transform=ax2.transAxes, fontsize=7, va="bottom",
         )  # fmt: skip
-    ax2.set_xlabel("multiply-adds per image, G (log scale)")
+    ax2.set_xlabel(f"multiply-adds per image, {macs_unit} (log scale)")
     ax2.set_ylabel("top-1 accuracy, %")
     ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()

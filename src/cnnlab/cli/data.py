@@ -1,4 +1,4 @@
-"""``cnnlab data fetch|info|list``: get a dataset, and see what is known and found about it."""
+"""``cnnlab data fetch|info|sample|list``: get a dataset, see what is known about it, sample it."""
 
 from __future__ import annotations
 
@@ -52,6 +52,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     i.add_argument("--data-dir", type=Path, help="folder searched first")
     i.add_argument("--format", choices=("text", "json"), default="text")
     i.set_defaults(run=run_info)
+
+    sm = sub.add_parser(
+        "sample",
+        help="write real test images as PNG files named by their class",
+        description="Write the first N images of a dataset's test split (or of each class, "
+        "--each-class) as PNG files named INDEX-CLASS.png (0-ankle-boot.png: test image 0, "
+        "an ankle boot), at the dataset's own size, to try `cnnlab predict` and `cnnlab show` "
+        "on and check the answers against the names.",
+    )
+    sm.add_argument("dataset", help=", ".join(DATASETS) + " or an image folder")
+    sm.add_argument("-n", type=int, default=8, metavar="N", help="how many images (default: 8)")
+    sm.add_argument(
+        "-o", "--out", type=Path, default=Path("samples"), metavar="DIR",
+        help="folder to write into (default: samples/)",
+    )  # fmt: skip
+    sm.add_argument(
+        "--each-class", action="store_true", help="the first N images of every class instead"
+    )
+    sm.add_argument(
+        "--split", choices=("test", "train"), default="test", help="which split (default: test)"
+    )
+    sm.add_argument("--data-dir", type=Path, help="folder searched first")
+    sm.set_defaults(run=run_sample)
 
     ls = sub.add_parser("list", help="the named datasets and whether each is found")
     ls.add_argument("--data-dir", type=Path, help="folder searched first")
@@ -142,6 +165,24 @@ def run_info(args: argparse.Namespace) -> int:
         for note in report.notes():
             print(note)
     return 0 if ok else 1
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from cnnlab.data.samples import write_samples
+    from cnnlab.formats import printable
+
+    written = write_samples(
+        args.dataset,
+        args.out,
+        args.n,
+        split=args.split,
+        each_class=args.each_class,
+        root=args.data_dir,
+    )
+    for sample in written:  # class names of an image folder come from its sub-folders' names
+        print(f"{printable(str(sample.path))}  {printable(sample.class_name)}")
+    print(f"{len(written)} {args.split} images in {printable(str(args.out))}")
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnlab.errors import DataError
 from cnnlab.formats import printable
+
+if TYPE_CHECKING:  # the command's imports stay light until it runs
+    import torch
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.data import DEFAULT_DATASET, load_dataset
+    from cnnlab.data import DEFAULT_DATASET, load_dataset, resolve
     from cnnlab.predictor import load
     from cnnlab.run.device import pick_device, set_threads
     from cnnlab.run.metrics import format_result
@@ -62,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
             "path cnnlab reads: pass --data"
         )
     # An image folder without split sub-folders is split by the run's seed: evaluate on the
-    # images that run held out, never on ones it trained on.
-    seed = meta.seed if meta.seed is not None else 0
+    # images that run held out, never on ones it trained on. A named dataset has published
+    # splits, so the seed has no say there (and load_dataset refuses one).
+    folder = isinstance(resolve(data), Path)
+    seed = meta.seed if folder and meta.seed is not None else 0
     images, labels = load_dataset(data, args.split, root=args.data_dir, seed=seed)
+    images, labels = _run_classes(images, labels, data, meta.classes)
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
     if images.shape[1] != meta.in_channels:
@@ -94,3 +102,20 @@ def run(args: argparse.Namespace) -> int:
     # Class names come from the weights file: shown escaped, never as terminal controls.
     print(format_result(result, [printable(name, 60) for name in meta.classes]))
     return 0
+
+
+def _run_classes(
+    images: torch.Tensor, labels: torch.Tensor, data: str, classes: tuple[str, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of the classes a run was trained on, relabelled as it was (``--classes``).
+
+    A run trained on some of a dataset's classes records their names in its metadata, in the
+    order it numbered them; the dataset's other classes are left out.
+    """
+    from cnnlab.data import dataset_info
+    from cnnlab.run.data import select_classes
+
+    names = dataset_info(data).classes
+    if tuple(classes) == tuple(names) or not set(classes) < set(names):
+        return images, labels  # all of them, or other classes: the checks below say so
+    return select_classes(images, labels, tuple(names.index(c) for c in classes))

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "runs",
         help="list training runs side by side",
-        description="List the run directories in or under DIR (default: runs/) with model, "
+        description="List the run directories in or under DIR (default: runs/; a folder "
+        "written by `cnnlab experiment run` lists the experiment's runs) with model, "
         "data, recipe, epochs done, best and final validation accuracy, test accuracy, time and "
         "status: finished (results.json written), interrupted (no results.json: resume it with "
         "`cnnlab train --resume --out RUN_DIR`), failed (results.json gives the reason) or "
@@ -42,9 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnlab.report.runs import DEFAULT_DIRS, runs_table
+    from cnnlab.report.runs import runs_table
 
-    table = runs_table(args.dirs or DEFAULT_DIRS)
+    table = runs_table(args.dirs or None)  # a missing DIR is an error; a missing runs/ is not
     if args.plot:
         table.plot(args.plot)
     print(getattr(table, FORMATS[args.format])())

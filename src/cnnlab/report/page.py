@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import importlib
 import importlib.util
+import math
 import os
 import platform
 import shlex
@@ -48,6 +49,7 @@ from cnnlab.run.config import TrainConfig
 from cnnlab.run.device import describe_machine
 from cnnlab.run.layout import RunFiles
 from cnnlab.run.records import DamagedRunError, RunResults, TrainingRecord
+from cnnlab.run.schedule import WARMUP_MIN_STEPS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -88,10 +90,12 @@ class RunReport:
     meta: RunMeta
     config: TrainConfig
     command: str
+    pinned_command: str
     about: dict[str, list[tuple[str, str]]]  # "model", "data", "recipe" -> (label, value)
     environment: dict[str, list[tuple[str, str]]]  # "training", "this page" -> (label, value)
     headline: list[tuple[str, str]]
     curves: list[Picture] = field(default_factory=list)
+    curves_note: str = ""  # why the training loss levels off above 0 (label smoothing)
     confusion: Picture | None = None
     confusion_source: str = ""
     scores: list[ClassScore] = field(default_factory=list)
@@ -103,6 +107,8 @@ class RunReport:
     augmented_note: str = ""
     gradcam: list[Picture] = field(default_factory=list)
     gradcam_note: str = ""
+    gradcam_scale: Picture | None = None  # the overlay's colour bar, 0 to each map's maximum
+    gradcam_layer: str = ""
     layers_html: str = ""
     epochs: list[dict[str, Any]] = field(default_factory=list)
     timings: list[tuple[str, str]] = field(default_factory=list)
@@ -210,7 +216,10 @@ def build_report(
         run=run,
         meta=predictor.meta,
         config=config,
+        # the short command needs the recipe table, which lives in training code that the
+        # report may not import (docs/architecture.md): until it moves, both are pinned
         command=train_command(config, training.world_size if training else 1),
+        pinned_command=train_command(config, training.world_size if training else 1),
         about=_about(config, predictor.meta, run),
         environment=_environment(predictor.meta, config, training),
         headline=_headline(run, results),
@@ -256,21 +265,31 @@ def write_report(
 # --- what was trained, how, where ----------------------------------------------------------------
 
 
-def train_command(config: TrainConfig, world_size: int = 1) -> str:
+def train_command(
+    config: TrainConfig, world_size: int = 1, *, baseline: TrainConfig | None = None
+) -> str:
     """The ``cnnlab train`` command line that trains ``config`` again.
 
-    Every setting that differs from its field default is spelled out, recipe settings included,
-    so the command pins the run even if a recipe's defaults change later. Under DDP the command
-    is the ``torchrun`` launch with the same number of processes (the global batch splits by it).
+    Without ``baseline`` every setting that differs from its field default is spelled out,
+    recipe values included, so the command pins the run even if a recipe's defaults change
+    later. Given ``baseline`` (what ``cnnlab train`` resolves for the same model and data with
+    no recipe field set), a recipe field is named only where the run chose another value, so a
+    reader sees what was chosen. Under DDP the command is the ``torchrun`` launch with the same
+    number of processes (the global batch splits by it).
     """
+    from cnnlab.run.config import recipe_fields
+
     args = ["cnnlab", "train"] if world_size == 1 else [
         "torchrun", "--standalone", "--nproc_per_node", str(world_size), "-m", "cnnlab", "train"
     ]  # fmt: skip
     if config.model:
         args.append(config.model)
+    from_recipe = set(recipe_fields()) if baseline is not None else set()
     for f in dataclasses.fields(TrainConfig):
         value = getattr(config, f.name)
-        if f.name in NOT_IN_COMMAND or value is None or value == f.default:
+        # a recipe field is compared with the recipe's value, any other with its default
+        default = getattr(baseline, f.name) if f.name in from_recipe else f.default
+        if f.name in NOT_IN_COMMAND or value is None or value == default:
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
@@ -349,7 +368,11 @@ def _optimizer(c: TrainConfig) -> str:
 
 def _schedule(c: TrainConfig) -> str:
     if c.schedule == "onecycle":
-        return f"one-cycle: linear warm-up over {100 * c.warmup:g}% of the steps, then down to 0"
+        return (
+            f"one-cycle: linear warm-up over {100 * c.warmup:g}% of the steps (never steeper "
+            f"than 0 to the peak in {WARMUP_MIN_STEPS} steps: a short run peaks lower and later), "
+            "then down to 0"
+        )
     if c.schedule == "plateau":
         factor = f"divide by {1 / c.lr_decay:g}" if c.lr_decay else "set to 0"
         return f"{factor} after {c.plateau_patience} epochs without validation improvement"
@@ -412,7 +435,12 @@ def _add_curves(report: RunReport, config: TrainConfig, history: list[dict[str, 
         report.notes.append("no epoch has finished yet: there are no curves")
         return
     title = f"{config.model} on {config.data}"
-    loss, acc = plot_curves(history, None, title, config.schedule != "onecycle")
+    smoothing = config.label_smoothing or 0.0
+    train_label = "train (mean over the epoch" + (
+        f", label smoothing {smoothing:g})" if smoothing else ")"
+    )
+    loss, acc = plot_curves(history, None, title, config.schedule != "onecycle", train_label)
+    report.curves_note = smoothing_note(smoothing, report.meta.num_classes)
     report.curves = [
         Picture(html.figure_uri(loss), "loss per epoch", "Cross-entropy loss, train (mean over "
                 "each epoch) and validation (after it)."),
@@ -420,6 +448,35 @@ def _add_curves(report: RunReport, config: TrainConfig, history: list[dict[str, 
         Picture(html.figure_uri(lr_figure(config, history)), "learning rate per step",
                 "Learning rate of every optimizer step."),
     ]  # fmt: skip
+
+
+def smoothing_floor(smoothing: float, classes: int) -> float:
+    """The least training loss label smoothing allows: the entropy of the smoothed target.
+
+    PyTorch's ``label_smoothing`` (Szegedy et al. 2016, Sec. 7) trains against ``1 - e + e/K``
+    on the true class and ``e/K`` on each other; cross-entropy against a target is at least the
+    target's entropy, reached when the prediction equals it.
+    """
+    if smoothing <= 0:
+        return 0.0
+    true, other = 1 - smoothing + smoothing / classes, smoothing / classes
+    return -(true * math.log(true) + (classes - 1) * other * math.log(other))
+
+
+def smoothing_note(smoothing: float, classes: int) -> str:
+    """Why a run trained with label smoothing has a training loss that levels off; empty
+    without smoothing."""
+    if smoothing <= 0:
+        return ""
+    true, other = 1 - smoothing + smoothing / classes, smoothing / classes
+    return (
+        f"This run trained with label smoothing {smoothing:g}: its training loss is the "
+        f"cross-entropy against targets of {true:.3g} on the true class and {other:.3g} on each "
+        f"of the other {classes - 1}, which cannot reach 0 -- its least value is "
+        f"{smoothing_floor(smoothing, classes):.2f} (the targets' own entropy), reached only by "
+        "predicting exactly those targets. The validation loss is the plain cross-entropy, "
+        "so it can be lower than the training loss."
+    )
 
 
 def lr_figure(config: TrainConfig, history: list[dict[str, Any]]) -> Figure:
@@ -475,6 +532,8 @@ def _add_test_results(
         report.errors = worst_errors(test_x, test_y, logits, classes)
         report.augmented = first_batch(report.config, data)
         report.gradcam, report.gradcam_note = gradcam_pictures(predictor, test_x, test_y)
+        report.gradcam_scale = colour_scale() if report.gradcam else None
+        report.gradcam_layer = _gradcam_layer(predictor) if report.gradcam else ""
     tested = results.test if results is not None else None
     confusion = [list(row) for row in tested.confusion] if tested is not None else None
     if confusion is not None:
@@ -575,9 +634,15 @@ def gradcam_pictures(
             "this installation has none."
         )
     images, labels = images[:GRADCAM_IMAGES], labels[:GRADCAM_IMAGES]
+    scores: list[str] = [""] * len(images)
     try:
         seeing = importlib.import_module("cnnlab.seeing")
-        maps = seeing.gradcam(predictor.model, predictor.prepare(images))
+        x = predictor.prepare(images)
+        if hasattr(seeing, "explain"):  # each map with its deletion/insertion measurement
+            found = seeing.explain(predictor.model, x, "gradcam")
+            maps, scores = found.maps, [s.caption() for s in found.scores]
+        else:
+            maps = seeing.gradcam(predictor.model, x)
         overlays = _overlay(images, torch.as_tensor(maps).detach().float().cpu())
         predicted = predictor.logits(images).argmax(dim=1)
     except Exception as err:  # an optional section must never cost the rest of the page
@@ -587,11 +652,31 @@ def gradcam_pictures(
         Picture(
             html.image_uri(overlay),
             f"Grad-CAM of test image {i}",
-            f"#{i}: {classes[int(labels[i])]} → {classes[int(predicted[i])]}",
+            f"#{i}: {classes[int(labels[i])]} → {classes[int(predicted[i])]}"
+            + (f"; {scores[i]}" if scores[i] else ""),
             wrong=bool(labels[i] != predicted[i]),
         )
         for i, overlay in enumerate(overlays)
     ], ""
+
+
+def _gradcam_layer(predictor: Predictor) -> str:
+    """The layer :func:`gradcam_pictures` looked at (cnnlab.seeing's default), or ""."""
+    try:
+        seeing = importlib.import_module("cnnlab.seeing")
+        return seeing.default_layer(predictor.model, tuple(predictor.meta.input_size), "gradcam")
+    except Exception:  # a stand-in module, or none: the text says "the default layer"
+        return ""
+
+
+def colour_scale() -> Picture:
+    """The overlay's colour bar (inferno, as :func:`_overlay`), low on the left."""
+    import matplotlib
+
+    ramp = torch.linspace(0, 1, 256).expand(16, -1).numpy()
+    rgb = torch.from_numpy(matplotlib.colormaps["inferno"](ramp)[..., :3]).permute(2, 0, 1)
+    pixels = (rgb * 255).round().to(torch.uint8)
+    return Picture(html.image_uri(pixels), "colour scale: 0 (black) to the map's maximum (yellow)")
 
 
 def _overlay(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:

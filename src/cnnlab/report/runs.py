@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from cnnlab import plotting, table
 from cnnlab.errors import CnnlabError
+from cnnlab.experiments.base import REQUEST_FILE
 from cnnlab.formats import duration, percent, printable
 from cnnlab.run.checkpoints import list_checkpoints
 from cnnlab.run.layout import RunFiles
@@ -109,19 +110,39 @@ class RunSummary:
 
 
 def is_run_dir(path: Path) -> bool:
-    """True when ``path`` holds a training run's files (any of them: a run may be cut short)."""
+    """True when ``path`` holds a training run's files (any of them: a run may be cut short).
+
+    An experiment's folder (``cnnlab experiment run``) has a ``results.json`` of its own beside
+    its ``experiment.json``: it is no run, and its runs are in its sub-folders.
+    """
     files = RunFiles(path)
+    if os.path.lexists(path / REQUEST_FILE):
+        return False
     # lexists: a config.json that is a FIFO or a broken link still marks a (damaged) run.
     marked = os.path.lexists(files.config) or os.path.lexists(files.results)
     return marked or files.checkpoints.is_dir()
 
 
-def find_runs(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> list[Path]:
+def find_runs(dirs: Iterable[str | os.PathLike[str]] | None = None) -> list[Path]:
     """The run directories in or under ``dirs`` (each searched :data:`MAX_DEPTH` deep), sorted.
 
     A given folder that is itself a run is returned as it is; a run's own folders are not
-    searched further, and hidden folders are skipped.
+    searched further, and hidden folders are skipped. ``None`` searches :data:`DEFAULT_DIRS`,
+    which need not exist (no runs yet).
+
+    Raises:
+        CnnlabError: a folder given in ``dirs`` does not exist or is not a folder.
     """
+    if dirs is None:
+        dirs = [d for d in DEFAULT_DIRS if Path(d).is_dir()]
+    dirs = [Path(d) for d in dirs]
+    for d in dirs:
+        if not d.is_dir():
+            what = "is a file" if d.exists() else "does not exist"
+            raise CnnlabError(
+                f"{printable(str(d))} {what}: pass a run directory or a folder holding runs "
+                "(default: runs/)"
+            )
     found: set[Path] = set()
 
     def walk(path: Path, depth: int) -> None:
@@ -139,7 +160,7 @@ def find_runs(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> list[Pat
                 walk(child, depth - 1)
 
     for d in dirs:
-        walk(Path(d), MAX_DEPTH)
+        walk(d, MAX_DEPTH)
     return sorted(found)
 
 
@@ -199,8 +220,13 @@ def _status(files: RunFiles, results: RunResults | None) -> tuple[str, str]:
     return "interrupted", ""
 
 
-def runs_table(dirs: Iterable[str | os.PathLike[str]] = DEFAULT_DIRS) -> RunsTable:
-    """Every run under ``dirs``, summarised, as a :class:`RunsTable`."""
+def runs_table(dirs: Iterable[str | os.PathLike[str]] | None = None) -> RunsTable:
+    """Every run under ``dirs`` (default :data:`DEFAULT_DIRS`), summarised, as a
+    :class:`RunsTable`.
+
+    Raises:
+        CnnlabError: a folder given in ``dirs`` does not exist (:func:`find_runs`).
+    """
     return RunsTable([read_run(p) for p in find_runs(dirs)])
 
 
@@ -314,6 +340,8 @@ class RunsTable:
     def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Validation accuracy and training loss per epoch, one line per run; written to
         ``path`` when it is given."""
+        from matplotlib.ticker import MaxNLocator
+
         from cnnlab.run.figures import plain_text
 
         fig = plotting.figure(figsize=(11, 4.2))
@@ -327,10 +355,15 @@ class RunsTable:
         acc_ax.set_ylabel("validation accuracy (%)")
         loss_ax.set_ylabel("training loss (mean over the epoch)")
         for ax in (acc_ax, loss_ax):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         if self._plottable():
             acc_ax.legend(fontsize=8)
+            # a diverged or failed run is marked on the top edge instead of setting the scale
+            off_scale = plotting.fit_to_typical(loss_ax)
+            if off_scale:
+                loss_ax.legend(handles=off_scale, fontsize=8)
         else:
             acc_ax.set_title("no run has finished an epoch yet")
         fig.tight_layout()

@@ -87,7 +87,8 @@ class TrainConfig:
         "weight of auxiliary classifier losses (GoogLeNet: 0.3, Szegedy et al. 2014)"
     )
     dropout: float | None = _opt(
-        "dropout probability passed to the model (the model's own, the paper's, when unset)"
+        "dropout probability passed to the model",
+        shown_default="the model's own, the paper's",
     )
     augment: str | None = _opt(
         "training augmentation on whole batches",
@@ -123,12 +124,15 @@ class TrainConfig:
         "0.. in the order given",
         "",
         metavar="LIST",
+        shown_default="all classes",
     )
     limit_per_class: int = _opt(
         "named datasets: train on the first N training images of each class (0: all)", 0
     )
-    limit_train: int | None = _opt("use only the first N training images (quick experiments)")
-    limit_test: int | None = _opt("evaluate only the first N test images")
+    limit_train: int | None = _opt(
+        "use only the first N training images (quick experiments)", shown_default="all"
+    )
+    limit_test: int | None = _opt("evaluate only the first N test images", shown_default="all")
     seed: int = _opt("seed of weights, data order, split and augmentation", 0)
     # perf: the time-to-accuracy curve. Reporting only: no decision ever reads the test set.
     test_every_epoch: bool = _opt(
@@ -320,7 +324,13 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         meta = f.metadata
         kind = _base_type(hints[f.name])
         help_text = meta["help"]
-        if f.default is not None:
+        if "(default:" in help_text:  # the help states its own default
+            pass
+        elif "shown_default" in meta:
+            help_text += f" (default: {meta['shown_default']})"
+        elif isinstance(f.default, bool):
+            help_text += f" (default: {'on' if f.default else 'off'})"
+        elif f.default is not None:
             help_text += f" (default: {f.default})"
         elif f.name in recipe_fields():
             help_text += " (default: from the recipe)"

@@ -60,6 +60,8 @@ def plot_curves(
             ax.axvline(e - 0.5, color="grey", ls=":", lw=1, label="lr dropped" if i == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
+        if key == "loss":  # a diverged epoch is marked on the top edge, not the scale
+            plotting.fit_to_typical(ax)
         ax.set_title(plain_text(title))
         ax.grid(alpha=0.3)
         ax.legend()

@@ -4,6 +4,8 @@ Layout (every file written atomically, except the append-only ``metrics.jsonl``)
 
     RUN_DIR/config.json          the resolved TrainConfig
     RUN_DIR/metrics.jsonl        one JSON object per finished epoch
+    RUN_DIR/steps.jsonl          the step log: training loss at most twice a second
+                                 (append-only, cnnlab.train.steplog; for live views)
     RUN_DIR/results.json         "status" (finished or failed, with its "reason"), test
                                  metrics, wall time, epochs and steps (written last)
     RUN_DIR/model.safetensors    final weights + RunMeta
@@ -36,6 +38,7 @@ MODEL_FILE = "model.safetensors"
 BEST_MODEL_FILE = "model_best.safetensors"  # the weights of the best epoch by validation accuracy
 CHECKPOINT_DIR = "checkpoints"
 SPLITS_FILE = "splits.json"  # the file lists of an image folder's splits
+STEPS_FILE = "steps.jsonl"  # the step log (cnnlab.train.steplog)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class RunFiles:
     @property
     def metrics(self) -> Path:
         return self.root / "metrics.jsonl"
+
+    @property
+    def steps(self) -> Path:
+        """The step log: one line per recorded training step (absent when it was off)."""
+        return self.root / STEPS_FILE
 
     @property
     def results(self) -> Path:
@@ -87,6 +95,10 @@ class RunFiles:
     def read_epochs(self) -> list[EpochRecord]:
         """The per-epoch records of ``metrics.jsonl`` ([] when there are none yet)."""
         return records.read_history(self.metrics, self.root)
+
+    def read_steps(self) -> list[dict[str, Any]]:
+        """The step log's records ([] when there is none); a damaged line is skipped."""
+        return records.read_steps(self.steps, self.root)[0]
 
     def read_outcome(self) -> RunResults | None:
         """``results.json``, or None while the run has neither finished nor failed."""

@@ -332,6 +332,47 @@ def read_history(path: Path, run_dir: Path) -> list[EpochRecord]:
     return _checked(run_dir, file, check_history, records)
 
 
+# --- steps.jsonl (the step log, cnnlab.train.steplog) --------------------------------------------
+
+STEP_LOG = "steps.jsonl"
+
+
+def check_step(value: Any, name: str = "step record") -> dict[str, Any]:
+    """One line of ``steps.jsonl``: a step count, its epoch, a finite loss and lr, a time."""
+    data = _object(value, name)
+    return {
+        "step": _field(data, "step", name, _int, 1),
+        "epoch": _field(data, "epoch", name, _number, 0),
+        "loss": _field(data, "loss", name, _number),
+        "lr": _field(data, "lr", name, _number, 0),
+        "t": _field(data, "t", name, _number, 0),
+    }
+
+
+def read_steps(path: Path, run_dir: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """The step log from byte ``offset``: its checked records and the offset to read on from.
+
+    Only complete lines count (a line being written is read at the next call, from the returned
+    offset). A line that is not a valid record is skipped, never an error: the log is a live
+    view, and one torn or edited line must not hide the others. A missing, unreadable or
+    non-regular file reads as no records.
+    """
+    try:
+        with files.open_regular(path, what=STEP_LOG, limit="jsonl") as f:
+            f.seek(offset)
+            data = f.read()
+    except (CnnlabError, OSError):
+        return [], offset
+    end = data.rfind(b"\n") + 1  # past the last complete line
+    records = []
+    for line in data[:end].split(b"\n")[:-1]:
+        try:
+            records.append(check_step(json.loads(line)))
+        except (ValueError, RecursionError, _Bad):
+            continue
+    return records, offset + end
+
+
 # --- results.json --------------------------------------------------------------------------------
 
 

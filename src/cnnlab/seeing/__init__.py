@@ -32,6 +32,7 @@ from cnnlab.seeing.views import VIEWS, WHAT, View
 _METHODS = "cnnlab.seeing.methods"
 _FIGURES = "cnnlab.seeing.figures"
 _LAYERS = "cnnlab.seeing.layers"
+_FAITH = "cnnlab.seeing.faithfulness"
 
 # Public name -> the module that defines it: every row's functions, read from the table.
 _EXPORTS = {
@@ -41,6 +42,9 @@ _EXPORTS = {
     "TopPatches": _METHODS,
     "Mistakes": _METHODS,
     "default_layer": _LAYERS,
+    "explain": _FAITH,  # a map with its deletion, insertion and class sensitivity
+    "Explanation": _FAITH,
+    "Faithfulness": _FAITH,
     "layer_names": _LAYERS,
 }
 
@@ -48,5 +52,12 @@ __all__ = ["VIEWS", "WHAT", "View", "show", *sorted(_EXPORTS)]
 
 # The submodules too, so that `seeing.methods` works after a bare `import cnnlab.seeing`.
 __getattr__ = lazy_exports(
-    __name__, {**_EXPORTS, "figures": _FIGURES, "layers": _LAYERS, "methods": _METHODS}
+    __name__,
+    {
+        **_EXPORTS,
+        "faithfulness": _FAITH,
+        "figures": _FIGURES,
+        "layers": _LAYERS,
+        "methods": _METHODS,
+    },
 )

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cnnlab import plotting
+from cnnlab.seeing import faithfulness as F
 from cnnlab.seeing import layers as L
 from cnnlab.seeing import methods as M
 
@@ -120,6 +121,35 @@ def _predicted(model: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 def _caption(classes: list[str], probs: torch.Tensor, pred: torch.Tensor, i: int) -> str:
     return f"predicted {classes[int(pred[i])]} ({100 * float(probs[i]):.0f}%)"
+
+
+def _measured(
+    model: Any,
+    x: torch.Tensor,
+    method: str,
+    target: M.Target,
+    explained: Mapping[str, F.Explanation] | None,
+    **options: Any,
+) -> F.Explanation:
+    """``explained[method]`` when given (``cnnlab show`` computes it once for the figure and
+    its JSON), else the map and its measurement (:func:`cnnlab.seeing.faithfulness.explain`)."""
+    if explained is not None and method in explained:
+        return explained[method]
+    return F.explain(model, x, method, target, **options)
+
+
+def _verdict_title(fig: Figure, title: str, found: Sequence[F.Explanation]) -> None:
+    """The suptitle, and beneath it in words what the measurements say a reader should not
+    believe (a map no better than random, or not class-specific)."""
+    warnings = []
+    for e in found:
+        flagged = [s for s in e.scores if s.verdict != "faithful"]
+        if flagged:
+            label = "Grad-CAM" if e.method == "gradcam" else e.method
+            kinds = sorted({part for s in flagged for part in s.verdict.split("; ")})
+            warnings.append(f"{label}: {len(flagged)} of {len(e.scores)} maps {' or '.join(kinds)}")
+    text = title + ("\nwarning: " + "; ".join(warnings) if warnings else "")
+    fig.suptitle(text, fontsize=8, color="#a00000" if warnings else "black")
 
 
 def _target_names(classes: list[str], x_pred: torch.Tensor, target: M.Target) -> list[str]:
@@ -253,30 +283,56 @@ def plot_saliency(
     *,
     samples: int = 25,
     noise: float = 0.15,
+    explained: Mapping[str, F.Explanation] | None = None,
     path: str | os.PathLike[str] | None = None,
     dpi: float = DPI,
 ) -> Figure:
     """Per image: the image, the plain gradient and SmoothGrad, each as ``max_c |gradient|``
-    scaled to its own 99th percentile (Simonyan et al. 2014, Smilkov et al. 2017)."""
+    scaled to its own 99th percentile (Simonyan et al. 2014, Smilkov et al. 2017), with each
+    map's deletion, insertion and class sensitivity beneath it
+    (:mod:`cnnlab.seeing.faithfulness`; ``explained`` gives them precomputed)."""
     x = M.as_input(model, images)
     probs, pred = _predicted(model, x)
-    t = pred if target is None else target
-    plain = _clipped(M.saliency(model, x, t).abs().amax(1))
-    smooth = _clipped(M.smoothgrad(model, x, t, samples=samples, noise=noise).abs().amax(1))
+    plain_e = _measured(model, x, "saliency", target, explained)
+    random = (
+        torch.tensor([s.deletion_random for s in plain_e.scores]),
+        torch.tensor([s.insertion_random for s in plain_e.scores]),
+    )
+    smooth_e = _measured(
+        model, x, "smoothgrad", target, explained, samples=samples, noise=noise, random=random
+    )
+    plain, smooth = _clipped(plain_e.maps), _clipped(smooth_e.maps)
     classes = _classes(model, _num_classes(model, x))
     names = _target_names(classes, pred, target)
     pixels = display(model, x)
-    fig = _figure(6.2, 2.1 * len(x) + 0.3)
+    fig = _figure(7.6, 2.5 * len(x) + 0.7)
     axes = fig.subplots(len(x), 3, squeeze=False)
     for i in range(len(x)):
         _image(axes[i, 0], pixels[i])
         axes[i, 0].set_title(_caption(classes, probs, pred, i), fontsize=8)
-        for ax, m, label in ((axes[i, 1], plain, "gradient"), (axes[i, 2], smooth, "SmoothGrad")):
-            ax.imshow(m[i].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        for ax, m, e, label in (
+            (axes[i, 1], plain, plain_e, "gradient"),
+            (axes[i, 2], smooth, smooth_e, "SmoothGrad"),
+        ):
+            im = ax.imshow(m[i].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_title(f"{label}: {names[i]}", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.set_xlabel(_score_lines(e, i), fontsize=6)
+    fig.colorbar(im, ax=axes[:, 1:].flatten().tolist(), shrink=0.5, label="|gradient| / 99th pct")
+    _verdict_title(fig, "saliency: max over channels of |d score / d pixel|", [plain_e, smooth_e])
     return _finish(fig, path, dpi)
+
+
+def _score_lines(e: F.Explanation, i: int) -> str:
+    """The measurement of image ``i``'s map, in two short lines for under the map."""
+    s = e.scores[i]
+    mark = "" if s.verdict == "faithful" else f"\n{s.verdict.upper()}"
+    return (
+        f"deletion {s.deletion:.2f} (random {s.deletion_random:.2f})\n"
+        f"insertion {s.insertion:.2f} (random {s.insertion_random:.2f})\n"
+        f"class sensitivity {s.class_sensitivity:.2f}{mark}"
+    )
 
 
 def _num_classes(model: Any, x: torch.Tensor) -> int:
@@ -294,10 +350,14 @@ def plot_gradcam(
     layer: str | None = None,
     target: M.Target = None,
     *,
+    explained: Mapping[str, F.Explanation] | None = None,
     path: str | os.PathLike[str] | None = None,
     dpi: float = DPI,
 ) -> Figure:
-    """Per image: the image, and its Grad-CAM upsampled over it (each scaled to its maximum).
+    """Per image: the image, and its Grad-CAM upsampled over it (each scaled to its maximum),
+    with the map's deletion, insertion and class sensitivity beneath it
+    (:mod:`cnnlab.seeing.faithfulness`); the title warns, in words, when maps are no better
+    than random or not class-specific.
 
     The title names the layer and its map size: a 3x3 map (FastNet's last stage) is coarse by
     construction; an earlier layer (``layer=``) trades class-specificity for resolution.
@@ -306,25 +366,27 @@ def plot_gradcam(
     x = M.as_input(model, images)
     size = tuple(x.shape[1:])
     name = layer or L.default_layer(net, size, "gradcam")
-    cams = M.gradcam(model, x, name, target)  # (N, h, w)
+    e = _measured(model, x, "gradcam", target, explained, layer=name)
     probs, pred = _predicted(model, x)
     classes = _classes(model, _num_classes(model, x))
     names = _target_names(classes, pred, target)
-    row = M.layer_row(net, name, size)
-    heat = _normalised(M.upsample(cams, size[1:], M.per_axis(row.start), M.per_axis(row.jump)))
+    heat = _normalised(e.maps)  # placed at the fields' centres (methods.upsample)
     pixels = display(model, x)
-    h, w = cams.shape[1:]
-    fig = _figure(4.8, 2.2 * len(x) + 0.5)
+    h, w = M.layer_row(net, name, size).output_shape[1:]
+    fig = _figure(6.2, 2.6 * len(x) + 0.8)
     axes = fig.subplots(len(x), 2, squeeze=False)
     for i in range(len(x)):
         _image(axes[i, 0], pixels[i])
         axes[i, 0].set_title(_caption(classes, probs, pred, i), fontsize=8)
         im = _heat(axes[i, 1], pixels[i], heat[i])
-        empty = "\n(all zero: no positive evidence)" if float(cams[i].max()) == 0 else ""
+        empty = "\n(all zero: no positive evidence)" if float(e.maps[i].max()) == 0 else ""
         axes[i, 1].set_title(f"for {names[i]}{empty}", fontsize=8)
-    fig.colorbar(im, ax=axes[:, 1].tolist(), shrink=0.6, label="Grad-CAM / its max")
-    fig.suptitle(f"Grad-CAM at {name} ({h}x{w} map, cells placed at their fields' centres)",
-                 fontsize=9)  # fmt: skip
+        axes[i, 1].set_xlabel(_score_lines(e, i), fontsize=6)
+    bar = fig.colorbar(im, ax=axes[:, 1].tolist(), shrink=0.6)
+    bar.set_label("Grad-CAM / its max", fontsize=8)
+    _verdict_title(
+        fig, f"Grad-CAM at {name} ({h}x{w} map)\ncells placed at their fields' centres", [e]
+    )
     return _finish(fig, path, dpi)
 
 
@@ -336,21 +398,26 @@ def plot_occlusion(
     target: M.Target = None,
     *,
     score: str = "probability",
+    explained: Mapping[str, F.Explanation] | None = None,
     path: str | os.PathLike[str] | None = None,
     dpi: float = DPI,
 ) -> Figure:
     """Per image: the image and the drop of the class's probability (or logit) when a grey
-    square hides each part (Zeiler & Fergus 2014, Fig. 7). Red: hiding it hurts the class;
-    blue: hiding it helps. The square's size is drawn in the corner."""
+    square hides each part (Zeiler & Fergus 2014, Fig. 7), with the map's deletion, insertion
+    and class sensitivity beneath it. Red: hiding it hurts the class; blue: hiding it helps.
+    The square's size is drawn in the corner."""
     x = M.as_input(model, images)
-    sens = M.occlusion(model, x, window, stride, target, score=score)
+    e = _measured(
+        model, x, "occlusion", target, explained, window=window, stride=stride, score=score
+    )
+    sens = e.maps
     probs, pred = _predicted(model, x)
     classes = _classes(model, _num_classes(model, x))
     names = _target_names(classes, pred, target)
     pixels = display(model, x)
     h, w = x.shape[-2:]
     wh, ww = M.window_pair(window, (max(1, round(h / 7)), max(1, round(w / 7))), "window")
-    fig = _figure(4.6, 2.2 * len(x) + 0.5)
+    fig = _figure(6.0, 2.6 * len(x) + 0.8)
     axes = fig.subplots(len(x), 2, squeeze=False)
     for i in range(len(x)):
         _image(axes[i, 0], pixels[i])
@@ -362,8 +429,10 @@ def plot_occlusion(
         ax.set_title(f"drop of {names[i]}'s {score}", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(f"occlusion by a {wh}x{ww} square of the training mean", fontsize=9)
+        ax.set_xlabel(_score_lines(e, i), fontsize=6)
+        bar = fig.colorbar(im, ax=ax, shrink=0.8)
+        bar.ax.tick_params(labelsize=7)
+    _verdict_title(fig, f"occlusion by a {wh}x{ww} square of the training mean", [e])
     return _finish(fig, path, dpi)
 
 

@@ -281,6 +281,62 @@ def penultimate(report: Report) -> str:
     raise ConfigError(f"{report.model} has no layer before its output to embed")
 
 
+# Grad-CAM's default layer per zoo family, chosen by measurement: the candidate layer
+# (gradcam_candidates) with the lowest mean deletion score (cnnlab.seeing.faithfulness) among
+# those of useful resolution, on a trained network's held-out images. The numbers, the runs
+# and the command are in benchmarks/results/faithfulness.json and docs/seeing.md. A family not
+# listed was not measured and keeps last_spatial_block; so does a model of a listed family that
+# has no such layer (or whose map there is not spatial).
+GRADCAM_LAYERS: dict[str, str] = {
+    "lenet": "features.c1",  # 28x28; relu3 (the old default) did no better than random
+    "fastnet": "stages.1",  # 7x7; the 3x3 `stages` (the old default) is too coarse
+}
+
+# A Grad-CAM map is of useful resolution when both its sides are at least this (a 7x7 map,
+# ResNet's last stage at 224x224), or, in a model with no such map, as large as any candidate.
+USEFUL_SIDE = 7
+
+
+def gradcam_candidates(report: Report) -> list[str]:
+    """The layers Grad-CAM's default is chosen among: every convolution whose output is a map
+    of more than one position, and the end of its block (:func:`friendly_name`), in order."""
+    rows = report.all_rows
+    out: list[str] = []
+    for i in _convs(report):
+        if _hw(rows[i]) <= 1:
+            continue
+        for name in (rows[i].name, friendly_name(report, rows[_block_end(rows, i)])):
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _side(report: Report, name: str) -> int:
+    """The shorter side of ``name``'s map (a row, or a container's last row); 0 for a vector."""
+    rows = [r for r in report.all_rows if r.name == name or r.name.startswith(name + ".")]
+    shape = rows[-1].output_shape if rows else []
+    return min(shape[1:]) if len(shape) == 3 else 0
+
+
+def useful(report: Report, names: list[str]) -> list[str]:
+    """The ``names`` whose maps are of useful resolution (see :data:`USEFUL_SIDE`)."""
+    sides = {n: _side(report, n) for n in names}
+    need = min(USEFUL_SIDE, max(sides.values(), default=0))
+    return [n for n in names if sides[n] >= need and sides[n] > 0]
+
+
+def measured_gradcam(report: Report) -> str:
+    """Grad-CAM's default: the family's measured layer (:data:`GRADCAM_LAYERS`), else
+    :func:`last_spatial_block`."""
+    from cnnlab.registry import list_models, model_info
+
+    family = model_info(report.model).family if report.model in list_models() else None
+    name = GRADCAM_LAYERS.get(family or "")
+    if name is not None and _side(report, name) > 1:
+        return name
+    return last_spatial_block(report)
+
+
 def default_layer(net: nn.Module, input_size: tuple[int, ...], view: str) -> str:
     """The layer the picture ``view`` (a ``--what`` word) looks at when none is given: its rule
     (:data:`cnnlab.seeing.views.VIEWS`) applied to the analyzer's rows at ``input_size``.

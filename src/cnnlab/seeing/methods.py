@@ -142,12 +142,22 @@ def _device(net: nn.Module) -> torch.device:
 def fp32_eval(net: nn.Module) -> Iterator[nn.Module]:
     """``net`` in eval mode, float32, autocast off; every module's flag restored afterwards.
 
-    A model kept in bf16 or fp16 is copied to float32 (the original is left as it is).
+    A model kept in bf16 or fp16, or whose weights are inference tensors, is copied to float32
+    (the original is left as it is).
     """
     from cnnlab.run.metrics import eval_mode
 
-    low = any(t.is_floating_point() and t.dtype != torch.float32 for t in net.state_dict().values())
-    work = copy.deepcopy(net).float() if low else net
+    state = net.state_dict()
+    low = any(t.is_floating_point() and t.dtype != torch.float32 for t in state.values())
+    # Weights made under torch.inference_mode() (a model loaded inside it) cannot be saved for
+    # a backward pass: gradients need a copy of them as ordinary tensors.
+    frozen = any(t.is_inference() for t in state.values())
+    work = net
+    if low or frozen:
+        with torch.inference_mode(False):
+            work = copy.deepcopy(net)
+            work.load_state_dict({k: v.clone() for k, v in state.items()}, assign=True)
+            work = work.float()
     device = _device(work).type
     with eval_mode(work), torch.autocast(device, enabled=False), torch.inference_mode(False):
         yield work

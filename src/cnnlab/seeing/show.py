@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.errors import ConfigError
@@ -38,6 +39,8 @@ class Shown:
         layer: the layer it looks at (the default one when none was asked for), or None.
         images: how many images went into it.
         path: where it was written, or None.
+        explained: the measured explanations drawn (:attr:`View.explains`), by method.
+        scores_path: the JSON of their measurements written beside the figure, or None.
     """
 
     figure: Figure
@@ -45,13 +48,26 @@ class Shown:
     layer: str | None
     images: int
     path: str | None
+    explained: dict[str, Any] = field(default_factory=dict)
+    scores_path: str | None = None
 
     @property
     def summary(self) -> str:
+        """What was drawn, then one line per measured explanation (mean over the images)."""
         at = f" at {self.layer}" if self.layer else ""
         of = f" of {self.images} image{'s' if self.images != 1 else ''}" if self.images else ""
         where = f": wrote {self.path}" if self.path else ""
-        return f"{self.what}{of}{at}{where}"
+        lines = [f"{self.what}{of}{at}{where}"]
+        for method, e in self.explained.items():
+            s = e.summary
+            lines.append(
+                f"  {method}: deletion {s.deletion:.3f} (random {s.deletion_random:.3f}), "
+                f"insertion {s.insertion:.3f} (random {s.insertion_random:.3f}), class "
+                f"sensitivity {s.class_sensitivity:.2f}: {s.verdict} (mean of {s.images})"
+            )
+        if self.scores_path:
+            lines.append(f"  measurements: wrote {self.scores_path}")
+        return "\n".join(lines)
 
 
 def show(
@@ -121,15 +137,65 @@ def show(
         "samples": samples,
         "method": method,
     }
-    fig = _draw(view, predictor, pixels, layer, given)
-    written = None
+    explained = _explain(view, predictor, pixels, layer, given)
+    fig = _draw(view, predictor, pixels, layer, {**given, "explained": explained or None})
+    written = scores = None
     if path is not None:
         from cnnlab import plotting
         from cnnlab.seeing.figures import DPI
 
         written = str(plotting.save(fig, path, DPI if dpi is None else dpi))
+        if explained:
+            scores = str(_write_scores(Path(written), explained, meta.classes))
     used = len(pixels) if pixels is not None else 0
-    return Shown(fig, what, layer if view.default_layer is not None else None, used, written)
+    at = layer if view.default_layer is not None else None
+    return Shown(fig, what, at, used, written, explained, scores)
+
+
+def scores_path(figure: Path) -> Path:
+    """Where the measurements of ``figure`` go: ``cam.png`` -> ``cam.faithfulness.json``."""
+    return figure.with_name(figure.stem + ".faithfulness.json")
+
+
+def _explain(
+    view: View, p: Predictor, pixels: Any, layer: str | None, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The row's explanations, each with its measurement, computed once for figure and JSON."""
+    if not view.explains:
+        return {}
+    import torch
+
+    from cnnlab.seeing import faithfulness as F
+    from cnnlab.seeing import methods as M
+
+    x = M.as_input(p, pixels)
+    options = {
+        "layer": layer,
+        "samples": given["samples"],
+        "window": given["window"],
+        "stride": given["stride"],
+        "score": "probability",  # the occlusion figure's, and the curves' own score
+    }
+    out: dict[str, Any] = {}
+    random = None
+    for method in view.explains:
+        kwargs = {k: v for k, v in options.items() if v is not None}
+        e = F.explain(p, x, method, given["target"], random=random, **kwargs)
+        random = (  # the random orders do not depend on the method: measured once
+            torch.tensor([s.deletion_random for s in e.scores]),
+            torch.tensor([s.insertion_random for s in e.scores]),
+        )
+        out[method] = e
+    return out
+
+
+def _write_scores(figure: Path, explained: Mapping[str, Any], classes: Sequence[str]) -> Path:
+    import json
+
+    target = scores_path(figure)
+    body = {"figure": figure.name, **{m: e.to_dict(classes) for m, e in explained.items()}}
+    target.write_text(json.dumps(body, indent=2) + "\n")
+    return target
 
 
 def _draw(
@@ -139,6 +205,8 @@ def _draw(
     kwargs = {name: given[name] for name in view.options if given[name] is not None}
     if view.default_layer is not None:
         kwargs["layer"] = layer
+    if given.get("explained"):
+        kwargs["explained"] = given["explained"]
     images = () if view.images == "none" else (pixels,)
     return view.figure_function()(p, *images, **kwargs)
 

@@ -56,6 +56,9 @@ class View:
         options: the figure's other keywords that ``show`` fills from its arguments of the same
             name: ``target`` (a class index), ``labels`` (the test images' labels), ``unit``,
             ``window``, ``stride``, ``samples``, ``method``.
+        explains: the explanations of :data:`cnnlab.seeing.faithfulness.MAPS` it draws, each
+            measured (deletion, insertion, class sensitivity): ``show`` computes them once,
+            hands them to the figure as ``explained`` and writes them as JSON beside it.
     """
 
     name: str
@@ -67,6 +70,7 @@ class View:
     limit: int | None = None
     labelled: bool = False
     options: tuple[str, ...] = ()
+    explains: tuple[str, ...] = ()
 
     def figure_function(self) -> Callable[..., Figure]:
         """The drawing function (imports PyTorch and matplotlib)."""
@@ -121,6 +125,7 @@ VIEWS: tuple[View, ...] = (
         images="some",
         limit=4,
         options=("target", "samples"),
+        explains=("saliency", "smoothgrad"),
     ),
     View(
         name="gradcam",
@@ -128,9 +133,10 @@ VIEWS: tuple[View, ...] = (
         methods=("gradcam",),
         figure="plot_gradcam",
         images="some",
-        default_layer="last_spatial_block",
+        default_layer="measured_gradcam",
         limit=4,
         options=("target",),
+        explains=("gradcam",),
     ),
     View(
         name="occlusion",
@@ -140,6 +146,7 @@ VIEWS: tuple[View, ...] = (
         images="some",
         limit=4,
         options=("window", "stride", "target"),
+        explains=("occlusion",),
     ),
     View(
         name="rf",

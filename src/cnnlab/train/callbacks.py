@@ -83,17 +83,28 @@ class CallbackList(Callback):
         return call_all
 
 
+PROGRESS_LINE_SECONDS = 10.0  # without a terminal: a progress line at least this often
+
+
 class ConsoleLog(Callback):
     """What ``cnnlab train`` prints: notes, a progress bar per epoch, epoch and final lines.
 
     Lines go to stdout through ``tqdm.write`` (so they do not break a bar); the bar goes to
-    stderr and only when stderr is a terminal. Only DDP rank 0 prints.
+    stderr and only when stderr is a terminal. Without a terminal (a log file, CI, a notebook's
+    captured output) a bar cannot redraw, so a progress line goes to stdout instead whenever
+    ``line_seconds`` have passed since the last line: an epoch of a minute is never silent.
+    Only DDP rank 0 prints.
     """
 
-    def __init__(self, progress_bar: bool = True) -> None:
+    def __init__(
+        self, progress_bar: bool = True, line_seconds: float = PROGRESS_LINE_SECONDS
+    ) -> None:
         self.progress_bar = progress_bar
+        self.line_seconds = line_seconds
         self.bar: Any = None
+        self.lines = False  # progress lines instead of a bar (no terminal)
         self.epoch_started = 0.0
+        self.last_line = 0.0
 
     @staticmethod
     def write(trainer: Trainer, message: str, file: Any = None) -> None:
@@ -128,7 +139,7 @@ class ConsoleLog(Callback):
         )
 
     def on_epoch_start(self, trainer: Trainer) -> None:
-        self.epoch_started = time.perf_counter()
+        self.epoch_started = self.last_line = time.perf_counter()
         if not (self.progress_bar and trainer.dist.is_main):
             return
         from tqdm.auto import tqdm
@@ -140,21 +151,36 @@ class ConsoleLog(Callback):
             unit="step",
             leave=False,
             dynamic_ncols=True,
-            disable=None,  # no bar when stderr is not a terminal (logs, CI): epoch lines remain
+            disable=None,  # no bar when stderr is not a terminal: progress lines instead
             file=sys.stderr,
         )
+        if self.bar.disable:
+            self.bar, self.lines = None, True
+
+    def _so_far(self, trainer: Trainer) -> str:
+        """The epoch's running loss, accuracy and speed."""
+        sums = trainer.progress.epoch_sums
+        rate = trainer.epoch_images / max(time.perf_counter() - self.epoch_started, 1e-9)
+        return f"loss {sums[0] / sums[2]:.4f} acc {100 * sums[1] / sums[2]:.2f}% {rate:,.0f} img/s"
 
     def on_step_end(self, trainer: Trainer, result: StepResult) -> None:
+        batch = trainer.progress.batch
+        if self.lines and time.perf_counter() - self.last_line >= self.line_seconds:
+            self.last_line = time.perf_counter()
+            left = trainer.steps_per_epoch - batch - 1
+            per_step = (self.last_line - self.epoch_started) / max(trainer.epoch_images, 1)
+            eta = left * trainer.config.batch_size * per_step
+            self.write(
+                trainer,
+                f"  epoch {trainer.progress.epoch + 1}/{trainer.config.epochs} step "
+                f"{batch + 1}/{trainer.steps_per_epoch}  {self._so_far(trainer)}  about "
+                f"{eta:.0f} s to the epoch's end",
+            )
         if self.bar is None:
             return
         self.bar.update()
-        batch = trainer.progress.batch
         if batch % 10 == 0 or batch == trainer.steps_per_epoch - 1:
-            sums = trainer.progress.epoch_sums
-            rate = trainer.epoch_images / (time.perf_counter() - self.epoch_started)
-            self.bar.set_postfix_str(
-                f"loss {sums[0] / sums[2]:.4f} acc {100 * sums[1] / sums[2]:.2f}% {rate:,.0f} img/s"
-            )
+            self.bar.set_postfix_str(self._so_far(trainer))
 
     def on_epoch_end(self, trainer: Trainer, record: dict[str, Any]) -> None:
         if self.bar is not None:

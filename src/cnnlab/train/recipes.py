@@ -322,6 +322,9 @@ def resolve(config: TrainConfig, given: set[str] | None = None) -> tuple[TrainCo
     )
     values = {k: (getattr(config, k) if k in given else settings[k]) for k in recipe_fields()}
     notes = []
+    if config.limit_train is not None:  # known before the data is read (a folder's is not)
+        values, note = _fit_short_run(values, config.limit_train, given)
+        notes += note
     if not _flips_preserve_labels(config.data):
         if "augment" not in given and "flip" in values["augment"]:
             values["augment"] = "crop" if "crop" in values["augment"] else "none"
@@ -332,6 +335,83 @@ def resolve(config: TrainConfig, given: set[str] | None = None) -> tuple[TrainCo
         if "tta" not in given:
             values["tta"] = False  # perf: the mirror test-time view is wrong for the same reason
     return dataclasses.replace(config, model=model, **values), notes
+
+
+# A recipe's batch is cut for a run on few images (--limit-train) so that an epoch has at least
+# this many steps: 1,000 images in batches of 256 are 3 steps, too few for any network to leave
+# chance in one or two epochs (docs/training.md, "Short runs"). SGD's learning rate follows the
+# batch (linear scaling, Goyal et al. 2017), as it does when cnnlab.run.data caps a batch.
+MIN_EPOCH_STEPS = 32
+MIN_SHORT_BATCH = 16
+
+
+def fit_short_run(
+    config: TrainConfig, n_train: int, given: set[str] | None
+) -> tuple[TrainConfig, list[str]]:
+    """:func:`resolve`'s batch for few images, for a training set whose size only the data
+    tells (a small image folder, a small dataset): the trainer calls it once the data is read.
+
+    Args:
+        config: a resolved config.
+        n_train: training images.
+        given: the fields the user set (their values are kept); None: every recipe field
+            counts as set unless the recipe's value is the config's.
+    """
+    values = {k: getattr(config, k) for k in recipe_fields()}
+    values, notes = _fit_short_run(values, n_train, given or set())
+    return dataclasses.replace(config, **values), notes
+
+
+def _fit_short_run(
+    values: dict[str, Any], n_train: int, given: set[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """``values`` with the batch cut (and SGD's lr scaled) for ``n_train`` images, and a note."""
+    short = _short_run_batch(n_train, values["batch_size"])
+    if short is None or "batch_size" in given:
+        return values, []
+    # The linear scaling rule is SGD's (as fit_config_to_data's batch cap); AdamW's steps are
+    # normalised: at batch 16, alexnet_paper stalled at 2.5e-4 and trained at its 1e-3.
+    scaled = "lr" not in given and values["optimizer"] == "sgd"
+    lr = values["lr"] * short / values["batch_size"] if scaled else values["lr"]
+    note = (
+        f"note: batch {short} instead of the recipe's {values['batch_size']}"
+        + (f" and lr {lr:g} instead of {values['lr']:g}" if scaled else "")
+        + f", so that {n_train} images make at least {MIN_EPOCH_STEPS} steps an "
+        "epoch; pass --batch-size to override"
+    )
+    return {**values, "batch_size": short, "lr": lr}, [note]
+
+
+def _short_run_batch(limit_train: int | None, batch: int) -> int | None:
+    """The power-of-two batch that gives ``limit_train`` images :data:`MIN_EPOCH_STEPS` steps an
+    epoch, when the recipe's ``batch`` gives fewer; ``None`` when it does not."""
+    if limit_train is None or limit_train // batch >= MIN_EPOCH_STEPS:
+        return None
+    fits = max(limit_train // MIN_EPOCH_STEPS, MIN_SHORT_BATCH)
+    return min(batch, 1 << (fits.bit_length() - 1))
+
+
+def lr_advice(config: TrainConfig) -> str:
+    """What to try instead of a resolved config's learning rate after its run blew up or stalled.
+
+    The recipe's own value when the run used a larger one (a typo such as ``--lr 50`` is best
+    answered with the value that is known to train), else a tenth of the current one: a
+    divergence that the recipe's value itself causes is rarely cured by a third of it.
+    """
+    from cnnlab.registry import model_info
+
+    model = config.model or FAST_DEFAULT_MODEL
+    batch_norm = config.recipe == "paper" or has_batch_norm(model)
+    recipe_lr = recipe_settings(config.recipe, model_info(model).family, batch_norm)["lr"]
+    lr = config.lr if config.lr is not None else recipe_lr
+    if lr > recipe_lr:
+        return f"now {lr:g}, try {recipe_lr:g}: the {config.recipe} recipe's value for {model}"
+    why = (
+        f"the {config.recipe} recipe's own value did not train here"
+        if lr == recipe_lr
+        else f"below the {config.recipe} recipe's {recipe_lr:g}, it still did not train"
+    )
+    return f"now {lr:g}, try {lr / 10:.2g}, a tenth: {why}"
 
 
 def _flips_preserve_labels(data: str) -> bool:

@@ -44,7 +44,7 @@ from cnnlab.errors import CheckpointError, ConfigError, TrainingError
 from cnnlab.formats import printable
 from cnnlab.registry import create_model, model_info
 from cnnlab.run.checkpoints import checkpoint_step, latest_valid_checkpoint
-from cnnlab.run.config import TrainConfig, to_dict
+from cnnlab.run.config import TrainConfig, recipe_fields, to_dict
 from cnnlab.run.data import (
     Augmenter,
     RunData,
@@ -65,7 +65,7 @@ from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
 from cnnlab.train.callbacks import Callback, CallbackList, ConsoleLog
 from cnnlab.train.finetune import finetune_optimizer
-from cnnlab.train.recipes import resolve
+from cnnlab.train.recipes import fit_short_run, lr_advice, resolve
 from cnnlab.train.rundir import check_run_dir
 from cnnlab.train.step import (
     NonFiniteLossError,
@@ -185,6 +185,12 @@ class Trainer:
         callbacks: Iterable[Callback] = (),
     ) -> None:
         self.config, self.recipe_notes = resolve(config, given)
+        # What the user set, as resolve read it: the settings a later fit to the data keeps.
+        self.given = (
+            {k for k in recipe_fields() if getattr(config, k) is not None}
+            if given is None
+            else set(given)
+        )
         self.events = CallbackList(callbacks)
         self.notes: list[str] = []
         self.progress = Progress()
@@ -217,7 +223,13 @@ class Trainer:
         # The data first: a batch larger than the data is capped, and the run directory's
         # config (compared on --resume) must be the capped one.
         self.data = run_data(self.config)
+        short_notes = []
+        if self.config.limit_train is None:  # a small folder's size is known only now
+            self.config, short_notes = fit_short_run(
+                self.config, len(self.data.train_x), self.given
+            )
         self.config, data_notes = fit_config_to_data(self.config, self.data)
+        data_notes = [*short_notes, *data_notes]
         start = check_run_dir(self.config, clean=self.dist.is_main)
         ddp.barrier(self.dist)  # every rank has judged the run directory before rank 0 writes
         self.files, resume_from = start.files, start.resume_from
@@ -599,13 +611,13 @@ class Trainer:
 
     def likely_fix(self, record: dict[str, Any]) -> str:
         """The setting most likely to get a stalled run learning."""
-        lr, clip = self.config.lr, self.config.grad_clip
+        lr, clip = lr_advice(self.config), self.config.grad_clip
         if record["train_loss"] > 1.1 * math.log(self.meta.num_classes):  # above a guess: blew up
-            advice = f"lower --lr (now {lr:g}, try {lr / 3:.2g})"
+            advice = f"lower --lr ({lr})"
             return advice + ("" if clip else " or clip gradients with --grad-clip 1")
         return (
-            f"the network is not learning: lower --lr (now {lr:g}, try {lr / 3:.2g}; dead ReLUs "
-            "after a too-large step are the usual cause), or a variant with batch norm"
+            f"the network is not learning: lower --lr ({lr}; dead ReLUs after a too-large step "
+            "are the usual cause), or a variant with batch norm"
         )
 
     def check_stall(self) -> None:
