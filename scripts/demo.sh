@@ -25,4 +25,6 @@ print(f"{ev['model']} on Fashion-MNIST: test accuracy {100 * ev['top1']:.2f}% "
 print(f"figures: {', '.join(str(p) for p in sorted((run / 'figures').glob('*.png')))}")
 print(f"report:  {run / 'report.html'} (one self-contained page: open it in a browser)")
 print(f"try:     .venv/bin/cnnlab predict {run} IMAGE.png")
+print(f"studio:  .venv/bin/cnnlab studio {run.parent}   (a local web app over the runs: curves, "
+      "jobs, inspect)")
 PY

@@ -34,6 +34,7 @@ COMMANDS = (
     "report",
     "runs",
     "experiment",
+    "studio",
 )
 
 
