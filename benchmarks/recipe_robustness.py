@@ -15,7 +15,7 @@ recipe, nothing tuned per run):
   studio job: ``--limit-train 1000 --epochs 2`` and ``--limit-train 5000 --epochs 1`` (seed 0,
   ``--val-size 1000 --limit-test 2000``), after the one-cycle warm-up got its floor in steps
   (``cnnlab.run.schedule.WARMUP_MIN_STEPS``) and short runs their smaller batch and learning
-  rate (``cnnlab.train.recipes.MIN_EPOCH_STEPS``). Before, ``fastnet --epochs 1 --limit-train 5000``
+  rate (``cnnlab.run.recipes.MIN_EPOCH_STEPS``). Before, ``fastnet --epochs 1 --limit-train 5000``
   blew up (loss 10.8). Its results go to ``benchmarks/results/recipe_robustness_short.json``
   with the machine (CPU name) and the table to docs/training.md's "Short runs" block.
 

@@ -34,7 +34,7 @@ from cnnlab.registry import create_model, model_info
 from cnnlab.run.config import TrainConfig
 from cnnlab.run.data import Augmenter
 from cnnlab.run.inputs import make_prepare
-from cnnlab.train.recipes import resolve
+from cnnlab.run.recipes import resolve
 from cnnlab.train.step import autocast_for, make_optimizer, train_step
 
 # Operators whose self time is "convolution or matrix product" (forward and backward, oneDNN and

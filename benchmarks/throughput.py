@@ -16,12 +16,12 @@ Three pipelines, measured side by side in one process, on the same machine, at t
   batches indexed out and augmented as whole batches, normalised (and resized) per batch, bf16
   autocast, channels-last, the fast recipe's optimizer. The pieces are the training loop's own
   (:func:`cnnlab.run.inputs.make_prepare`, :class:`~cnnlab.run.data.Augmenter`,
-  :func:`cnnlab.train.step.make_optimizer`, :func:`cnnlab.train.recipes.resolve`), and each step
+  :func:`cnnlab.train.step.make_optimizer`, :func:`cnnlab.run.recipes.resolve`), and each step
   is the library's own :func:`cnnlab.train.step.train_step`.
 
 Every zoo family has a row at a training size (32x32, or the smallest input the model takes).
 cnnlab's precision and memory format are the fast recipe's per-family choice
-(``FAST_FAMILY_FORMATS`` in :mod:`cnnlab.train.recipes`); ``--formats`` measures what that choice is
+(``FAST_FAMILY_FORMATS`` in :mod:`cnnlab.run.recipes`); ``--formats`` measures what that choice is
 made from: cnnlab's step in each of fp32/bf16 x NCHW/channels-last. plain and cnnlab alternate over
 ``ROUNDS`` rounds of a few timed steps (after untimed warm-up steps) and the medians are reported.
 Inference is what ``cnnlab eval`` runs, :meth:`cnnlab.predictor.Predictor.logits` on uint8 images,
@@ -76,8 +76,8 @@ from cnnlab.run.config import TrainConfig
 from cnnlab.run.data import Augmenter
 from cnnlab.run.device import cpu_model
 from cnnlab.run.inputs import make_prepare
+from cnnlab.run.recipes import resolve
 from cnnlab.runmeta import RunMeta
-from cnnlab.train.recipes import resolve
 from cnnlab.train.step import autocast_for, loss_and_logits, make_optimizer, train_step
 
 DATASET = "fashion-mnist"

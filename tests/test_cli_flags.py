@@ -27,7 +27,7 @@ import helpers.models  # noqa: F401  (registers tinynet)
 from cnnlab.cli import main
 from cnnlab.cli.train import parse, resume_command
 from helpers import subprocess_env
-from helpers.datasets import needs_fashion_mnist
+from helpers.datasets import needs_fashion_mnist, photos
 from helpers.runs import SMALL
 
 pytestmark = needs_fashion_mnist
@@ -36,6 +36,13 @@ pytestmark = needs_fashion_mnist
 RUNS = {
     "seed-paper": ["lenet5", *SMALL, "--seed", "7", "--recipe", "paper"],
     "classes": ["tinynet", *SMALL, "--classes", "Sneaker,Ankle boot,Bag", "--seed", "3"],
+    # an image folder split by non-default fractions and seed, at a chosen size: eval must
+    # find the same held-out images (splits.json), not the default split's
+    "folder": [
+        "tinynet", "--data", "{photos}", "--test-fraction", "0.25", "--val-fraction", "0.2",
+        "--seed", "5", "--image-size", "32", "--epochs", "1", "--stall-patience", "0",
+        "--no-progress", "--device", "cpu", "--threads", "1",
+    ],  # fmt: skip
 }
 
 
@@ -49,8 +56,10 @@ def _keep_threads() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("flags")
+    folder = photos(root / "photos", per_class=40, classes=("blue", "red", "green"))
     threads = torch.get_num_threads()
     for name, argv in RUNS.items():
+        argv = [a.replace("{photos}", str(folder)) for a in argv]
         assert main(["train", *argv, "--out", str(root / name)]) == 0
     torch.set_num_threads(threads)
     return {name: root / name for name in RUNS}
@@ -65,8 +74,10 @@ def test_eval_predict_show_report_read_the_run(
     # eval: the same test images training evaluated (its first 300), the same accuracy
     assert main(["eval", str(run), "--limit", "300", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["count"] == results["count"] == 300
+    assert out["count"] == results["count"] == (30 if name == "folder" else 300)  # 25% of 120
     assert out["top1"] == pytest.approx(results["top1"])
+    if name == "folder":  # the very images training held out, class by class
+        assert out["per_class"] == pytest.approx(results["per_class"])
     classes = json.loads((run / "config.json").read_text())["classes"]
     if classes:  # a --classes run: its classes by name, and only their images
         assert list(out["per_class"]) == classes.split(",")
@@ -78,6 +89,9 @@ def test_eval_predict_show_report_read_the_run(
     assert json.loads(capsys.readouterr().out)[0]["predictions"]
     assert main(["show", str(run), "--what", "gradcam", "-o", str(tmp_path / "cam.png")]) == 0
     assert (tmp_path / "cam.png").stat().st_size > 0
+    # labelled test images: the run's own (a --classes run's relabelled, a folder's held out)
+    assert main(["show", str(run), "--what", "errors", "-o", str(tmp_path / "err.png")]) == 0
+    assert (tmp_path / "err.png").stat().st_size > 0
     assert main(["report", str(run), "-o", str(tmp_path / "page.html")]) == 0
     assert (tmp_path / "page.html").stat().st_size > 0
 

@@ -391,8 +391,8 @@ def test_sigkill_mid_experiment_then_resume_reuses_and_matches_bitwise(tmp_path:
 
 def test_cifar_resnets_follow_the_papers_section_4_2_recipe() -> None:
     from cnnlab.run.config import TrainConfig
+    from cnnlab.run.recipes import resolve
     from cnnlab.run.schedule import scheduled_lr
-    from cnnlab.train.recipes import resolve
 
     for model in ("resnet20", "plain56", "resnet110"):
         c = resolve(TrainConfig(model=model, recipe="paper"))[0]

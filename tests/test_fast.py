@@ -17,8 +17,8 @@ import torch
 import cnnlab
 from cnnlab.run.config import TrainConfig
 from cnnlab.run.metrics import evaluate
+from cnnlab.run.recipes import FAST_DEFAULT_MODEL, resolve
 from cnnlab.train import RunResult, fit
-from cnnlab.train.recipes import FAST_DEFAULT_MODEL, resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_fast_presets_are_the_fast_recipe_with_their_changes() -> None:
     family, and a CLI choice."""
     import dataclasses
 
-    from cnnlab.train.recipes import FAST_PRESETS
+    from cnnlab.run.recipes import FAST_PRESETS
 
     choices = next(f for f in dataclasses.fields(TrainConfig) if f.name == "recipe")
     assert set(FAST_PRESETS) <= set(choices.metadata["choices"])

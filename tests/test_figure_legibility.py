@@ -69,7 +69,7 @@ def _runs(*histories: tuple[str, list[dict[str, Any]]]) -> RunsTable:
 
 def _config(**fields: Any) -> TrainConfig:
     """A config as a run records it: the recipe's values filled in."""
-    from cnnlab.train.recipes import resolve
+    from cnnlab.run.recipes import resolve
 
     return resolve(TrainConfig(model="lenet5", epochs=5, **fields))[0]
 

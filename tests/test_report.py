@@ -95,26 +95,29 @@ def test_the_command_reproduces_the_stored_config(trained_run: Path) -> None:
     import json
 
     from cnnlab.cli.train import parse
-    from cnnlab.run.config import from_dict, recipe_fields
-    from cnnlab.train.recipes import resolve
+    from cnnlab.run.config import from_dict, matters
+    from cnnlab.run.recipes import resolve
 
     stored = from_dict(json.loads((trained_run / "config.json").read_text()))
-    baseline = resolve(dataclasses.replace(stored, **dict.fromkeys(recipe_fields())), set())[0]
+    baseline = page.recipe_baseline(stored)
+    assert baseline is not None
+    read = [f.name for f in dataclasses.fields(stored) if matters(stored, f.name)]
+    assert len(read) < len(dataclasses.fields(stored))  # tinynet's SGD + onecycle: some unread
     for short in (False, True):
         argv = shlex.split(page.train_command(stored, baseline=baseline if short else None))
         assert argv[:3] == ["cnnlab", "train", "tinynet"]
         config, given = parse(argv[2:])
-        config = resolve(config, given)[0] if short else config
+        config = resolve(config, given)[0]  # the pinned command leaves only unread ones to it
         for name in ("resume", "progress"):  # how a run is watched, not what it trains
             setattr(config, name, getattr(stored, name))
-        assert config == stored, short
+        assert {n: getattr(config, n) for n in read} == {n: getattr(stored, n) for n in read}
     ddp = page.train_command(stored, world_size=2)
     assert ddp.startswith("torchrun --standalone --nproc_per_node 2 -m cnnlab train tinynet")
 
 
 def test_the_command_names_only_what_differs_from_the_recipe() -> None:
     from cnnlab.run.config import TrainConfig
-    from cnnlab.train.recipes import resolve
+    from cnnlab.run.recipes import resolve
 
     config = resolve(TrainConfig(model="lenet5", epochs=3, lr=0.05), {"epochs", "lr"})[0]
     baseline = resolve(TrainConfig(model="lenet5"), set())[0]  # no recipe field given
@@ -122,6 +125,28 @@ def test_the_command_names_only_what_differs_from_the_recipe() -> None:
     assert short == "cnnlab train lenet5 --epochs 3 --lr 0.05"
     pinned = page.train_command(config)
     assert "--weight-decay" in pinned and "--batch-size" in pinned
+
+
+def test_the_command_leaves_out_what_training_never_reads() -> None:
+    """AdamW reads no --nesterov, onecycle no --lr-decay, flips alone no --crop-padding, only
+    GoogLeNet and Inception v3 the auxiliary loss weight."""
+    from cnnlab.run.config import TrainConfig
+    from cnnlab.run.recipes import resolve
+
+    given = {"optimizer", "lr", "augment"}
+    config = resolve(TrainConfig(model="resnet18", optimizer="adamw", lr=1e-3, augment="flip"),
+                     given)[0]  # fmt: skip
+    for command in (page.train_command(config), page.train_command(
+            config, baseline=page.recipe_baseline(config))):  # fmt: skip
+        argv = shlex.split(command)
+        assert "--optimizer" in argv and "--lr" in argv
+        for unread in ("--nesterov", "--no-nesterov", "--lr-decay", "--plateau-patience",
+                       "--step-epochs", "--crop-padding", "--aux-loss-weight"):  # fmt: skip
+            assert unread not in argv, (unread, command)
+    googlenet = resolve(TrainConfig(model="googlenet", schedule="step"), {"schedule"})[0]
+    pinned = shlex.split(page.train_command(googlenet))
+    assert "--aux-loss-weight" in pinned and "--step-epochs" in pinned and "--lr-decay" in pinned
+    assert "--warmup" not in pinned and "--plateau-patience" not in pinned
 
 
 def test_label_smoothing_explains_the_training_loss_floor() -> None:

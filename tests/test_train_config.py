@@ -19,8 +19,8 @@ from cnnlab.errors import ConfigError
 from cnnlab.registry import ModelInfo, list_models, model_info
 from cnnlab.run.config import TrainConfig, differences
 from cnnlab.run.data import input_size_for, split_train_val
+from cnnlab.run.recipes import MIN_EPOCH_STEPS, paper_recipe, recipe_settings, resolve
 from cnnlab.run.schedule import WARMUP_MIN_STEPS, scheduled_lr
-from cnnlab.train.recipes import MIN_EPOCH_STEPS, paper_recipe, recipe_settings, resolve
 
 
 def test_flags_parse_into_config_and_record_what_was_given() -> None:
@@ -127,7 +127,7 @@ def test_every_registered_family_has_a_paper_recipe() -> None:
 
 
 def test_fast_recipe_keeps_fastnet_tuned_and_adapts_to_each_family() -> None:
-    from cnnlab.train.recipes import (
+    from cnnlab.run.recipes import (
         _BASE,
         FAST_FAMILY_RECIPES,
         FAST_RECIPE,
@@ -158,7 +158,7 @@ def test_fast_recipe_keeps_fastnet_tuned_and_adapts_to_each_family() -> None:
 def test_fast_precision_and_layout_come_from_the_measured_family_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from cnnlab.train import recipes
+    from cnnlab.run import recipes
 
     # Every family of the zoo has a measured row (fastnet's is FAST_RECIPE's own).
     families = {model_info(name).family for name in list_models()} - {helpers.models.FAMILY}
@@ -219,7 +219,7 @@ def test_a_run_on_few_images_gets_a_batch_with_enough_steps() -> None:
 
 def test_a_small_image_folder_gets_a_batch_with_enough_steps_once_its_size_is_known() -> None:
     """A folder's size is known only when it is read: the trainer applies the same rule then."""
-    from cnnlab.train.recipes import fit_short_run
+    from cnnlab.run.recipes import fit_short_run
 
     config, _ = resolve(*parse(["resnet18", "--data", "/photos"]))
     fitted, notes = fit_short_run(config, 864, set())

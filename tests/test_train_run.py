@@ -27,10 +27,10 @@ from cnnlab.cli.train import parse
 from cnnlab.errors import ConfigError, TrainingError
 from cnnlab.run.checkpoints import list_checkpoints
 from cnnlab.run.load import load_trained
+from cnnlab.run.recipes import lr_advice, resolve
 from cnnlab.run.tensorfile import read_header
 from cnnlab.train import Callback, fit
 from cnnlab.train.callbacks import ConsoleLog
-from cnnlab.train.recipes import lr_advice, resolve
 from helpers.datasets import needs_fashion_mnist
 from helpers.runs import SMALL, SMALL_STEPS_PER_EPOCH, TIMINGS, bitwise_differences, weights
 
@@ -311,6 +311,8 @@ def test_the_stall_hint_suggests_the_recipes_learning_rate() -> None:
     assert lr_advice(paper) == own
     below = dataclasses.replace(paper, lr=0.005)
     assert lr_advice(below).endswith("below the paper recipe's 0.01, it still did not train")
+    adamw = resolve(*parse(["resnet18", "--optimizer", "adamw", "--lr", "0.001"]))[0]
+    assert lr_advice(adamw) == "now 0.001, try 0.0001, a tenth: adamw did not train at it"
 
 
 def test_without_a_terminal_progress_lines_replace_the_bar(

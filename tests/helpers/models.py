@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from cnnlab.registry import list_models, register_model
-from cnnlab.train.recipes import add_paper_recipe
+from cnnlab.run.recipes import add_paper_recipe
 
 NAME = "tinynet"
 FAMILY = "test"

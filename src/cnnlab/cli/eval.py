@@ -13,6 +13,8 @@ from cnnlab.formats import printable
 if TYPE_CHECKING:  # the command's imports stay light until it runs
     import torch
 
+    from cnnlab.run.config import TrainConfig
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -66,13 +68,22 @@ def run(args: argparse.Namespace) -> int:
             f"{predictor.source} records the dataset '{printable(data, 80)}', which is no name or "
             "path cnnlab reads: pass --data"
         )
-    # An image folder without split sub-folders is split by the run's seed: evaluate on the
-    # images that run held out, never on ones it trained on. A named dataset has published
-    # splits, so the seed has no say there (and load_dataset refuses one).
-    folder = isinstance(resolve(data), Path)
-    seed = meta.seed if folder and meta.seed is not None else 0
-    images, labels = load_dataset(data, args.split, root=args.data_dir, seed=seed)
-    images, labels = _run_classes(images, labels, data, meta.classes)
+    config = _run_config(args.path, data)
+    if config is not None:
+        # The run's own split: an image folder's files held out by its fractions and seed
+        # (never ones it trained on), a named dataset's --classes relabelled as it trained.
+        from cnnlab.run.data import load_run_data, load_run_split, record_sides
+
+        if args.split == "test":
+            images, labels = load_run_split(config, "test", record_sides(meta))
+        else:
+            run_data = load_run_data(config, record_sides(meta))
+            images, labels = run_data.train_x, run_data.train_y
+    else:  # a weights file, or other data: the dataset's own split
+        folder = isinstance(resolve(data), Path)
+        seed = meta.seed if folder and meta.seed is not None else 0
+        images, labels = load_dataset(data, args.split, root=args.data_dir, seed=seed)
+        images, labels = _run_classes(images, labels, data, meta.classes)
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
     if images.shape[1] != meta.in_channels:
@@ -102,6 +113,22 @@ def run(args: argparse.Namespace) -> int:
     # Class names come from the weights file: shown escaped, never as terminal controls.
     print(format_result(result, [printable(name, 60) for name in meta.classes]))
     return 0
+
+
+def _run_config(path: str, data: str) -> TrainConfig | None:
+    """The resolved config of the run directory ``path`` when ``data`` is what it trained on."""
+    from cnnlab.run.layout import RunFiles
+
+    files = RunFiles(Path(path))
+    if not Path(path).is_dir() or not files.config.is_file():
+        return None
+    config = files.read_config(resolved=True)
+    if config.data == data:
+        return config
+    from cnnlab.data import resolve
+
+    same = isinstance(a := resolve(config.data), Path) and isinstance(b := resolve(data), Path)
+    return config if same and a.resolve() == b.resolve() else None
 
 
 def _run_classes(

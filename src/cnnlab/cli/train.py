@@ -45,7 +45,7 @@ def resume_command(config: TrainConfig, given: set[str]) -> str:
     setting the user gave (the recipe fills the others the same way again) and names the run
     directory even when it was the default one.
     """
-    from cnnlab.train.recipes import FAST_DEFAULT_MODEL
+    from cnnlab.run.recipes import FAST_DEFAULT_MODEL
     from cnnlab.train.rundir import default_run_dir
 
     words = ["cnnlab", "train"]

@@ -98,7 +98,7 @@ class DatasetInfo:
         flip_preserves_label: Whether a horizontally mirrored image keeps its class. False for
             digits (a mirrored digit is another symbol or none): the training recipes then drop
             flip augmentation and flip test-time augmentation
-            (:func:`cnnlab.train.recipes.resolve`).
+            (:func:`cnnlab.run.recipes.resolve`).
         url: Base address the files are downloaded from (file name appended).
         files: The dataset's files with their checksums (empty for image folders).
         homepage: Where the dataset is documented.

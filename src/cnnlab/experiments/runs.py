@@ -30,12 +30,12 @@ def train_or_reuse(
     ``config`` has ``resume=True``: ``fit`` starts an empty directory from the beginning,
     continues an interrupted run from its newest valid checkpoint (bitwise as an uninterrupted
     run on the CPU), and refuses a directory trained with other settings. ``given`` names the
-    settings set explicitly (as for :func:`~cnnlab.train.recipes.resolve`; None: every one that
+    settings set explicitly (as for :func:`~cnnlab.run.recipes.resolve`; None: every one that
     is not None, e.g. a run's own ``config.json``).
     """
     from cnnlab.run.config import differences, from_dict
     from cnnlab.run.layout import RunFiles
-    from cnnlab.train.recipes import resolve
+    from cnnlab.run.recipes import resolve
     from cnnlab.train.trainer import RunResult, fit
 
     run = RunFiles(run_dir)

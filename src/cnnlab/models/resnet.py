@@ -557,7 +557,7 @@ def resnet152_paper(*, num_classes: int = 1000, in_channels: int = 3, **kwargs: 
 
 # Any input of at least 1x1 goes through (derived by trying: at 0x0 the 3x3 stem no longer fits).
 # A family of their own: Section 4.2 trains them with another recipe than the ImageNet nets
-# (cnnlab.train.recipes.PAPER_RECIPES["resnet_cifar"]).
+# (cnnlab.run.recipes.PAPER_RECIPES["resnet_cifar"]).
 _CIFAR = {
     "family": "resnet_cifar",
     "paper": PAPER + ", Section 4.2",

@@ -212,14 +212,13 @@ def build_report(
     predictor = cnnlab.load(run_files.root, device=device)
     _check_classes(run_files, results, predictor.meta)
     training = _latest_training(run_files)
+    world_size = training.world_size if training else 1
     report = RunReport(
         run=run,
         meta=predictor.meta,
         config=config,
-        # the short command needs the recipe table, which lives in training code that the
-        # report may not import (docs/architecture.md): until it moves, both are pinned
-        command=train_command(config, training.world_size if training else 1),
-        pinned_command=train_command(config, training.world_size if training else 1),
+        command=train_command(config, world_size, baseline=recipe_baseline(config)),
+        pinned_command=train_command(config, world_size),
         about=_about(config, predictor.meta, run),
         environment=_environment(predictor.meta, config, training),
         headline=_headline(run, results),
@@ -273,11 +272,13 @@ def train_command(
     Without ``baseline`` every setting that differs from its field default is spelled out,
     recipe values included, so the command pins the run even if a recipe's defaults change
     later. Given ``baseline`` (what ``cnnlab train`` resolves for the same model and data with
-    no recipe field set), a recipe field is named only where the run chose another value, so a
-    reader sees what was chosen. Under DDP the command is the ``torchrun`` launch with the same
-    number of processes (the global batch splits by it).
+    no recipe field set: :func:`recipe_baseline`), a recipe field is named only where the run
+    chose another value, so a reader sees what was chosen. Either way a setting that training
+    never reads for this run (``--nesterov`` with adamw:
+    :data:`cnnlab.run.config.MATTERS_ONLY_WHEN`) is left out. Under DDP the command is the
+    ``torchrun`` launch with the same number of processes (the global batch splits by it).
     """
-    from cnnlab.run.config import recipe_fields
+    from cnnlab.run.config import matters, recipe_fields
 
     args = ["cnnlab", "train"] if world_size == 1 else [
         "torchrun", "--standalone", "--nproc_per_node", str(world_size), "-m", "cnnlab", "train"
@@ -291,12 +292,28 @@ def train_command(
         default = getattr(baseline, f.name) if f.name in from_recipe else f.default
         if f.name in NOT_IN_COMMAND or value is None or value == default:
             continue
+        if not matters(config, f.name):  # e.g. --nesterov for adamw: never read
+            continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
             args.append(flag if value else f"--no-{flag[2:]}")
         else:
             args += [flag, str(value)]
     return shlex.join(args)
+
+
+def recipe_baseline(config: TrainConfig) -> TrainConfig | None:
+    """What ``cnnlab train`` resolves for ``config``'s model, data and recipe with no recipe
+    field given (None when the recipe cannot be resolved, e.g. an unregistered model: the short
+    command then spells everything out)."""
+    from cnnlab.run.config import recipe_fields
+    from cnnlab.run.recipes import resolve
+
+    bare = dataclasses.replace(config, **dict.fromkeys(recipe_fields()))
+    try:
+        return resolve(bare, given=set())[0]
+    except CnnlabError:
+        return None
 
 
 def _latest_training(run_files: RunFiles) -> TrainingRecord | None:
@@ -513,12 +530,12 @@ def _add_test_results(
     report: RunReport, results: RunResults | None, predictor: Predictor, limit: int | None
 ) -> None:
     """Confusion, per-class scores and pairs; the gallery, first batch and Grad-CAM need data."""
-    from cnnlab.run.data import load_run_data
+    from cnnlab.run.data import load_run_data, record_sides
     from cnnlab.run.figures import plot_confusion
 
     classes = list(report.meta.classes)
     try:
-        data = load_run_data(report.config, _folder_sides(report.meta))
+        data = load_run_data(report.config, record_sides(report.meta))
     except CnnlabError as err:
         data = None
         why = f"the run's data is not on this machine ({err})"
@@ -558,12 +575,6 @@ def _add_test_results(
     report.scores = class_scores(confusion, classes)
     report.macro = macro_average(report.scores)
     report.pairs = confused_pairs(confusion, classes, CONFUSED_PAIRS)
-
-
-def _folder_sides(meta: RunMeta) -> tuple[int, int] | None:
-    """An image folder run's ``(input, resize)`` sides from its record: its data decodes as
-    training decoded it, without the pretrained weights file training read them from."""
-    return (meta.image_size[0], meta.resize) if meta.resize else None
 
 
 def worst_errors(

@@ -5,7 +5,7 @@ everything that uses a run (``cnnlab report``, ``runs``, experiments, the studio
 written by :mod:`cnnlab.train`.
 
 Every setting lives in :class:`TrainConfig`, with its unit in the field's help text. Fields whose
-default is ``None`` are *recipe* fields: :func:`cnnlab.train.recipes.resolve` fills them from the
+default is ``None`` are *recipe* fields: :func:`cnnlab.run.recipes.resolve` fills them from the
 chosen recipe (``paper`` or ``fast``) unless the user set them. The resolved config is what a run
 writes to ``config.json`` and what ``--resume`` compares against.
 
@@ -21,6 +21,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,6 +211,28 @@ RESUME_MAY_DIFFER = frozenset(
         "stall_patience",  # decides only whether a run goes on: relax it to resume a stalled run
     }
 )
+
+
+# Settings that change training only together with another: elsewhere their value is never read,
+# so a command that reproduces a run leaves them out (a recipe sets them all, every family).
+MATTERS_ONLY_WHEN: dict[str, Callable[[TrainConfig], bool]] = {
+    "nesterov": lambda c: c.optimizer == "sgd",
+    "lr_decay": lambda c: c.schedule in ("plateau", "step"),
+    "plateau_patience": lambda c: c.schedule == "plateau",
+    "step_epochs": lambda c: c.schedule == "step",
+    "warmup": lambda c: c.schedule == "onecycle",
+    "crop_padding": lambda c: c.augment is not None and "crop" in c.augment,
+    # the auxiliary classifiers are GoogLeNet's and Inception v3's (cnnlab.models.googlenet)
+    "aux_loss_weight": lambda c: (
+        c.model is not None and (c.model.startswith("googlenet") or c.model.startswith("inception"))
+    ),
+}
+
+
+def matters(config: TrainConfig, name: str) -> bool:
+    """Whether training reads ``config``'s setting ``name`` (see :data:`MATTERS_ONLY_WHEN`)."""
+    rule = MATTERS_ONLY_WHEN.get(name)
+    return rule is None or rule(config)
 
 
 def recipe_fields() -> list[str]:

@@ -220,6 +220,58 @@ def load_run_data(config: TrainConfig, sides: tuple[int, int] | None = None) -> 
     return RunData(info, train_x, train_y, val_x, val_y, test_x, test_y)
 
 
+def load_run_split(
+    config: TrainConfig, split: str = "test", sides: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One held-out split of a run's data, exactly as training split it, and nothing else read.
+
+    What ``eval``, ``show``, the report and the studio mean by "the run's test images": a named
+    dataset's published split with ``--classes`` applied (relabelled as training numbered
+    them); an image folder's files held out by the run's own ``--val-fraction``,
+    ``--test-fraction`` and ``--seed`` (default fractions would hand back training images),
+    decoded at the run's sizes. ``--limit-test`` is not applied: callers take the first N.
+
+    Args:
+        config: the run's resolved config (``RunFiles.read_config(resolved=True)``).
+        split: ``"test"`` or ``"val"``.
+        sides: as :func:`load_run_data` (:func:`record_sides` of a finished run).
+
+    Shape:
+        images uint8 ``(N, C, H, W)``, labels int64 ``(N,)``.
+    """
+    from cnnlab.data import dataset_info, load_dataset, resolve
+
+    if split not in ("test", "val"):
+        raise ConfigError(f"split {split!r}: a run's held-out splits are test and val")
+    if isinstance(resolve(config.data), Path):
+        from cnnlab.data.folder import channels_of, decode_files, split_folder
+
+        splits = split_folder(
+            config.data,
+            val_fraction=config.val_fraction,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+        )
+        size, resize = folder_geometry(config, sides)
+        images, labels, _ = decode_files(
+            getattr(splits, split), channels_of(splits.train), (size, size),
+            shorter_side=resize, skip_unreadable=True,
+        )  # fmt: skip
+        return images, labels
+    keep = parse_classes(config.classes, dataset_info(config.data).classes)
+    if split == "val":
+        data = load_run_data(config, sides)
+        return data.val_x, data.val_y
+    return select_classes(*load_dataset(config.data, "test", root=config.data_dir), keep)
+
+
+def record_sides(meta: Any) -> tuple[int, int] | None:
+    """A finished image-folder run's ``(input, resize)`` sides from its record (a
+    :class:`~cnnlab.runmeta.RunMeta`): its data decodes as training decoded it, without the
+    pretrained weights file training read them from. None for named datasets."""
+    return (meta.image_size[0], meta.resize) if meta.resize else None
+
+
 # --- a subset of the classes (transfer experiments) ----------------------------------------------
 
 

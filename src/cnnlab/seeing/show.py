@@ -116,7 +116,7 @@ def show(
     predictor = _load(source, device)
     meta = predictor.meta
     t = _target(target, meta.classes)
-    pixels, labels = _images(predictor, images, view, data, data_dir, limit)
+    pixels, labels = _images(predictor, images, view, data, data_dir, limit, source)
     net = M.model_of(predictor)
     size = tuple(meta.input_size)
     if layer is None and view.default_layer is not None:
@@ -244,13 +244,18 @@ def _images(
     data: str | None,
     data_dir: str | None,
     limit: int | None,
+    source: Any = None,
 ) -> tuple[Any, torch.Tensor | None]:
-    """The images to draw and their labels (None for files): the files, else test images."""
+    """The images to draw and their labels (None for files): the files, else test images
+    (a run directory's own test split, :func:`cnnlab.run.data.load_run_split`, unless ``data``
+    names other ones)."""
     if view.images == "none":
         return None, None
     if files:
         return list(files), None
     from cnnlab.data import load_dataset
+    from cnnlab.run.data import load_run_split, record_sides
+    from cnnlab.run.layout import RunFiles
     from cnnlab.seeing.methods import in_channels_of
 
     name = data or p.meta.dataset
@@ -258,7 +263,11 @@ def _images(
         raise ConfigError(
             "the run does not record its dataset: pass IMAGE files or --data NAME|PATH"
         )
-    x, y = load_dataset(name, "test", root=data_dir)
+    run = RunFiles(Path(source)) if isinstance(source, (str, os.PathLike)) else None
+    if data is None and run is not None and Path(source).is_dir() and run.config.is_file():
+        x, y = load_run_split(run.read_config(resolved=True), "test", record_sides(p.meta))
+    else:
+        x, y = load_dataset(name, "test", root=data_dir)
     n = limit if limit is not None else view.limit
     if n is not None:
         x, y = x[:n], y[:n]

@@ -60,7 +60,7 @@ class Inspector:
 
     def test_set(self, run_dir: Path) -> tuple[Any, Any, Any]:
         """The run's test images, labels and their logits (predicted once, as the report does)."""
-        from cnnlab.run.data import load_run_data
+        from cnnlab.run.data import load_run_split, record_sides
         from cnnlab.run.layout import RunFiles
 
         with self.lock:
@@ -68,10 +68,11 @@ class Inspector:
             if entry["test"] is None:
                 p = entry["predictor"]
                 config = RunFiles(run_dir).read_config(resolved=True)
-                sides = (p.meta.image_size[0], p.meta.resize) if p.meta.resize else None
-                data = load_run_data(config, sides)
-                entry["test"] = (data.test_x, data.test_y)
-                entry["logits"] = p.logits(data.test_x)
+                x, y = load_run_split(config, "test", record_sides(p.meta))
+                if config.limit_test is not None:  # the images the run's results counted
+                    x, y = x[: config.limit_test], y[: config.limit_test]
+                entry["test"] = (x, y)
+                entry["logits"] = p.logits(x)
             x, y = entry["test"]
             return x, y, entry["logits"]
 

@@ -1,7 +1,7 @@
 """Making a run: training zoo models on real data.
 
 * :func:`fit` -- train a model as a :class:`TrainConfig` says (``cnnlab train``), with per-family
-  recipes (:mod:`cnnlab.train.recipes`); ``quiet=True`` prints nothing and ``callbacks`` observe
+  recipes (:mod:`cnnlab.run.recipes`); ``quiet=True`` prints nothing and ``callbacks`` observe
   the run (:class:`Callback`). The stages live in :class:`~cnnlab.train.trainer.Trainer`.
 * :func:`~cnnlab.train.step.train_step` -- the one training step, for benchmarks and experiments.
 

@@ -58,6 +58,7 @@ from cnnlab.run.device import pick_device, preserved_process_state, set_threads
 from cnnlab.run.figures import plot_confusion, plot_curves
 from cnnlab.run.inputs import make_prepare
 from cnnlab.run.metrics import EvalResult, Tally, evaluate
+from cnnlab.run.recipes import fit_short_run, lr_advice, resolve
 from cnnlab.run.schedule import scheduled_lr
 from cnnlab.run.tensorfile import check_weights, file_digest, write_json_atomic
 from cnnlab.runmeta import RunMeta
@@ -65,7 +66,6 @@ from cnnlab.train import checkpoint as ckpt
 from cnnlab.train import distributed as ddp
 from cnnlab.train.callbacks import Callback, CallbackList, ConsoleLog
 from cnnlab.train.finetune import finetune_optimizer
-from cnnlab.train.recipes import fit_short_run, lr_advice, resolve
 from cnnlab.train.rundir import check_run_dir
 from cnnlab.train.step import (
     NonFiniteLossError,

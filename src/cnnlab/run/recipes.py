@@ -254,7 +254,7 @@ def paper_recipe(family: str) -> dict[str, Any]:
     if family not in PAPER_RECIPES:
         raise ConfigError(
             f"model family {family!r} has no paper recipe: add one with "
-            "cnnlab.train.recipes.add_paper_recipe, or train with --recipe fast"
+            "cnnlab.run.recipes.add_paper_recipe, or train with --recipe fast"
         )
     return {**_BASE, **PAPER_RECIPES[family]}
 
@@ -402,8 +402,12 @@ def lr_advice(config: TrainConfig) -> str:
 
     model = config.model or FAST_DEFAULT_MODEL
     batch_norm = config.recipe == "paper" or has_batch_norm(model)
-    recipe_lr = recipe_settings(config.recipe, model_info(model).family, batch_norm)["lr"]
+    recipe = recipe_settings(config.recipe, model_info(model).family, batch_norm)
+    recipe_lr = recipe["lr"]
     lr = config.lr if config.lr is not None else recipe_lr
+    if config.optimizer is not None and config.optimizer != recipe["optimizer"]:
+        # another optimizer's learning rates are on another scale (adamw's 1e-3 vs sgd's 0.1)
+        return f"now {lr:g}, try {lr / 10:.2g}, a tenth: {config.optimizer} did not train at it"
     if lr > recipe_lr:
         return f"now {lr:g}, try {recipe_lr:g}: the {config.recipe} recipe's value for {model}"
     why = (
