@@ -431,13 +431,13 @@ def _live_tensors() -> int:
     return sum(type(o) in (torch.Tensor, nn.Parameter) for o in gc.get_objects())
 
 
-def test_hooks_are_removed_and_nothing_leaks_over_1000_calls() -> None:
+def test_hooks_are_removed_and_nothing_leaks_over_200_calls() -> None:
     model = _Tiny().eval()
     x = torch.randn(2, 1, 8, 8)
     seeing.feature_maps(model, x, "block.add")  # warm the analysis cache
     gc.collect()
     before = _live_tensors()
-    for k in range(1000):
+    for k in range(200):  # a tensor kept per call would leave 100 or more behind
         if k % 2:
             seeing.gradcam(model, x, "block")
         else:
