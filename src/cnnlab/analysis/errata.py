@@ -139,7 +139,7 @@ ROW_FIELDS: dict[str, Callable[[Row, Report], Any]] = {
 }
 
 
-def _select(
+def select_rows(
     r: Report,
     name: str | None,
     layer: list | None,
@@ -216,7 +216,7 @@ def row(
 ) -> Any:
     """Field(s) ``of`` of the selected row(s); several values are joined with ","."""
     fields = [_field(f) for f in ([of] if isinstance(of, str) else of)]
-    values = [f(x, r) for x in _select(r, name, layer, position, module) for f in fields]
+    values = [f(x, r) for x in select_rows(r, name, layer, position, module) for f in fields]
     if not values:
         raise ClaimError(f"no rows selected in {r.model}")
     return values[0] if len(values) == 1 else ",".join(map(str, values))
@@ -490,7 +490,8 @@ def check_all() -> list[Verdict]:
     return out
 
 
-def _fmt(c: Claim, got: float | int | str) -> str:
+def format_correct(c: Claim, got: float | int | str) -> str:
+    """The correct value of claim ``c`` in the claim's own unit, e.g. "34,944" or "1.2 M"."""
     if isinstance(got, str):
         return got
     unit = {K: "K", M: "M", G: "G", KIB: "KiB-units", MIB: "MiB"}.get(c.scale, "")
@@ -532,7 +533,8 @@ def render(verdicts: list[Verdict]) -> str:
         unit = {K: "K", M: "M", G: "G", KIB: "K", MIB: "MB"}.get(c.scale, "")
         verdict = "holds" if v.holds else "**does not hold**"
         note = c.reason + ("; " if c.reason else "") + c.how
-        cells = [str(i), c.source, c.claim, c.value + unit, _fmt(c, v.correct), verdict, note]
+        correct = format_correct(c, v.correct)
+        cells = [str(i), c.source, c.claim, c.value + unit, correct, verdict, note]
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     lines.append("")
     return "\n".join(lines)

@@ -306,6 +306,10 @@ class _Tracer(TorchFunctionMode):
         x = _arg(args, kwargs, 0, "input", None)
         if func is nn.functional.linear and isinstance(x, torch.Tensor) and x.is_meta:
             out = _meta_linear(args, kwargs)
+        elif func is nn.functional.batch_norm and isinstance(x, torch.Tensor) and x.is_meta:
+            # the shape rule again: PyTorch's meta batch norm is a Python decomposition that
+            # took 0.3 of DenseNet-201's 0.6 s trace
+            out = torch.empty_like(x)
         else:
             out = func(*args, **kwargs)
         try:

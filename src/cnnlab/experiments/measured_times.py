@@ -21,8 +21,8 @@ MEASURED: dict[str, dict[str, dict[str, Any]]] = {
     },
     "bottleneck": {
         "quick": {
-            "machine": "AMD EPYC, 2 threads",
-            "seconds": 75.7
+            "machine": "Intel(R) Xeon(R) Processor, 1 thread",
+            "seconds": 527.4
         }
     },
     "cost": {
@@ -45,8 +45,8 @@ MEASURED: dict[str, dict[str, dict[str, Any]]] = {
     },
     "kernel-stacks": {
         "quick": {
-            "machine": "AMD EPYC, 2 threads",
-            "seconds": 67.4
+            "machine": "Intel(R) Xeon(R) Processor, 1 thread",
+            "seconds": 182.1
         }
     },
     "loss-landscape": {
