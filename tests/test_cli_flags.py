@@ -39,10 +39,13 @@ RUNS = {
     # an image folder split by non-default fractions and seed, at a chosen size: eval must
     # find the same held-out images (splits.json), not the default split's
     "folder": [
-        "tinynet", "--data", "{photos}", "--test-fraction", "0.25", "--val-fraction", "0.2",
-        "--seed", "5", "--image-size", "32", "--epochs", "1", "--stall-patience", "0",
-        "--no-progress", "--device", "cpu", "--threads", "1",
-    ],  # fmt: skip
+        "tinynet",
+        "--data",
+        "{photos}",
+        *("--test-fraction", "0.25"),
+        *("--val-fraction", "0.2", "--seed", "5", "--image-size", "32", "--epochs", "1"),
+        *("--stall-patience", "0", "--no-progress", "--device", "cpu", "--threads", "1"),
+    ],
 }
 
 
