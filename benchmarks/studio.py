@@ -12,12 +12,13 @@ Each measurement starts ``cnnlab studio`` as a user does (``python -m cnnlab stu
   Chromium showing all of their rows (when selenium and chromium are there);
 * **live-update latency**: a record appended to a run's ``metrics.jsonl`` (``append_history``, as
   the trainer does) until its ``epoch`` event arrives on ``/api/events``; ``--live`` times;
-* **Inspect**: ``/inspect`` of a test image, then ``/explain`` for each method and for each layer
-  switch (the issue's target: within 100 ms for the Fashion-MNIST networks, 300 ms for ResNet-18 at
-  224x224; pass ``--resnet-run`` for the latter);
+* **Inspect**: ``/inspect`` of a test image; each method's map alone (``"faithfulness": false``)
+  and with its scores; Grad-CAM and feature maps at six layers and Grad-CAM for three classes (the
+  issue's target: within 100 ms for the Fashion-MNIST networks, 300 ms for ResNet-18 at 224x224,
+  a one-epoch ResNet-18 trained here; ``--no-resnet`` skips it);
 * **load test**: ``--clients`` threads for ``--load-seconds`` alternating ``/api/runs`` and
-  ``/explain``; p50 and p95 of the latencies, the count of non-2xx answers, and the server's peak
-  resident memory (``VmHWM`` of its process);
+  a Grad-CAM map (``/explain``); p50 and p95 of the latencies, the count of non-2xx answers,
+  and the server's peak resident memory (``VmHWM`` of its process);
 * **training with the studio watching**: ``cnnlab train`` twice, once alone and once with an event
   stream open on its run (images per second from its ``metrics.jsonl``); skip with
   ``--no-training``.
@@ -27,7 +28,9 @@ Usage::
     .venv/bin/python benchmarks/studio.py [--runs 500] [--clients 20] [--load-seconds 30]
         [--out benchmarks/results/studio.json]
 
-The result JSON names the CPU (``machine.describe``); docs/studio.md's table is made from it.
+The result JSON names the CPU (``machine.describe``); docs/studio.md's table is made from it
+(``--table RESULT.json`` prints it). ``benchmarks/studio_architecture.py`` and
+``benchmarks/studio_labs.py``'s ``measure()`` results go under ``architecture`` and ``labs``.
 """
 
 from __future__ import annotations
@@ -128,9 +131,12 @@ def template_run(folder: Path) -> Path:
     return out
 
 
-def generate_runs(template: Path, root: Path, count: int) -> None:
+def generate_runs(template: Path, root: Path, count: int, tensorboard: bool) -> None:
     """``count`` runs written by cnnlab's run writer: the template's config with a seed each, its
-    curves shifted per run (so no two are equal), its results; no weights (the list needs none)."""
+    curves shifted per run (so no two are equal), its results; no weights (the list needs none).
+    With ``tensorboard``, each run also gets the event files ``cnnlab train --log tensorboard``
+    writes (``RUN/tb``, the same tags, the same shifted values), so TensorBoard reads the same
+    curves of the same runs."""
     from cnnlab.files import write_json_atomic
     from cnnlab.run.layout import RunFiles
 
@@ -138,14 +144,32 @@ def generate_runs(template: Path, root: Path, count: int) -> None:
     config = json.loads(source.config.read_text())
     history = source.read_history()
     results = source.read_results()
+    steps = source.read_steps()
     for i in range(count):
         files = RunFiles(root / f"gen{i:04d}")
         files.root.mkdir(parents=True)
         write_json_atomic(files.config, config | {"seed": i})
         shift = 1 + 0.002 * (i % 50)
-        files.write_history([r | {"train_loss": r["train_loss"] * shift,
-                                  "val_loss": r["val_loss"] * shift} for r in history])  # fmt: skip
+        shifted = [r | {"train_loss": r["train_loss"] * shift, "val_loss": r["val_loss"] * shift}
+                   for r in history]  # fmt: skip
+        files.write_history(shifted)
         write_json_atomic(files.results, results)
+        if tensorboard:
+            write_events(files.root / "tb", shifted, steps, shift)
+
+
+def write_events(folder: Path, history: list[dict], steps: list[dict], shift: float) -> None:
+    """TensorBoard event files with :class:`cnnlab.report.loggers.TensorBoardLog`'s tags."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir=str(folder))
+    for record in steps:
+        writer.add_scalar("train/step_loss", record["loss"] * shift, record["step"])
+        writer.add_scalar("train/lr", record["lr"], record["step"])
+    for record in history:
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc", "images_per_s"):
+            writer.add_scalar(f"epoch/{key}", record[key], record["step"])
+    writer.close()
 
 
 def measure_start(root: Path, repeats: int) -> dict[str, Any]:
@@ -163,16 +187,21 @@ def measure_start(root: Path, repeats: int) -> dict[str, Any]:
             "runs": count, "repeats": repeats}  # fmt: skip
 
 
-def measure_tensorboard(root: Path, repeats: int) -> dict[str, Any]:
-    """``tensorboard --logdir ROOT``: start to first page (its runs would need event files, which
-    ``cnnlab train --log tensorboard`` writes; the generated runs have none)."""
-    binary = shutil.which("tensorboard") or (
-        str(Path(PYTHON).with_name("tensorboard")) if Path(PYTHON).with_name("tensorboard").exists()
-        else None
-    )  # fmt: skip
+def tensorboard_binary() -> str | None:
+    beside = Path(PYTHON).with_name("tensorboard")
+    return shutil.which("tensorboard") or (str(beside) if beside.exists() else None)
+
+
+def measure_tensorboard(root: Path, repeats: int, runs: int) -> dict[str, Any]:
+    """``tensorboard --logdir ROOT`` started the same way: start to first page, and start to its
+    scalar-tags endpoint (``/data/plugin/scalars/tags``, what its scalars page asks first)
+    naming all ``runs`` runs (their ``tb`` event files)."""
+    binary = tensorboard_binary()
     if binary is None:
         return {"installed": False}
-    times = []
+    from importlib.metadata import version
+
+    page, tags = [], []
     for port in range(6123, 6123 + repeats):
         start = time.perf_counter()
         proc = subprocess.Popen([binary, "--logdir", str(root), "--port", str(port)],
@@ -181,14 +210,24 @@ def measure_tensorboard(root: Path, repeats: int) -> dict[str, Any]:
             while True:
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200:
-                        times.append(time.perf_counter() - start)
+                        page.append(time.perf_counter() - start)
                         break
                 except httpx.TransportError:
                     time.sleep(0.01)
+            url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
+            while time.perf_counter() - start < 300:
+                seen = httpx.get(url, timeout=30).json()
+                if sum(1 for run in seen if run.endswith("tb")) >= runs:
+                    tags.append(time.perf_counter() - start)
+                    break
+                time.sleep(0.01)
         finally:
             proc.terminate()
             proc.wait(10)
-    return {"installed": True, "first_page_s": statistics.median(times), "repeats": repeats}
+    return {"installed": True, "version": version("tensorboard"),
+            "first_page_s": statistics.median(page),
+            "scalar_tags_all_runs_s": statistics.median(tags) if tags else None,
+            "runs": runs, "repeats": repeats}  # fmt: skip
 
 
 def measure_page_interactive(studio: Studio, runs: int) -> dict[str, Any]:
@@ -253,39 +292,61 @@ def measure_live(studio: Studio, run_dir: Path, run_id: str, times: int) -> dict
 
 
 def measure_inspect(studio: Studio, run_id: str, repeats: int) -> dict[str, Any]:
-    """Inspect a test image, then every method, then Grad-CAM at each layer and for each class."""
+    """Inspect a test image; each method's map alone (``"faithfulness": false``, what a page asks
+    for first) and with its faithfulness scores; Grad-CAM and feature maps at layers spread over
+    the network (the layer switch) and Grad-CAM for three classes (the class switch).
+
+    Each figure is the client's time for one request on loopback: the server's computation and
+    the transfer of the PNG in the JSON."""
     run = f"/api/runs/{run_id.replace('/', '%2F')}"
-    timed: dict[str, list[float]] = {"inspect": [], **{m: [] for m in METHODS},
-                                     "layer_switch": [], "class_switch": []}  # fmt: skip
+    timed: dict[str, list[float]] = {"inspect": [], "layer_switch": [], "class_switch": [],
+                                     "features_layer_switch": [], "faithfulness_first": [],
+                                     "faithfulness_again": []}  # fmt: skip
+    timed |= {f"map_{m}": [] for m in METHODS}
+    sizes: list[int] = []
 
     def post(key: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         start = time.perf_counter()
         response = studio.client.post(run + path, json=body)
-        response.raise_for_status()
+        if response.status_code != 200:
+            raise SystemExit(f"{path} {body}: {response.status_code} {response.text}")
         timed[key].append(time.perf_counter() - start)
+        sizes.append(len(response.content))
         return response.json()
 
     first_load = time.perf_counter()
     image = post("inspect", "/inspect", {"test_index": 0})["image_id"]
     load_s = time.perf_counter() - first_load  # loads torch and the network
-    layers = [row["name"] for row in studio.client.get(run + "/layers").json()]
+    timed["inspect"].clear()
+    rows = studio.client.get(run + "/layers").json()
+    layers = [row["name"] for row in rows if len(row["output_shape"]) == 3]  # maps, not vectors
+    spread = [layers[round(i * (len(layers) - 1) / 5)] for i in range(6)] if layers else []
+    quick = {"image_id": image, "faithfulness": False}
     for i in range(repeats):
-        post("inspect", "/inspect", {"test_index": i + 1})
+        image = post("inspect", "/inspect", {"test_index": i + 1})["image_id"]
+        quick["image_id"] = image
         for method in METHODS:
-            post(method, "/explain", {"image_id": image, "method": method})
-        for layer in layers[: min(len(layers), 6)]:
-            post(
-                "layer_switch", "/explain", {"image_id": image, "method": "gradcam", "layer": layer}
-            )
+            post(f"map_{method}", "/explain", quick | {"method": method})
+        for layer in spread:
+            post("layer_switch", "/explain", quick | {"method": "gradcam", "layer": layer})
+            features = quick | {"method": "features", "layer": layer}
+            post("features_layer_switch", "/explain", features)
         for cls in range(3):
-            post("class_switch", "/explain", {"image_id": image, "method": "gradcam", "class": cls})
-    return {"first_inspect_with_load_s": load_s, **{k: percentiles(v) for k, v in timed.items()}}
+            post("class_switch", "/explain", quick | {"method": "gradcam", "class": cls})
+        # The scores: the first method pays for the random orders, the next reuses them.
+        post("faithfulness_first", "/explain", {"image_id": image, "method": "gradcam"})
+        post("faithfulness_again", "/explain", {"image_id": image, "method": "saliency"})
+    return {"first_inspect_with_load_s": load_s, "layers_switched": spread,
+            "median_answer_bytes": statistics.median(sizes),
+            **{k: percentiles(v) for k, v in timed.items()}}  # fmt: skip
 
 
 def measure_load(studio: Studio, run_id: str, clients: int, seconds: float) -> dict[str, Any]:
     """``clients`` threads for ``seconds``: /api/runs and /explain in turn; latencies and errors."""
     run = f"/api/runs/{run_id.replace('/', '%2F')}"
     image = studio.client.post(run + "/inspect", json={"test_index": 0}).json()["image_id"]
+    # A Grad-CAM map as a layer or class switch asks for it (the scores come in a second request)
+    explain = {"image_id": image, "method": "gradcam", "faithfulness": False}
     latencies: dict[str, list[float]] = {"runs": [], "explain": []}
     errors: list[str] = []
     lock = threading.Lock()
@@ -301,8 +362,7 @@ def measure_load(studio: Studio, run_id: str, clients: int, seconds: float) -> d
                 if kind == "runs":
                     response = http.get("/api/runs")
                 else:
-                    response = http.post(run + "/explain", json={"image_id": image,
-                                                                 "method": "gradcam"})  # fmt: skip
+                    response = http.post(run + "/explain", json=explain)
                 took = time.perf_counter() - start
                 with lock:
                     latencies[kind].append(took)
@@ -318,6 +378,34 @@ def measure_load(studio: Studio, run_id: str, clients: int, seconds: float) -> d
     return {"clients": clients, "seconds": seconds, "errors": len(errors),
             "error_samples": errors[:5], "server_peak_rss_bytes": studio.peak_memory(),
             **{k: percentiles(v) for k, v in latencies.items()}}  # fmt: skip
+
+
+def resnet_run(folder: Path) -> Path:
+    """A ResNet-18 at 224x224 (Fashion-MNIST resized; 128 images, one epoch): Inspect's speed
+    depends on the network's size, not on how well it learned."""
+    out = folder / "runs" / "resnet18"
+    subprocess.run([PYTHON, "-m", "cnnlab", "train", "resnet18", "--image-size", "224",
+                    "--limit-train", "128", "--val-size", "32", "--limit-test", "64",
+                    "--batch-size", "32", "--epochs", "1", "--threads", "1", "--no-progress",
+                    "--stall-patience", "0", "--out", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return out
+
+
+def measure_views() -> dict[str, Any]:
+    """The other views' own measurements (issue 24): ``benchmarks/studio_architecture.py`` and
+    ``benchmarks/studio_labs.py``'s ``measure()``, each where its file exists."""
+    import importlib
+
+    out: dict[str, Any] = {}
+    for key, module in (("architecture", "studio_architecture"), ("labs", "studio_labs")):
+        if not (Path(__file__).with_name(f"{module}.py")).exists():
+            continue
+        try:
+            out[key] = importlib.import_module(module).measure()
+        except Exception as err:  # one view's failure must not lose the others' figures
+            out[key] = {"error": f"{type(err).__name__}: {err}"}
+    return out
 
 
 def measure_training(folder: Path, studio_root: Path) -> dict[str, Any]:
@@ -367,8 +455,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--no-training", action="store_true", help="skip the training comparison")
+    parser.add_argument("--no-resnet", action="store_true", help="skip ResNet-18's Inspect")
+    parser.add_argument("--no-views", action="store_true",
+                        help="skip the architecture and labs measurements")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "studio.json")
+    parser.add_argument("--table", type=Path, metavar="JSON",
+                        help="print docs/studio.md's table from a result and exit")  # fmt: skip
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     result: dict[str, Any] = header("studio")
@@ -376,25 +472,87 @@ def main() -> None:
         folder = Path(tmp)
         template = template_run(folder)
         root = folder / "runs"
-        generate_runs(template, root, args.runs)
-        shutil.copytree(template, root / "live")
+        has_tb = tensorboard_binary() is not None
+        generate_runs(template, root, args.runs, has_tb)
         result["start"] = measure_start(root, args.repeats)
-        result["tensorboard"] = measure_tensorboard(root, args.repeats)
+        result["tensorboard"] = measure_tensorboard(root, args.repeats, args.runs)
+        shutil.copytree(template, root / "live")
+        resnet = None if args.no_resnet else resnet_run(folder)
         studio = Studio(root)
         try:
             studio.first_page()
-            result["page"] = measure_page_interactive(studio, args.runs + 1)
+            result["page"] = measure_page_interactive(studio, args.runs + 1 + (resnet is not None))
             result["live"] = measure_live(studio, root / "live", "0/live", args.live)
-            result["inspect"] = measure_inspect(studio, "0/live", args.inspect_repeats)
+            result["inspect"] = {"lenet5": measure_inspect(studio, "0/live", args.inspect_repeats)}
             result["load"] = measure_load(studio, "0/live", args.clients, args.load_seconds)
+            if resnet is not None:  # after the load test: its peak memory is the LeNet server's
+                result["inspect"]["resnet18_224"] = measure_inspect(studio, "0/resnet18", 2)
+                result["inspect"]["resnet18_224"]["server_peak_rss_bytes"] = studio.peak_memory()
         finally:
             studio.close()
         if not args.no_training:
             watched_root = folder / "watched_root"
             watched_root.mkdir()
             result["training"] = measure_training(folder, watched_root)
+    if not args.no_views:
+        result |= measure_views()
     write_result(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    print(table(result))
+
+
+def table(r: dict[str, Any]) -> str:
+    """docs/studio.md's table: each figure of a result beside its goal (issue 23)."""
+    ms = lambda v: f"{v:.0f} ms" if v is not None else "–"  # noqa: E731
+    s = lambda v: f"{v:.2f} s" if v is not None else "–"  # noqa: E731
+    start, tb = r["start"], r["tensorboard"]
+    rows = [
+        ("start to first page", s(start["first_page_s"]), "1 s",
+         f"TensorBoard {tb.get('version', '')}: {s(tb.get('first_page_s'))}"),
+        (f"start to the runs list with all {start['runs']} runs", s(start["runs_listed_s"]),
+         "sooner than TensorBoard's scalar tags",
+         f"TensorBoard: {s(tb.get('scalar_tags_all_runs_s'))}"),
+    ]  # fmt: skip
+    page = r.get("page", {})
+    if page.get("measured"):
+        rows.append((f"page showing all {page['rows']} rows (Chromium)", s(page["rows_shown_s"]),
+                     "1 s", ""))  # fmt: skip
+    live = r["live"]
+    rows.append(("live update: record written to event received", f"p50 {ms(live.get('p50_ms'))},"
+                 f" p95 {ms(live.get('p95_ms'))}", "1 s", f"{live['n']} records"))  # fmt: skip
+    goals = {"lenet5": "100 ms", "resnet18_224": "300 ms"}
+    for net, x in r["inspect"].items():
+        for key, what in (
+            ("layer_switch", "Grad-CAM, layer switch"),
+            ("class_switch", "Grad-CAM, class switch"),
+            ("features_layer_switch", "feature maps, layer switch"),
+            ("map_occlusion", "occlusion map"),
+            ("faithfulness_first", "a map with its faithfulness scores (first)"),
+            ("faithfulness_again", "another method's scores (random orders kept)"),
+        ):
+            goal = goals[net] if "switch" in key else "–"
+            rows.append((f"Inspect {net}: {what}", f"p50 {ms(x[key].get('p50_ms'))}, max "
+                         f"{ms(x[key].get('max_ms'))}", goal, ""))  # fmt: skip
+    load = r["load"]
+    rows.append((f"load: {load['clients']} clients for {load['seconds']:.0f} s, /api/runs",
+                 f"p50 {ms(load['runs'].get('p50_ms'))}, p95 {ms(load['runs'].get('p95_ms'))}",
+                 "no errors", f"{load['errors']} errors"))  # fmt: skip
+    rows.append(
+        (
+            "load: Grad-CAM maps (same clients)",
+            f"p50 {ms(load['explain'].get('p50_ms'))}, p95 {ms(load['explain'].get('p95_ms'))}",
+            "no errors",
+            f"server peak memory {load['server_peak_rss_bytes'] / 2**20:.0f} MiB",
+        )
+    )
+    train = r.get("training")
+    if train:
+        rows.append(("training with the studio watching", f"{train['ratio']:.2f}x alone",
+                     "no slower", f"{train['watched_images_per_s']:.0f} against "
+                     f"{train['alone_images_per_s']:.0f} img/s"))  # fmt: skip
+    lines = ["| measurement | measured | goal | beside it |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -131,6 +131,27 @@ def test_inspect_matches_predict_and_explain_has_scores(client, root):
             assert out["faithfulness"] is None and out["layer"]
 
 
+def test_a_map_alone_is_the_map_with_scores(client, root):
+    """``"faithfulness": false`` answers the same picture without the scores (the quick answer
+    to a layer or class switch); the scores come with the next request; a layer switch draws
+    another layer's map, and saliency ignores the layer."""
+    image = client.post("/api/runs/0/demo/inspect", json={"test_index": 5}).json()["image_id"]
+    layers = [r["name"] for r in client.get("/api/runs/0/demo/layers").json()
+              if len(r["output_shape"]) == 3]  # fmt: skip
+    ask = {"image_id": image, "method": "gradcam", "class": 1, "layer": layers[-1]}
+    quick = client.post("/api/runs/0/demo/explain", json=ask | {"faithfulness": False}).json()
+    full = client.post("/api/runs/0/demo/explain", json=ask).json()
+    assert quick["faithfulness"] is None and full["faithfulness"]["gradcam"]["mean"]
+    assert quick["png"] == full["png"] and quick["layer"] == full["layer"] == layers[-1]
+    other = client.post("/api/runs/0/demo/explain",
+                        json=ask | {"faithfulness": False, "layer": layers[1]}).json()  # fmt: skip
+    assert other["layer"] == layers[1] and other["png"] != quick["png"]
+    saliency = ask | {"method": "saliency", "faithfulness": False}
+    assert client.post("/api/runs/0/demo/explain", json=saliency).json()["layer"] is None
+    r = client.post("/api/runs/0/demo/explain", json=ask | {"layer": "nosuch"})
+    assert r.status_code == 400 and "nosuch" in r.json()["error"]
+
+
 def test_upload_is_decoded_by_the_safe_reader(client):
     from PIL import Image
 

@@ -269,10 +269,10 @@ def test_run_page_confusion_cell_opens_its_images_then_inspect(studio, browser, 
     shares = [float(p.rstrip("%")) for p in top5]
     assert shares == sorted(shares, reverse=True) and sum(shares) <= 100.5
     wait_for(browser, "document.querySelectorAll('figure.map img').length === 4", "four maps")
-    assert (
-        browser.execute_script("return document.querySelectorAll('figure.map table.scores').length")
-        >= 1
-    )  # faithfulness beside the maps that have it
+    # the maps come first, their faithfulness after (a hundred forward passes each): all three
+    # methods that have scores show them, the feature maps say they have none
+    wait_for(browser, "document.querySelectorAll('figure.map table.scores').length === 3",
+             "faithfulness beside the maps that have it")  # fmt: skip
     usable(browser)
     screenshot(browser, shots / "inspect.png")
 

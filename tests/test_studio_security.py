@@ -181,6 +181,10 @@ def test_fuzz_every_endpoint_keeps_serving(client):
         "/api/events?runs={j}",
         "/static/{j}",
         "/api/runs/{j}/report",
+        "/api/experiments/{j}",
+        "/api/experiments/{j}/figures/{j}",
+        "/api/experiments/0/{j}/figures/x.png",
+        "/api/events?experiments={j}",
     ]
     posts = [
         "/api/jobs",
@@ -199,6 +203,9 @@ def test_fuzz_every_endpoint_keeps_serving(client):
         b'{"test_index": "x"}',
         b'{"image_id": null, "method": 3}',
         b'{"kind": "train", "model": []}',
+        b'{"kind": "experiment", "name": 5}',
+        b'{"kind": "experiment", "name": "cost", "tier": [], "threads": -1}',
+        b'{"image_id": "x", "method": "gradcam", "faithfulness": "yes"}',
         b"\xff" * 40,
     ]
     for _ in range(60):

@@ -16,16 +16,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from cnnlab import files
 from cnnlab.errors import CheckpointError
 from cnnlab.formats import printable
 from cnnlab.run.layout import CHECKPOINT_DIR, MODEL_FILE
 from cnnlab.run.records import CheckpointRecord, DamagedRunError, read_checkpoint_record
-from cnnlab.run.tensorfile import CHECKPOINT_FORMAT, read_header, read_tensors, record_digest
+
+if TYPE_CHECKING:
+    import torch
+
+# cnnlab.run.tensorfile (which imports torch) is imported by the checks that read tensors, not
+# here: listing a run's checkpoints (`cnnlab runs`, the studio's runs list) needs no torch.
 
 _STEP_NAME = re.compile(r"^step-(\d{8,})\.json$")
 # Weight files of other tools, named in the refusal so the user knows why they were not used.
@@ -77,12 +80,16 @@ class CheckpointPair:
 
 
 def _record_format(pair: CheckpointPair) -> None:
+    from cnnlab.run.tensorfile import CHECKPOINT_FORMAT
+
     if pair.record.format != CHECKPOINT_FORMAT:
         shown = printable(repr(pair.record.format), 60)
         raise pair.damaged(f"not a cnnlab checkpoint record (format {shown})")
 
 
 def _record_digest(pair: CheckpointPair) -> None:
+    from cnnlab.run.tensorfile import record_digest
+
     recorded = pair.record.record_sha256
     if recorded is not None and recorded != record_digest(pair.record.raw):
         raise pair.damaged("the record was changed after it was written (its SHA-256 differs)")
@@ -112,6 +119,8 @@ def _tensors_size(pair: CheckpointPair) -> None:
 
 
 def _tensors_header(pair: CheckpointPair) -> None:
+    from cnnlab.run.tensorfile import read_header
+
     meta = read_header(pair.tensors_path)
     if meta.get("step") != pair.step:
         raise pair.damaged(
@@ -199,6 +208,8 @@ def latest_valid_checkpoint(
 
 def read_checkpoint(json_path: Path) -> tuple[dict[str, torch.Tensor], CheckpointRecord]:
     """The tensors and the checked record of a valid checkpoint pair."""
+    from cnnlab.run.tensorfile import read_tensors
+
     record = check_checkpoint(json_path)
     return read_tensors(Path(json_path).with_suffix(".safetensors")), record
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from cnnlab.studio import api
+from cnnlab.studio import api, architecture, labs
 from cnnlab.studio.inspect import Inspector
 from cnnlab.studio.jobs import JobQueue
 from cnnlab.studio.security import (
@@ -227,7 +227,8 @@ def create_app(
                 file=sys.stderr,
             )
 
-    routes = [Route("/", index), Route("/static/{name:path}", static), *api.ROUTES]
+    routes = [Route("/", index), Route("/static/{name:path}", static), *api.ROUTES,
+              *labs.ROUTES, *architecture.ROUTES]  # fmt: skip
     handlers = {Refused: refused, CnnlabError: cnnlab_error, HTTPException: http_error,
                 Exception: failed}  # fmt: skip
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -32,7 +31,7 @@ INTERRUPTED = 130  # `cnnlab train`'s exit status after Ctrl-C (cnnlab.cli.train
 STOP_SECONDS = 60.0  # a stopped job that has not exited by then is killed
 LOG_TAIL = 2000  # characters of a job's output kept in its record
 LIMITS = {"epochs": (1, 10_000), "seed": (0, 2**31 - 1), "threads": (0, 1024)}
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+EXPERIMENTS_DIR = "experiments"  # experiment jobs write ROOT/experiments/NAME-TIER
 
 
 @dataclass
@@ -49,6 +48,7 @@ class Job:
     ended: float | None = None
     returncode: int | None = None
     log: str = ""  # the end of the job's output
+    experiment: dict[str, str] | None = None  # {"name", "tier"} of an experiment job
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     stop_asked: bool = False
 
@@ -63,6 +63,7 @@ class Job:
             "ended": self.ended,
             "returncode": self.returncode,
             "log": self.log,
+            "experiment": self.experiment,
         }
 
 
@@ -74,10 +75,12 @@ def _int(spec: dict[str, Any], name: str, default: int) -> int:
     return value
 
 
-def _choice(spec: dict[str, Any], name: str, choices: list[str], default: str) -> str:
+def _choice(
+    spec: dict[str, Any], name: str, choices: list[str], default: str, what: str = ""
+) -> str:
     value = spec.get(name, default)
     if value not in choices:
-        raise Refused(400, f"unknown {name} {value!r}: pick one of {', '.join(choices)}")
+        raise Refused(400, f"unknown {what or name} {value!r}: pick one of {', '.join(choices)}")
     return value
 
 
@@ -119,13 +122,14 @@ class JobQueue:
         if not isinstance(spec, dict):
             raise Refused(400, 'a job is a JSON object: {"kind": "train", "model": ...}')
         kind = spec.get("kind")
+        experiment = None
         if kind == "train":
             command, out = self._train(spec)
         elif kind == "experiment":
-            command, out = self._experiment(spec)
+            command, out, experiment = self._experiment(spec)
         else:
             raise Refused(400, f"unknown job kind {kind!r}: use 'train' or 'experiment'")
-        return self._add(kind, command, out)
+        return self._add(kind, command, out, experiment)
 
     def stop(self, job_id: int) -> Job:
         """Interrupt a running job cleanly (SIGINT), or take a queued one off the queue."""
@@ -144,15 +148,14 @@ class JobQueue:
             return job
 
     def resume(self, job_id: int) -> Job:
-        """Queue ``cnnlab train ... --resume`` on the run of a stopped or failed train job."""
+        """Queue the job's command with ``--resume`` on the folder of a stopped or failed job
+        (``cnnlab train`` and ``cnnlab experiment run`` both continue from their checkpoints)."""
         with self._lock:
             job = self._get(job_id)
-            if job.kind != "train" or job.state not in ("stopped", "failed"):
-                raise Refused(
-                    409, f"job {job_id} is a {job.state} {job.kind} job: resume a stopped train job"
-                )
+            if job.state not in ("stopped", "failed"):
+                raise Refused(409, f"job {job_id} is {job.state}: resume a stopped or failed job")
             command = job.command if "--resume" in job.command else [*job.command, "--resume"]
-        return self._add(job.kind, command, job.out)
+        return self._add(job.kind, command, job.out, job.experiment)
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -206,14 +209,19 @@ class JobQueue:
             command += ["--" + name.replace("_", "-"), str(value)]
         return [*command, "--out", str(out)], out
 
-    def _experiment(self, spec: dict[str, Any]) -> tuple[list[str], Path]:
-        from cnnlab.experiments.base import TIERS
-        from cnnlab.experiments.catalogue import experiment_names
+    def _experiment(self, spec: dict[str, Any]) -> tuple[list[str], Path, dict[str, str]]:
+        """``cnnlab experiment run NAME --tier T``: a name from the catalogue and one of that
+        experiment's own tiers (a course's experiment may define fewer than three)."""
+        from cnnlab.experiments.catalogue import experiment_names, get_experiment
 
-        name = _choice(spec, "name", experiment_names(), "")
-        tier = _choice(spec, "tier", list(TIERS), "quick")
-        out = self._new_dir(f"experiments/{name}-{tier}")
-        return ["cnnlab", "experiment", "run", name, "--tier", tier, "--out", str(out)], out
+        name = _choice(spec, "name", experiment_names(), "", "experiment")
+        tier = _choice(spec, "tier", list(get_experiment(name).tiers), "quick")
+        threads = _int(spec, "threads", 0)
+        out = self._new_dir(f"{EXPERIMENTS_DIR}/{name}-{tier}")
+        command = ["cnnlab", "experiment", "run", name, "--tier", tier]
+        if threads:
+            command += ["--threads", str(threads)]
+        return [*command, "--out", str(out)], out, {"name": name, "tier": tier}
 
     def _new_dir(self, name: str) -> Path:
         """A run folder under the root that neither exists nor is taken by a queued job."""
@@ -226,11 +234,13 @@ class JobQueue:
 
     # --- running ---------------------------------------------------------------------------------
 
-    def _add(self, kind: str, command: list[str], out: Path) -> Job:
+    def _add(
+        self, kind: str, command: list[str], out: Path, experiment: dict[str, str] | None = None
+    ) -> Job:
         with self._lock:
             if self._closed:
                 raise Refused(503, "the studio is closing: start the job after it restarts")
-            job = Job(next(self._ids), kind, command, self.run_id(out), out)
+            job = Job(next(self._ids), kind, command, self.run_id(out), out, experiment=experiment)
             self.jobs.append(job)
             self._changed()
             return job

@@ -8,7 +8,11 @@ and sends what is new:
 * ``step``: ``{"run", "step", "epoch", "loss", "lr", "t"}``, one per new line of the step log;
 * ``epoch``: a ``metrics.jsonl`` record with ``"run"``;
 * ``status``: ``{"run", "status"}`` when the run's status changes (``cnnlab.report.runs``);
-* ``job``: a job record (:meth:`cnnlab.studio.jobs.Job.to_dict`) whenever one changes.
+* ``job``: a job record (:meth:`cnnlab.studio.jobs.Job.to_dict`) whenever one changes;
+* ``experiment``: ``{"experiment": ID, ...}``, an experiment folder's record
+  (:func:`cnnlab.studio.experiments.folder_record`) when ``?experiments=ID`` is watched and a run
+  of it appears or changes status, or its results are written; its runs' ``step``, ``epoch``
+  and ``status`` events come as any run's, from their first record.
 
 No file watcher library: polling four times a second costs a few ``stat`` calls, works on every
 file system (network mounts included) and brings a new record to the browser within 0.25 s
@@ -98,14 +102,70 @@ class Watched:
         return out
 
 
+@dataclass
+class WatchedExperiment:
+    """An experiment folder: its runs as they appear (``OUT/runs/LABEL``), watched like any run,
+    and an ``experiment`` event (``describe(folder)``, the folder's record) whenever a run
+    appears or changes status or ``results.json`` is written."""
+
+    id: str
+    folder: Path
+    describe: Callable[[Path], dict[str, Any]]
+    identify: Callable[[Path], str | None]  # a run directory's id (None: outside the roots)
+    runs: dict[Path, Watched] = field(default_factory=dict)
+    stamps: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+
+    def _new_runs(self) -> list[Watched]:
+        from cnnlab.report.runs import is_run_dir
+
+        found = []
+        try:
+            with os.scandir(self.folder / "runs") as entries:
+                paths = [Path(e.path) for e in entries if e.is_dir() and e.name[0] != "."]
+        except OSError:
+            return []
+        for path in sorted(paths)[:MAX_RUNS]:
+            rid = self.identify(path) if path not in self.runs else None
+            if rid is not None and is_run_dir(path):
+                self.runs[path] = Watched(rid, RunFiles(path))
+                found.append(self.runs[path])
+        return found
+
+    def start_at_end(self) -> None:
+        for w in self._new_runs():
+            w.start_at_end()
+        self.stamps["results"] = _stamp(self.folder / "results.json")
+
+    def poll(self, status_of: Callable[[Path], str]) -> list[str]:
+        new = self._new_runs()  # a run found now is sent from its first record
+        out = []
+        changed = bool(new)
+        for w in self.runs.values():
+            texts = w.poll(status_of)
+            changed |= any(t.startswith("event: status") for t in texts)
+            out += texts
+        stamp = _stamp(self.folder / "results.json")
+        if stamp != self.stamps.get("results") or "sent" not in self.stamps:
+            self.stamps["results"] = stamp
+            self.stamps["sent"] = None
+            changed = True
+        if changed:
+            out.append(event("experiment", {"experiment": self.id, **self.describe(self.folder)}))
+        return out
+
+
 async def stream(
     runs: list[tuple[str, Path]],
     status_of: Callable[[Path], str],
     jobs: Any,
     disconnected: Callable[[], Any],
+    experiments: list[WatchedExperiment] = (),  # type: ignore[assignment]
 ) -> AsyncIterator[str]:
-    """The event stream of ``runs`` (id, directory) and of the job queue ``jobs``."""
-    watched = [Watched(rid, RunFiles(path)) for rid, path in runs[:MAX_RUNS]]
+    """The event stream of ``runs`` (id, directory), ``experiments`` and the job queue ``jobs``."""
+    watched: list[Watched | WatchedExperiment] = [
+        Watched(rid, RunFiles(path)) for rid, path in runs[:MAX_RUNS]
+    ]
+    watched += list(experiments)[:MAX_RUNS]
     for w in watched:
         await asyncio.to_thread(w.start_at_end)
     yield ": cnnlab studio events\n\n"

@@ -12,6 +12,10 @@ const VIEWS = [
   { route: "run", label: "Run", nav: false, load: () => import("./run.js") },
   { route: "jobs", label: "Jobs", nav: true, load: () => import("./jobs.js") },
   { route: "inspect", label: "Inspect", nav: true, load: () => import("./inspect.js") },
+  { route: "architecture", label: "Architectures", nav: true, load: () => import("./architecture.js") },
+  { route: "conv", label: "Conv lab", nav: true, load: () => import("./conv.js") },
+  { route: "filters", label: "Filters lab", nav: true, load: () => import("./filters.js") },
+  { route: "experiments", label: "Experiments", nav: true, load: () => import("./experiments.js") },
 ];
 const DEFAULT_ROUTE = "runs";
 

@@ -106,29 +106,46 @@ export async function render(main, { params, app, isCurrent }) {
     }
   }
 
-  /** One card per method, filled in turn (one network, one lock on the server: no parallelism). */
+  /** One card per method, filled in turn (one network, one lock on the server: no parallelism):
+   * first every map alone (the quick answer to a layer or class switch), then each map's
+   * faithfulness scores (a hundred or more forward passes each) beneath it. */
   async function explainAll() {
     if (!state.imageId) return;
     const mine = ++state.busy;
     const cards = METHODS.map(([method, title]) => h("figure", { class: "map", "data-method": method },
       h("figcaption", {}, title), h("p", { class: "loading" }, "computing…")));
     fill(maps, cards);
-    for (const [i, [method, title, usesLayer]] of METHODS.entries()) {
+    const bodies = METHODS.map(([method, , usesLayer]) => {
       const body = { image_id: state.imageId, method };
       if (usesLayer && layer.value) body.layer = layer.value;
       if (target.value !== "") body.class = Number(target.value);
+      return body;
+    });
+    const scored = [];
+    for (const [i, [method, title]] of METHODS.entries()) {
       const t0 = performance.now();
       try {
-        const answer = await api.explain(state.run, body);
+        const answer = await api.explain(state.run, { ...bodies[i], faithfulness: false });
         if (mine !== state.busy || !isCurrent()) return;
         const ms = performance.now() - t0;
+        const scores = h("div", { class: "faithfulness" }, method === "features" ? faithfulness(null) : h("p", { class: "loading" }, "measuring faithfulness…"));
         fill(cards[i], h("figcaption", {}, `${title}: ${answer.class_name ?? answer.class}`,
           answer.layer ? ` at ${answer.layer}` : "", h("span", { class: "ms" }, ` ${ms.toFixed(0)} ms`)),
-        dataImage(answer.png, `${title} of the image for class ${answer.class_name ?? answer.class}`),
-        faithfulness(answer.faithfulness));
+        dataImage(answer.png, `${title} of the image for class ${answer.class_name ?? answer.class}`), scores);
+        if (method !== "features") scored.push([i, scores]);
       } catch (err) {
         if (mine !== state.busy) return;
         fill(cards[i], h("figcaption", {}, title), h("p", { class: "error" }, err.message));
+      }
+    }
+    for (const [i, box] of scored) {
+      try {
+        const answer = await api.explain(state.run, bodies[i]);
+        if (mine !== state.busy || !isCurrent()) return;
+        box.replaceWith(faithfulness(answer.faithfulness));
+      } catch (err) {
+        if (mine !== state.busy) return;
+        fill(box, h("p", { class: "error" }, err.message));
       }
     }
   }
