@@ -9,14 +9,14 @@ from typing import Any
 MEASURED: dict[str, dict[str, dict[str, Any]]] = {
     "augmentation": {
         "quick": {
-            "machine": "AMD EPYC, 2 threads",
-            "seconds": 302.6
+            "machine": "Intel(R) Xeon(R) Processor, 1 thread",
+            "seconds": 349.5
         }
     },
     "batchnorm": {
         "quick": {
-            "machine": "AMD EPYC, 2 threads",
-            "seconds": 398.5
+            "machine": "Intel(R) Xeon(R) Processor, 1 thread",
+            "seconds": 402.2
         }
     },
     "bottleneck": {
@@ -51,8 +51,8 @@ MEASURED: dict[str, dict[str, dict[str, Any]]] = {
     },
     "loss-landscape": {
         "quick": {
-            "machine": "AMD EPYC, 2 threads",
-            "seconds": 315.6
+            "machine": "Intel(R) Xeon(R) Processor, 1 thread",
+            "seconds": 393.7
         }
     }
 }

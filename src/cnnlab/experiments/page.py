@@ -58,7 +58,15 @@ verdict. Every quick-tier verdict below rests on networks at 76% or more (10 cla
 10%; degradation's plain-56 at 16% is the claim itself, not a reference), so these rules
 leave them unchanged. Figures are drawn from `results.json` alone, from the numbers the text
 states; training accuracy is the weights' accuracy on their training images in evaluation mode
-wherever the regularisers' pages show it."""
+wherever the regularisers' pages show it.
+
+Short runs now warm up over at least 64 steps (`WARMUP_MIN_STEPS`, docs/training.md), which
+changes the schedule of every quick tier whose warm-up was shorter, so kernel-stacks,
+bottleneck, augmentation, batchnorm and loss-landscape were rerun (Intel Xeon, one thread each).
+Four verdicts are unchanged. loss-landscape's is not: before the floor, resnet20's mean
+|lambda_min/lambda_max| was 0.260 against plain20's 0.385 ("held"); after it, 0.424 against
+0.409 ("did not hold"). Nine points of one 20-layer pair cannot separate the two (Li et al.
+themselves see little difference at 20 layers), so read that claim at the full tier."""
 
 
 def _heading(level: int, text: str) -> str:
