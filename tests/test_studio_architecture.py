@@ -303,9 +303,10 @@ def open_view(browser, studio: str, fragment: str) -> None:
     model = fragment.split("/")[2].split("?")[0] if fragment.count("/") >= 2 else ""
     ready = f"svg.arch-diagram[data-ready][data-model=\"{model}\"]" if model else (
         "svg.arch-diagram[data-ready]")  # fmt: skip
+    # the first diagram imports torch and traces the model: allow for a busy machine
     wait_for(browser, f"document.querySelector('{ready}') || "
              "(document.querySelector('.arch-error:not([hidden])') || {}).textContent",
-             f"the diagram of {fragment}")  # fmt: skip
+             f"the diagram of {fragment}", timeout=90)  # fmt: skip
 
 
 def shot(browser, path: Path, width: int = 1280, height: int = 1000) -> None:

@@ -200,7 +200,7 @@ def _draw(results: Mapping[str, Any]) -> list[Drawn]:
     left.scatter(xs, ys, color=colours)
     left.set_xscale("log")
     left.set_yscale("log")
-    left.margins(0.15)
+    left.margins(0.25)  # room for the labels of the largest nets, clustered top right
     for axis in (left.xaxis, left.yaxis):
         plain_ticks(axis)
     left.set_xlabel("multiply-adds (millions, analyzer, conv + linear)")

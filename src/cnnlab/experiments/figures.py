@@ -73,7 +73,7 @@ def robust_limits(ax: Any, values: Sequence[float | None]) -> list[float]:
 
 
 # Where a label may go, as offsets in points from its point: beside it first, then further out.
-_RINGS = (6, 16, 28, 42)
+_RINGS = (6, 16, 28, 42, 60)  # points from the point; the last for dense clusters
 _DIRECTIONS = ((1, 0.3), (1, -1), (-1, 0.3), (-1, -1), (0, 1.2), (0, -1.6), (1, 1), (-1, 1))
 
 
