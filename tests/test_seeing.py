@@ -60,8 +60,7 @@ def _randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
 def test_gradcam_equals_cam_on_gap_linear_head(name: str, size, last: str) -> None:
     model = _randomise_norms(create_model(name, num_classes=5, in_channels=3))
     x = torch.randn(3, *size)
-    assert seeing.default_layer(model, size, "gradcam") == last
-    cam_grad = seeing.gradcam(model, x)  # the default layer
+    cam_grad = seeing.gradcam(model, x, last)  # the maps that global pooling averages
     maps = seeing.feature_maps(model, x, last)  # (N, C, h, w)
     with torch.no_grad():
         predicted = model(x).argmax(1)
@@ -335,9 +334,11 @@ def test_defaults_avoid_global_pooling_and_one_by_one_maps() -> None:
     # Measured defaults (benchmarks/faithfulness.py): FastNet's 7x7 stage, not the 3x3 one.
     assert seeing.default_layer(create_model("fastnet"), (1, 28, 28), "gradcam") == "stages.1"
     lenet = create_model("lenet5", num_classes=10, in_channels=1)
-    assert seeing.default_layer(lenet, (1, 28, 28), "gradcam") == "features.c1"
+    assert seeing.default_layer(lenet, (1, 28, 28), "gradcam") == "features.c3"
     paper = create_model("lenet5_paper", num_classes=10, in_channels=1)
-    assert seeing.default_layer(paper, (1, 32, 32), "gradcam") == "features.c1"  # the family's
+    assert seeing.default_layer(paper, (1, 32, 32), "gradcam") == "features.c3"  # the family's
+    resnet = create_model("resnet18", num_classes=4, in_channels=3)
+    assert seeing.default_layer(resnet, (3, 112, 112), "gradcam") == "layer3"  # 7x7, measured
     report = seeing.layers.analysis(paper, (1, 32, 32))
     assert seeing.layers.last_spatial_block(report) == "features.squash3"  # not c5's 1x1
     with torch.device("meta"):  # defaults come from the analyzer alone: no weights needed

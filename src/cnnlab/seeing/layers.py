@@ -281,15 +281,18 @@ def penultimate(report: Report) -> str:
     raise ConfigError(f"{report.model} has no layer before its output to embed")
 
 
-# Grad-CAM's default layer per zoo family, chosen by measurement: the candidate layer
-# (gradcam_candidates) with the lowest mean deletion score (cnnlab.seeing.faithfulness) among
-# those of useful resolution, on a trained network's held-out images. The numbers, the runs
-# and the command are in benchmarks/results/faithfulness.json and docs/seeing.md. A family not
-# listed was not measured and keeps last_spatial_block; so does a model of a listed family that
-# has no such layer (or whose map there is not spatial).
+# Grad-CAM's default layer per zoo family, chosen by measurement: among the candidate layers
+# (gradcam_candidates) of useful resolution, the deepest whose mean deletion score
+# (cnnlab.seeing.faithfulness) on a trained network's held-out images is within one standard
+# error of the lowest (benchmarks/faithfulness.py's `choose`). The numbers, the runs and the
+# command are in benchmarks/results/faithfulness.json and docs/seeing.md. A family not listed
+# was not measured and keeps last_spatial_block; so does a model of a listed family that has no
+# such layer (or whose map there is not spatial).
 GRADCAM_LAYERS: dict[str, str] = {
-    "lenet": "features.c1",  # 28x28; relu3 (the old default) did no better than random
+    "lenet": "features.c3",  # 10x10; c1 scored lower by less than its standard error
     "fastnet": "stages.1",  # 7x7; the 3x3 `stages` (the old default) is too coarse
+    # measured on ResNet-18 at 112x112 (layer4 4x4, too coarse there); 14x14 at 224x224
+    "resnet": "layer3",
 }
 
 # A Grad-CAM map is of useful resolution when both its sides are at least this (a 7x7 map,
