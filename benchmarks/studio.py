@@ -427,11 +427,14 @@ def measure_training(folder: Path, studio_root: Path) -> dict[str, Any]:
         def watch() -> None:  # an open page: the run's stream, from before the run exists
             while not stop.is_set() and not (watched / "config.json").exists():
                 time.sleep(0.05)
-            with studio.client.stream("GET", "/api/events",
-                                      params={"runs": "0/watched"}) as response:  # fmt: skip
-                for _ in response.iter_lines():
-                    if stop.is_set():
-                        return
+            try:
+                with studio.client.stream("GET", "/api/events",
+                                          params={"runs": "0/watched"}) as response:  # fmt: skip
+                    for _ in response.iter_lines():
+                        if stop.is_set():
+                            return
+            except httpx.HTTPError:  # the studio stopped under the stream: the run is over
+                return
 
         threading.Thread(target=watch, daemon=True).start()
         with_studio = train(watched)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -235,6 +236,13 @@ def matters(config: TrainConfig, name: str) -> bool:
     return rule is None or rule(config)
 
 
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """TrainConfig's field types, resolved once: typing.get_type_hints compiles every string
+    annotation again on each call (1.2 ms, 40% of reading a run for the studio's runs list)."""
+    return typing.get_type_hints(TrainConfig)
+
+
 def recipe_fields() -> list[str]:
     """Names of the fields a recipe fills (those whose default is ``None``, except the model)."""
     skip = {"model", "data_dir", "out", "limit_train", "limit_test"}
@@ -262,7 +270,7 @@ def from_dict(data: Any) -> TrainConfig:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"a config is a JSON object of settings, not {_kind(data)}")
-    hints = typing.get_type_hints(TrainConfig)
+    hints = _hints()
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -342,7 +350,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     Every argument defaults to ``argparse.SUPPRESS`` so :func:`config_from_args` can tell the
     settings the user gave from the ones left to the recipe or the field default.
     """
-    hints = typing.get_type_hints(TrainConfig)
+    hints = _hints()
     for f in dataclasses.fields(TrainConfig):
         meta = f.metadata
         kind = _base_type(hints[f.name])

@@ -1021,19 +1021,17 @@ def _file_error(err: CnnlabError, path: Path) -> str:
 
 
 def _read_bytes(path: Path, run_dir: Path, limit: str) -> bytes:
-    file = _relative(path, run_dir)
     try:
         return files.read_bytes(path, what=Path(path).name, limit=limit, error=CheckpointError)
     except CheckpointError as err:
-        raise DamagedRunError(run_dir, file, _file_error(err, path)) from None
+        raise DamagedRunError(run_dir, _relative(path, run_dir), _file_error(err, path)) from None
 
 
 def _read(path: Path, run_dir: Path) -> Any:
-    file = _relative(path, run_dir)
     try:
         return files.read_json(path, what=Path(path).name, error=CheckpointError)
     except CheckpointError as err:
-        raise DamagedRunError(run_dir, file, _file_error(err, path)) from None
+        raise DamagedRunError(run_dir, _relative(path, run_dir), _file_error(err, path)) from None
 
 
 def _checked(run_dir: Path, file: str, parse: Callable[[Any], Any], data: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,7 @@ def path_status(s: Studio, path: Path) -> str:
 # files did not change is not read again. Reading 500 runs costs about 0.8 s on this project's
 # CPU, their stamps a few ms; 20 clients asking for the list at once made that 13 s each.
 _SUMMARIES: dict[Path, tuple[tuple[Any, ...], Any, float | None]] = {}
+_READING = threading.Lock()
 
 
 def read_run_cached(path: Path) -> tuple[Any, float | None]:
@@ -125,10 +127,16 @@ def read_run_cached(path: Path) -> tuple[Any, float | None]:
     hit = _SUMMARIES.get(path)
     if hit is not None and hit[0] == key:
         return hit[1], hit[2]
-    times = [stamp[1] / 1e9 for stamp in stamps if stamp is not None]
-    summary = read_run(path)
-    _SUMMARIES[path] = (key, summary, max(times) if times else None)
-    return summary, _SUMMARIES[path][2]
+    # One reader at a time: a request that meets the start-up reader (cnnlab.studio.app) waits
+    # for its summaries instead of reading the same files beside it on the same cores.
+    with _READING:
+        hit = _SUMMARIES.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1], hit[2]
+        times = [stamp[1] / 1e9 for stamp in stamps if stamp is not None]
+        summary = read_run(path)
+        _SUMMARIES[path] = (key, summary, max(times) if times else None)
+        return summary, _SUMMARIES[path][2]
 
 
 def list_runs(request: Request) -> JSONResponse:
