@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,15 +104,6 @@ def _has_images(folder: Path) -> bool:
             if n > 50:
                 break
     return False
-
-
-def _read_runs(roots: list[Path]) -> None:
-    """Fill the runs list's cache (:func:`cnnlab.studio.api.read_run_cached`)."""
-    from cnnlab.report.runs import find_runs
-
-    with contextlib.suppress(Exception):  # a damaged run is read (and shown) by the request
-        for path in find_runs(roots):
-            api.read_run_cached(path)
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -226,11 +216,6 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Read every run's summary while the browser fetches the page and its modules: the
-        # first runs list then answers from the cache (500 runs: 0.65 s cold, 64 ms warm).
-        # JSON files only: no torch (a view that needs a model imports it).
-        threading.Thread(target=_read_runs, args=(resolved,), name="cnnlab-studio-runs",
-                         daemon=True).start()  # fmt: skip
         yield
         import asyncio
 
