@@ -210,9 +210,10 @@ def test_job_start_stop_resume_with_live_events(live_server):
         "data": "fashion-mnist",
         "epochs": 2,
         "threads": 1,
-        # Long enough (seconds on a quiet machine) that the stream connects mid-training and the
-        # stop lands in epoch 2, after epoch 1's checkpoint.
-        "limit_train": 10000,
+        # Long enough that the stream connects mid-training and the stop lands in epoch 2, after
+        # epoch 1's checkpoint: 10,000 images were 0.6 s an epoch on a quiet AMX machine (CI),
+        # over before two step records (0.5 s apart) reached the stream.
+        "limit_train": 40000,
         "limit_test": 200,
     }
     r = client.post("/api/jobs", json=spec)
