@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -304,9 +305,23 @@ def open_view(browser, studio: str, fragment: str) -> None:
     ready = f"svg.arch-diagram[data-ready][data-model=\"{model}\"]" if model else (
         "svg.arch-diagram[data-ready]")  # fmt: skip
     # the first diagram imports torch and traces the model: allow for a busy machine
-    wait_for(browser, f"document.querySelector('{ready}') || "
-             "(document.querySelector('.arch-error:not([hidden])') || {}).textContent",
-             f"the diagram of {fragment}", timeout=90)  # fmt: skip
+    try:
+        wait_for(browser, f"document.querySelector('{ready}') || "
+                 "(document.querySelector('.arch-error:not([hidden])') || {}).textContent",
+                 f"the diagram of {fragment}", timeout=90)  # fmt: skip
+    except AssertionError as err:  # say what the page shows instead, and what it logged
+        shown = browser.execute_script("return document.getElementById('view').innerText")
+        logs = [e["message"] for e in browser.get_log("browser")]
+        # once more after a reload: a first navigation has been seen to stall in the full
+        # suite only (never alone), with an empty page and no error
+        browser.refresh()
+        try:
+            wait_for(browser, f"document.querySelector('{ready}')", f"the diagram of {fragment}"
+                     " after a reload", timeout=60)  # fmt: skip
+        except AssertionError:
+            raise AssertionError(f"{err}; the page shows {shown[:400]!r}; console {logs}") from None
+        warnings.warn(f"{fragment}: drawn only after a reload; first it showed {shown[:200]!r}, "
+                      f"console {logs}", stacklevel=2)  # fmt: skip
 
 
 def shot(browser, path: Path, width: int = 1280, height: int = 1000) -> None:
@@ -317,10 +332,20 @@ def shot(browser, path: Path, width: int = 1280, height: int = 1000) -> None:
 
 @pytest.mark.parametrize("_", [pytest.param(None, marks=BROWSER)])
 def test_the_page_in_chromium(studio, browser, shots, _) -> None:
+    # Every model the issue names is drawn, with its blocks folded where they are many. The
+    # server computes each diagram first (torch's import and the trace, slow on a busy machine),
+    # so a stuck server and a stuck page fail apart, each with its own message.
+    import httpx
+
     from test_studio_browser import screenshot, usable
 
-    # Every model the issue names is drawn, with its blocks folded where they are many.
-    for model in ("googlenet", "inception_v3", "resnet152", "resnext50_32x4d", "densenet201"):
+    base, token = studio.split("/?token=")
+    named = ("googlenet", "inception_v3", "resnet152", "resnext50_32x4d", "densenet201")
+    for model in named:
+        answer = httpx.get(f"{base}/api/architecture/model/{model}",
+                           headers={"X-Cnnlab-Token": token}, timeout=180)  # fmt: skip
+        assert answer.status_code == 200, answer.text[:300]
+    for model in named:
         open_view(browser, studio, f"#/architecture/{model}")
         units, blocks = browser.execute_script(
             "const s = document.querySelector('svg.arch-diagram');"
