@@ -27,7 +27,7 @@ from cnnlab.studio import live
 from cnnlab.studio.security import Refused, resolve_run, run_id
 
 if TYPE_CHECKING:
-    from cnnlab.studio.app import Studio
+    from cnnlab.studio.state import Studio
 
 RUNNING_SECONDS = 30.0  # an unfinished run whose step log changed this recently is "running"
 PER_PAGE = (1, 200)  # thumbnails of a confusion cell per page

@@ -27,7 +27,7 @@ from cnnlab.studio.security import Refused, resolve_run, run_id
 
 if TYPE_CHECKING:
     from cnnlab.report.runs import RunSummary
-    from cnnlab.studio.app import Studio
+    from cnnlab.studio.state import Studio
 
     Status = Callable[[RunSummary], str]  # a run's status as the runs list says it
 
