@@ -13,7 +13,7 @@ demo: setup
 
 # Lint and the full test suite (what .ci/run calls).
 test: setup lint
-	$(PY) -m pytest -n 2 --dist loadgroup -q
+	$(PY) -m pytest -n 2 -q
 
 # Rewrite every generated file (the table in src/cnnlab/dev/generate.py) after changing what
 # it is generated from; tests/test_generated.py fails while one is stale.

@@ -22,15 +22,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from helpers import subprocess_env
 from helpers.optional import importable
-from helpers.studio import CHROMIUM, DRIVER, chromium, running_studio, screenshot_folder
 
 pytestmark = pytest.mark.skipif(
     not importable("cnnlab.studio.app"), reason="the studio is not built"
@@ -222,6 +226,8 @@ def test_a_trained_runs_model_is_drawn_at_its_input(trained_run: Path, tmp_path)
 
 # --- the page in Chromium ------------------------------------------------------------------------
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
 BROWSER = [
     pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="headless Chromium not installed"),
     pytest.mark.skipif(not importable("selenium"), reason="selenium not installed"),
@@ -232,19 +238,58 @@ BROWSER = [
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory):
     """``cnnlab studio`` over an empty folder; its address with the token."""
-    with running_studio(tmp_path_factory.mktemp("arch-studio")) as url:
+    root = tmp_path_factory.mktemp("arch-studio")
+    command = [sys.executable, "-m", "helpers.tinynet_cli", "studio", str(root)]
+    proc = subprocess.Popen([*command, "--no-browser", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env=subprocess_env(OMP_NUM_THREADS="1"))  # fmt: skip
+    url = None
+    for line in proc.stdout:
+        found = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line)
+        if found:
+            url = found.group(0)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail(f"cnnlab studio printed no address: {proc.stdout.read()}")
+    try:
         yield url
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium() as driver:
+    """Headless Chromium with every host but the studio's unresolvable (as in
+    tests/test_studio_browser.py), logging requests and the console."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_script_timeout(30)
+    try:
         yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_folder(tmp_path_factory)
+    folder = os.environ.get("CNNLAB_STUDIO_SCREENSHOTS")
+    out = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def wait_for(browser, script: str, what: str, timeout: float = 30):

@@ -15,21 +15,24 @@ for the docs), else to the test's temporary folder.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import subprocess_env
 from helpers.optional import importable
-from helpers.studio import CHROMIUM, DRIVER, chromium, running_studio, screenshot_folder
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
 WAIT = 30  # seconds any one thing may take to show (the first Inspect loads torch)
 
 pytestmark = [
-    # one browser session, read in order by the last test: one worker (make test's loadgroup)
-    pytest.mark.xdist_group("studio-browser"),
     pytest.mark.skipif(
         not (CHROMIUM and DRIVER),
         reason="headless Chromium not installed (apt-get install chromium chromium-driver)",
@@ -57,19 +60,66 @@ def runs_root(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="module")
 def studio(runs_root: Path):
     """The studio's address with its token; the server is stopped (Ctrl-C) afterwards."""
-    with running_studio(runs_root) as url:
+    command = [sys.executable, "-m", "helpers.tinynet_cli", "studio", str(runs_root)]
+    proc = subprocess.Popen(
+        [*command, "--no-browser", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=subprocess_env(OMP_NUM_THREADS="1"),
+    )
+    url = None
+    for line in proc.stdout:  # the address is printed before the server answers
+        found = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line)
+        if found:
+            url = found.group(0)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail(f"cnnlab studio printed no address: {proc.stdout.read()}")
+    try:
         yield url
+    finally:
+        proc.send_signal(2)  # SIGINT: the clean stop a user gets from Ctrl-C
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium(WAIT) as driver:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        # Every host name but the studio's fails to resolve: a font, CDN or analytics request
+        # would show in the performance log and fail.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_script_timeout(WAIT)
+    try:
         yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_folder(tmp_path_factory)
+    folder = os.environ.get("CNNLAB_STUDIO_SCREENSHOTS")
+    out = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def wait_for(browser, script: str, what: str, timeout: float = WAIT):

@@ -27,10 +27,9 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient
 
 import helpers.tiny_experiment  # noqa: F401  (registers tiny-test and tinynet)
-from helpers import subprocess_env
+from helpers import TESTS_DIR, subprocess_env
 from helpers.datasets import has_fashion_mnist
 from helpers.optional import importable
-from helpers.studio import CHROMIUM, DRIVER, running_studio
 
 REPO = Path(__file__).resolve().parents[1]
 KEPT = "kernel-stacks-quick"  # a kept result with a verdict and one figure
@@ -253,12 +252,36 @@ def test_an_experiment_job_shows_its_progress_live(made):
 
 # --- Chromium -------------------------------------------------------------------------------------
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
 
 @pytest.fixture(scope="module")
 def studio_url(root: Path):
     """``cnnlab studio ROOT`` with tiny-test registered; stopped with Ctrl-C afterwards."""
-    with running_studio(root, "helpers.tiny_experiment") as url:
-        yield url
+    import re
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers.tiny_experiment", "studio", str(root), "--no-browser",
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=TESTS_DIR,
+        env=subprocess_env(OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    url = None
+    for line in proc.stdout:
+        found = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line)
+        if found:
+            url = found.group(0)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail(f"cnnlab studio printed no address: {proc.stdout.read()}")
+    yield url
+    proc.send_signal(2)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 @pytest.mark.slow

@@ -20,8 +20,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -34,7 +38,6 @@ pytest.importorskip("httpx")
 from starlette.testclient import TestClient
 
 from cnnlab.studio import create_app, labs
-from helpers.studio import CHROMIUM, DRIVER, chromium, running_studio, screenshot_folder
 
 PORT = 6072
 TOKEN = "labs-token"
@@ -311,11 +314,8 @@ def test_bad_input_gets_one_line_and_the_server_keeps_serving(
 
 # --- in Chromium ---------------------------------------------------------------------------------
 
-
-# The Chromium tests read one browser's logs after each other (the last checks every request the
-# session made): with `--dist loadgroup` (make test) they all run on one worker, in order.
-BROWSER_GROUP = pytest.mark.xdist_group("studio-labs-browser")
-
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
 CONFIGS = 50
 WAIT = 30  # seconds any one thing may take to show
 
@@ -331,7 +331,6 @@ def in_chromium(test):
         ),
         pytest.mark.skipif(not importable("selenium"), reason="selenium not installed"),
         pytest.mark.slow,
-        BROWSER_GROUP,
     ]
     for mark in marks:
         test = mark(test)
@@ -341,19 +340,61 @@ def in_chromium(test):
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory):
     """``cnnlab studio`` on an empty runs folder; its address with the token."""
-    with running_studio(tmp_path_factory.mktemp("labs-runs")) as url:
+    from helpers import subprocess_env
+
+    root = tmp_path_factory.mktemp("labs-runs")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnlab", "studio", str(root), "--no-browser", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=subprocess_env(OMP_NUM_THREADS="1"),
+    )  # fmt: skip
+    url = None
+    for line in proc.stdout:
+        found = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", line)
+        if found:
+            url = found.group(0)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail(f"cnnlab studio printed no address: {proc.stdout.read()}")
+    try:
         yield url
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium(WAIT) as driver:
+    """Headless Chromium with every host but the studio's unresolvable (as
+    tests/test_studio_browser.py starts it), logging the console and the network."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_script_timeout(WAIT)
+    try:
         yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_folder(tmp_path_factory)
+    folder = os.environ.get("CNNLAB_STUDIO_SCREENSHOTS")
+    out = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def configurations(count: int, seed: int = 2024) -> list[dict]:
